@@ -1,0 +1,147 @@
+"""What text gets embedded for a prompt, batched encoding, and the on-disk embedding cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from .corpus import Prompt
+from .fileio import atomic_save_npy, load_npy, sha256_text
+from .models import load_model, model_fingerprint
+
+# How a prompt is turned into the text the model embeds. This choice matters for quality: "text"
+# alone cannot answer a query like "horror prompt about grief", "full" puts the structured tags next
+# to the words so the embedding carries them. Benchmarks in the README compare them.
+DOCUMENT_TEMPLATES: dict[str, str] = {
+    "text": "{text}",
+    "title_text": "{title}. {text}",
+    "full": "{title} ({genre}; {theme}). {text}",
+}
+DEFAULT_TEMPLATE = "full"
+
+
+def prompt_document(prompt: Prompt, template: str = DEFAULT_TEMPLATE) -> str:
+    """The text embedded for `prompt`. `template` is a key of `DOCUMENT_TEMPLATES` or a format string."""
+    fmt = DOCUMENT_TEMPLATES.get(template, template)
+    try:
+        return fmt.format(title=prompt.title, genre=prompt.genre, theme=prompt.theme, text=prompt.text)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(
+            f"bad document template {template!r}: use {sorted(DOCUMENT_TEMPLATES)} or a format string "
+            "with {title} {genre} {theme} {text}"
+        ) from exc
+
+
+def cache_root() -> Path:
+    """Root of all caches; `PROMPT_RETRIEVER_CACHE_DIR` overrides the user cache dir."""
+    env = os.environ.get("PROMPT_RETRIEVER_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("prompt-retriever"))
+
+
+class EmbeddingCache:
+    """Embeddings keyed by (model fingerprint, sha256 of the text). One `.npz`-like pair per model.
+
+    Stored as `<root>/embeddings/<fingerprint-slug>/{keys.npy,vectors.npy}`; writes are atomic, and a
+    cache that fails to load (truncated, mismatched shapes) is ignored with a warning and rebuilt.
+    """
+
+    def __init__(self, fingerprint: str, root: Path | None = None):
+        slug = sha256_text(fingerprint)[:16]
+        self.dir = (root or cache_root()) / "embeddings" / slug
+        self.fingerprint = fingerprint
+        self._map: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._map is None:
+            self._map = {}
+            keys_p, vecs_p = self.dir / "keys.npy", self.dir / "vectors.npy"
+            if keys_p.exists() and vecs_p.exists():
+                try:
+                    keys, vecs = load_npy(keys_p), load_npy(vecs_p)
+                    if len(keys) != len(vecs):
+                        raise ValueError("keys and vectors differ in length")
+                    self._map = {str(k): v for k, v in zip(keys, vecs, strict=True)}
+                except (ValueError, OSError, EOFError) as exc:
+                    import warnings
+
+                    warnings.warn(f"embedding cache {self.dir} unreadable ({exc}); rebuilding", stacklevel=2)
+                    self._map = {}
+        return self._map
+
+    def get(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        cached = self._load()
+        return {h: cached[h] for h in (sha256_text(t) for t in texts) if h in cached}
+
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        cached = self._load()
+        for t, v in zip(texts, vectors, strict=True):
+            cached[sha256_text(t)] = v
+        keys = np.array(list(cached), dtype="<U64")
+        vecs = np.stack(list(cached.values())).astype(np.float32) if cached else np.zeros((0, 0), np.float32)
+        # vectors first, keys last: a reader that sees new keys also sees their vectors
+        atomic_save_npy(self.dir / "vectors.npy", vecs)
+        atomic_save_npy(self.dir / "keys.npy", keys)
+
+
+class Encoder:
+    """Encodes texts with one model: L2-normalised float32, batched, cached by text hash."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        use_cache: bool = True,
+        show_progress: bool = False,
+        allow_download: bool | None = None,
+    ):
+        self.model_name = model
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.allow_download = allow_download
+        self.fingerprint = model_fingerprint(model)
+        self.cache = EmbeddingCache(self.fingerprint) if use_cache else None
+
+    @property
+    def model(self):
+        return load_model(self.model_name, allow_download=self.allow_download)
+
+    @property
+    def dimension(self) -> int:
+        m = self.model
+        getter = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(getter())
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        if not queries:
+            return np.zeros((0, self.dimension), np.float32)
+        return self._encode(queries, progress=self.show_progress and len(queries) > 256)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode corpus texts, taking unchanged ones from the cache."""
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        found = self.cache.get(texts) if self.cache else {}
+        hashes = [sha256_text(t) for t in texts]
+        missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in found}.items())
+        if missing:
+            new_texts = [t for _, t in missing]
+            new = self._encode(new_texts, progress=self.show_progress)
+            found.update({h: v for (h, _), v in zip(missing, new, strict=True)})
+            if self.cache:
+                self.cache.put(new_texts, new)
+        return np.stack([found[h] for h in hashes]).astype(np.float32)

@@ -1,0 +1,40 @@
+"""A saved index per (corpus, model, template) in the user cache dir, rebuilt when any of them changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from .corpus import Prompt, corpus_fingerprint
+from .embedding import DEFAULT_TEMPLATE, cache_root
+from .fileio import sha256_text
+from .models import DEFAULT_MODEL, model_fingerprint
+from .retriever import IndexLoadError, PromptRetriever
+
+log = logging.getLogger(__name__)
+
+
+def cached_retriever(
+    prompts: Sequence[Prompt],
+    model: str = DEFAULT_MODEL,
+    *,
+    template: str = DEFAULT_TEMPLATE,
+    show_progress: bool = False,
+    allow_download: bool | None = None,
+) -> PromptRetriever:
+    """Load the index for these prompts from the cache, or build and save it."""
+    key = sha256_text("|".join((corpus_fingerprint(prompts), model_fingerprint(model), template)))[:20]
+    folder = cache_root() / "indexes" / key
+    if (folder / "manifest.json").exists():
+        try:
+            return PromptRetriever.load(
+                folder, model, show_progress=show_progress, allow_download=allow_download
+            )
+        except IndexLoadError as exc:
+            log.warning("cached index unusable, rebuilding: %s", exc)
+    retriever = PromptRetriever(
+        model, template=template, show_progress=show_progress, allow_download=allow_download
+    )
+    retriever.index(prompts)
+    retriever.save(folder)
+    return retriever

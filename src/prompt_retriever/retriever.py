@@ -1,0 +1,222 @@
+"""`PromptRetriever`: a dense index over prompts with filters, add/remove and save/load."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .corpus import Prompt
+from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
+from .fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, load_npy, read_jsonl, sha256_file
+from .models import DEFAULT_MODEL
+
+INDEX_FORMAT = 1
+
+
+class IndexLoadError(RuntimeError):
+    """An index folder that cannot be used: missing files, corrupt data, or built with another model."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    prompt: Prompt
+    score: float
+    rank: int
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "score": round(self.score, 6), **self.prompt.to_dict()}
+
+
+def _norm(value: str | None) -> str | None:
+    return value.strip().casefold() if value and value.strip() else None
+
+
+class PromptRetriever:
+    """Exact cosine search over L2-normalised prompt embeddings.
+
+    >>> r = PromptRetriever()            # bundled all-MiniLM-L6-v2
+    >>> r.index(load_corpus())           # doctest: +SKIP
+    >>> r.search("haunted lighthouse", k=5, genre="Horror")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        template: str = DEFAULT_TEMPLATE,
+        batch_size: int = 32,
+        use_cache: bool = True,
+        show_progress: bool = False,
+        allow_download: bool | None = None,
+    ):
+        self.encoder = Encoder(
+            model,
+            batch_size=batch_size,
+            use_cache=use_cache,
+            show_progress=show_progress,
+            allow_download=allow_download,
+        )
+        self.template = template
+        self.prompts: list[Prompt] = []
+        self.embeddings = np.zeros((0, 0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ building
+    @property
+    def model_name(self) -> str:
+        return self.encoder.model_name
+
+    @property
+    def fingerprint(self) -> str:
+        return self.encoder.fingerprint
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def _embed(self, prompts: Sequence[Prompt]) -> np.ndarray:
+        return self.encoder.encode_documents([prompt_document(p, self.template) for p in prompts])
+
+    def index(self, prompts: Iterable[Prompt]) -> PromptRetriever:
+        """Replace the index with `prompts`."""
+        prompts = list(prompts)
+        ids = [p.id for p in prompts]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise ValueError(f"duplicate prompt id {dup!r}")
+        self.prompts = prompts
+        self.embeddings = (
+            self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
+        )
+        return self
+
+    def add(self, prompts: Iterable[Prompt]) -> None:
+        """Add prompts; an id already in the index is replaced."""
+        prompts = list(prompts)
+        if not prompts:
+            return
+        self.remove([p.id for p in prompts], missing_ok=True)
+        new = self._embed(prompts)
+        self.embeddings = new if len(self.prompts) == 0 else np.vstack([self.embeddings, new])
+        self.prompts.extend(prompts)
+
+    def remove(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
+        drop = set(ids)
+        present = {p.id for p in self.prompts}
+        if not missing_ok and (unknown := drop - present):
+            raise KeyError(f"unknown prompt id(s): {sorted(unknown)[:5]}")
+        keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
+        removed = len(self.prompts) - len(keep)
+        self.prompts = [self.prompts[i] for i in keep]
+        self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
+        return removed
+
+    def get(self, prompt_id: str) -> Prompt | None:
+        return next((p for p in self.prompts if p.id == prompt_id), None)
+
+    # ------------------------------------------------------------------ searching
+    def _mask(self, genre: str | None, theme: str | None) -> np.ndarray | None:
+        g, t = _norm(genre), _norm(theme)
+        if g is None and t is None:
+            return None
+        return np.array(
+            [
+                (g is None or p.genre.casefold() == g) and (t is None or p.theme.casefold() == t)
+                for p in self.prompts
+            ],
+            dtype=bool,
+        )
+
+    def search(self, query: str, k: int = 5, genre: str | None = None, theme: str | None = None) -> list[Hit]:
+        return self.search_many([query], k=k, genre=genre, theme=theme)[0]
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 5, genre: str | None = None, theme: str | None = None
+    ) -> list[list[Hit]]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if not self.prompts:
+            return [[] for _ in queries]
+        qv = self.encoder.encode_queries(list(queries))
+        scores = qv @ self.embeddings.T
+        mask = self._mask(genre, theme)
+        if mask is not None:
+            scores[:, ~mask] = -np.inf
+        results = []
+        for row in scores:
+            top = top_k_indices(row, k)
+            results.append(
+                [Hit(self.prompts[i], float(row[i]), r) for r, i in enumerate(top, 1) if np.isfinite(row[i])]
+            )
+        return results
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write `embeddings.npy`, `prompts.jsonl` and (last) `manifest.json` with checksums."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_save_npy(d / "embeddings.npy", self.embeddings)
+        atomic_write_jsonl(d / "prompts.jsonl", [p.to_dict() for p in self.prompts])
+        manifest = {
+            "format": INDEX_FORMAT,
+            "model": self.model_name,
+            "fingerprint": self.fingerprint,
+            "dimension": int(self.embeddings.shape[1]) if self.embeddings.ndim == 2 else 0,
+            "count": len(self.prompts),
+            "template": self.template,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "prompt_retriever_version": __version__,
+            "checksums": {
+                "embeddings.npy": sha256_file(d / "embeddings.npy"),
+                "prompts.jsonl": sha256_file(d / "prompts.jsonl"),
+            },
+        }
+        atomic_write_json(d / "manifest.json", manifest)
+        return d
+
+    @staticmethod
+    def read_manifest(directory: str | Path) -> dict:
+        path = Path(directory) / "manifest.json"
+        if not path.exists():
+            raise IndexLoadError(f"{directory}: not an index folder (no manifest.json)")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IndexLoadError(f"{path}: corrupt manifest ({exc})") from exc
+
+    @classmethod
+    def load(cls, directory: str | Path, model: str | None = None, **kwargs) -> PromptRetriever:
+        """Load an index. With `model`, refuse an index built with different weights."""
+        d = Path(directory)
+        manifest = cls.read_manifest(d)
+        for name, digest in manifest.get("checksums", {}).items():
+            if not (d / name).exists():
+                raise IndexLoadError(f"{d}: missing {name}")
+            if sha256_file(d / name) != digest:
+                raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
+        retriever = cls(
+            model or manifest["model"], template=manifest.get("template", DEFAULT_TEMPLATE), **kwargs
+        )
+        if retriever.fingerprint != manifest["fingerprint"]:
+            raise IndexLoadError(
+                f"{d}: index was built with model {manifest['model']} ({manifest['fingerprint']}), "
+                f"not {retriever.model_name} ({retriever.fingerprint}); rebuild it with this model"
+            )
+        retriever.prompts = [Prompt.from_dict(r) for r in read_jsonl(d / "prompts.jsonl")]
+        retriever.embeddings = load_npy(d / "embeddings.npy").astype(np.float32, copy=False)
+        if len(retriever.prompts) != manifest["count"] or retriever.embeddings.shape[0] != manifest["count"]:
+            raise IndexLoadError(f"{d}: manifest count {manifest['count']} does not match the data")
+        return retriever
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first; ties broken by lower index (stable)."""
+    n = scores.shape[0]
+    k = min(k, n)
+    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    order = np.lexsort((part, -scores[part]))
+    return part[order]

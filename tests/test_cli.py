@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from prompt_retriever.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("search", "corpus", "index"):
+        assert cmd in res.output
+
+
+def test_corpus_validate_ok(small_corpus_path):
+    res = runner.invoke(app, ["corpus", "validate", str(small_corpus_path)])
+    assert res.exit_code == 0, res.output
+    assert "8 prompts, 0 errors" in res.output
+
+
+def test_corpus_validate_reports_and_fails(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(
+        "<Horror> </Horror> <Grief> </Grief> <T> </T> prompt fine text\n"
+        "<Discovery> </Adventure> <A> </A> <B> </B> prompt x\n"
+    )
+    res = runner.invoke(app, ["corpus", "validate", str(bad)])
+    assert res.exit_code == 1
+    assert f"{bad}:2: error: genre closing tag </Adventure> does not match" in res.output.replace("\n", "")
+
+
+def test_corpus_stats_json(small_corpus_path):
+    res = runner.invoke(app, ["corpus", "stats", str(small_corpus_path), "--json"])
+    assert res.exit_code == 0
+    assert json.loads(res.output)["count"] == 8
+
+
+def test_search_json_with_filters(small_corpus_path):
+    res = runner.invoke(
+        app,
+        [
+            "search",
+            "lonely lighthouse",
+            "-k",
+            "2",
+            "--genre",
+            "Horror",
+            "--json",
+            "--corpus",
+            str(small_corpus_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert [r["rank"] for r in rows] == [1, 2]
+    assert all(r["genre"] == "Horror" for r in rows)
+    assert rows[0]["title"] == "The Keeper's Last Log"
+
+
+def test_search_errors(small_corpus_path, tmp_path):
+    res = runner.invoke(app, ["search", "x", "--genre", "Westerns", "--corpus", str(small_corpus_path)])
+    assert res.exit_code == 2 and "unknown genre 'Westerns'" in res.output
+    res = runner.invoke(app, ["search", "  ", "--corpus", str(small_corpus_path)])
+    assert res.exit_code == 2 and "empty query" in res.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nonsense line\n")
+    res = runner.invoke(app, ["search", "x", "--corpus", str(bad)])
+    assert res.exit_code == 2 and f"{bad}:1" in res.output
+    res = runner.invoke(
+        app, ["search", "x", "--corpus", str(small_corpus_path), "--model", "nobody/no-model"]
+    )
+    assert res.exit_code == 2 and "--allow-download" in res.output
+
+
+def test_index_then_search_saved_index(tmp_path, small_corpus_path):
+    res = runner.invoke(app, ["index", "--out", str(tmp_path / "idx"), "--corpus", str(small_corpus_path)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["search", "robot on a space station", "--index", str(tmp_path / "idx"), "--json", "-k", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[-1])["title"] == "Orbit of Small Repairs"
