@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 corpus_app = typer.Typer(help="Validate and describe prompt corpus files.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
+queries_app = typer.Typer(help="Golden query sets: generate, split, describe.", no_args_is_help=True)
+app.add_typer(queries_app, name="queries")
 
 out = Console()
 err = Console(stderr=True)
@@ -201,6 +203,117 @@ def index(
     r.index(prompts)
     r.save(out_dir)
     out.print(f"indexed {len(r)} prompts with {r.fingerprint} into {out_dir}")
+
+
+# ----------------------------------------------------------------------------- golden query sets
+
+
+@queries_app.command("generate")
+@guarded
+def queries_generate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the golden set (BEIR layout).")],
+    method: Annotated[str, typer.Option(help="heuristic | llm")] = "heuristic",
+    corpus: CorpusOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same golden set.")] = 42,
+    base_url: Annotated[
+        str | None, typer.Option(help="llm: OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+    ] = None,
+    llm_model: Annotated[
+        str | None, typer.Option("--llm-model", help="llm: model name at the endpoint.")
+    ] = None,
+    per_prompt: Annotated[int, typer.Option(min=1, max=5, help="llm: queries asked per prompt.")] = 3,
+    template: Annotated[
+        Path | None, typer.Option(help="llm: prompt template file ({genre} {theme} {title} {text} {n}).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="llm: parallel requests.")] = 4,
+    timeout: Annotated[float, typer.Option(help="llm: seconds per request.")] = 60.0,
+    retries: Annotated[int, typer.Option(min=0, max=20, help="llm: retries on 429/5xx/errors.")] = 5,
+    allow_partial: Annotated[bool, typer.Option(help="llm: keep going when some prompts fail.")] = False,
+    csv_export: Annotated[
+        bool, typer.Option("--csv/--no-csv", help="Also write pairs.csv (query,context,relevance).")
+    ] = True,
+    skip_invalid: SkipInvalidOpt = False,
+) -> None:
+    """Generate queries with graded relevance judgments for every prompt of a corpus.
+
+    The LLM method reads its API key from PROMPT_RETRIEVER_LLM_API_KEY or OPENAI_API_KEY.
+    """
+    prompts = load_prompts(corpus, skip_invalid)
+    if method == "heuristic":
+        from .querygen import HeuristicConfig, generate_heuristic
+
+        gs = generate_heuristic(prompts, HeuristicConfig(seed=seed))
+    elif method == "llm":
+        from .llmgen import LLMConfig, LLMQueryGenerator
+
+        if not base_url or not llm_model:
+            fail("--method llm needs --base-url and --llm-model")
+        cfg = LLMConfig(
+            base_url=base_url,
+            model=llm_model,
+            queries_per_prompt=per_prompt,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=retries,
+            seed=seed,
+            template=template.read_text(encoding="utf-8") if template else None,
+        )
+        gs, rep = LLMQueryGenerator(cfg).generate(prompts, progress=True, allow_partial=allow_partial)
+        out.print(
+            f"completions: {rep.from_cache} cached, {rep.generated} new, {len(rep.failed)} failed; "
+            f"queries kept {rep.kept}, dropped {dict(rep.dropped) or 0}"
+        )
+    else:
+        fail(f"unknown method {method!r}: use heuristic or llm")
+    gs.save(out_dir)
+    if csv_export:
+        gs.export_pairs_csv(out_dir / "pairs.csv")
+    c = gs.counts()
+    out.print(
+        f"wrote {c['queries']} queries, {c['judgments']} judgments, {c['negatives']} negatives to {out_dir}"
+    )
+
+
+@queries_app.command("split")
+@guarded
+def queries_split(
+    directory: Annotated[Path, typer.Argument(help="Golden set folder.")],
+    by: Annotated[str, typer.Option(help="Split unit: prompt (held-out prompts).")] = "prompt",
+    test: Annotated[float, typer.Option(help="Fraction of prompts held out for test.")] = 0.2,
+    dev: Annotated[float, typer.Option(help="Fraction of prompts held out for dev.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Split a golden set into train/dev/test without leakage (qrels/train.tsv, dev.tsv, test.tsv)."""
+    from .golden import GoldenSet
+    from .splits import split_by_prompt
+
+    if by != "prompt":
+        fail(f"unknown split unit {by!r}; supported: prompt")
+    gs = split_by_prompt(GoldenSet.load(directory), test=test, dev=dev, seed=seed)
+    gs.save(directory)
+    out.print(", ".join(f"{k} {len(v)} queries" for k, v in gs.splits.items()))
+
+
+@queries_app.command("stats")
+@guarded
+def queries_stats(
+    directory: Annotated[Path, typer.Argument(help="Golden set folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Queries per kind and relevant prompts per query, per split."""
+    from .golden import GoldenSet, summarize
+
+    gs = GoldenSet.load(directory)
+    summary = summarize(gs)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    t = Table("split", "queries", "by kind", "relevant/query (mean, min-max)", title=str(directory))
+    for name, s in summary.items():
+        r = s["relevant_per_query"]
+        kinds = ", ".join(f"{k} {v}" for k, v in s["by_kind"].items())
+        t.add_row(name, str(s["queries"]), kinds, f"{r['mean']} ({r['min']}-{r['max']})")
+    out.print(t)
 
 
 EXAMPLE_QUERIES = [
