@@ -203,3 +203,18 @@ def test_cli_generate_split_stats(tmp_path):
     assert res.exit_code == 2 and "bad split fractions" in res.output
     res = r.invoke(app, ["queries", "stats", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "not a golden set" in res.output
+
+
+def test_paraphrases_swap_words_from_the_lexicon(gs12):
+    from prompt_retriever.keywords import synonyms
+
+    lex = synonyms()
+    assert len(lex) > 100
+    paras = [q for q in gs12.queries if q.kind == "paraphrase"]
+    assert paras
+    kw = {q.source_id: q.text.split() for q in gs12.queries if q.kind == "keywords" and len(q.text.split()) == 3}
+    for q in paras:
+        assert gs12.qrels[q.id] == {q.source_id: 2}
+        base = kw[q.source_id]
+        assert q.text != " ".join(base)
+        assert q.text.split()[0] in [base[0], *lex.get(base[0], [])] or " " in " ".join(lex.get(base[0], []))
