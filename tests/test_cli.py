@@ -70,9 +70,7 @@ def test_search_errors(small_corpus_path, tmp_path):
     bad.write_text("nonsense line\n")
     res = runner.invoke(app, ["search", "x", "--corpus", str(bad)])
     assert res.exit_code == 2 and f"{bad}:1" in res.output
-    res = runner.invoke(
-        app, ["search", "x", "--corpus", str(small_corpus_path), "--model", "nobody/no-model"]
-    )
+    res = runner.invoke(app, ["search", "x", "--corpus", str(small_corpus_path), "--model", "nobody/no-model"])
     assert res.exit_code == 2 and "--allow-download" in res.output
 
 

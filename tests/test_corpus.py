@@ -37,18 +37,13 @@ def test_good_line_parses():
     ["Salt & Pepper", "The Keeper's Log", "Who Stopped the Clock (1923)", "Night Ferry [Piraeus]", "Q: Why?"],
 )
 def test_titles_with_punctuation(title):
-    res = parse_tagged_line(
-        f"<Mystery> </Mystery> <Secrets> </Secrets> <{title}> </{title}> prompt Some text here."
-    )
+    res = parse_tagged_line(f"<Mystery> </Mystery> <Secrets> </Secrets> <{title}> </{title}> prompt Some text here.")
     assert res.errors == []
     assert res.values["title"] == title
 
 
 def test_extra_spaces_are_normalised():
-    line = (
-        "  <Horror>   </Horror>  <Grief>  </Grief><The   Lamp>   </The   Lamp>"
-        "   prompt    A  lamp   turns on.  "
-    )
+    line = "  <Horror>   </Horror>  <Grief>  </Grief><The   Lamp>   </The   Lamp>   prompt    A  lamp   turns on.  "
     res = parse_tagged_line(line)
     assert res.errors == []
     assert res.values == {"genre": "Horror", "theme": "Grief", "title": "The Lamp"}
@@ -62,9 +57,7 @@ def test_mismatched_closing_tag_is_an_error():
 
 
 def test_title_missing_gt_is_repaired_with_warning():
-    res = parse_tagged_line(
-        "<Horror> </Horror> <Grief> </Grief> <The Lamp </The Lamp> prompt A lamp turns on."
-    )
+    res = parse_tagged_line("<Horror> </Horror> <Grief> </Grief> <The Lamp </The Lamp> prompt A lamp turns on.")
     assert res.errors == []
     assert res.values["title"] == "The Lamp"
     assert any("missing its '>'" in w for w in res.warnings)

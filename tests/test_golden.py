@@ -43,13 +43,9 @@ def test_theme_and_genre_theme_qrels(gs12, prompts12):
     assert set(gs12.qrels[q.id]) == by_title(
         prompts12, "The Keeper's Lamp", "Mourning Doll", "Widower's Garden", "The Empty Chair"
     )
-    pair_qs = [
-        q for q in gs12.queries if q.kind == "genre_theme" and "horror" in q.text and "grief" in q.text
-    ]
+    pair_qs = [q for q in gs12.queries if q.kind == "genre_theme" and "horror" in q.text and "grief" in q.text]
     assert len(pair_qs) == 1
-    assert gs12.qrels[pair_qs[0].id] == dict.fromkeys(
-        by_title(prompts12, "The Keeper's Lamp", "Mourning Doll"), 1
-    )
+    assert gs12.qrels[pair_qs[0].id] == dict.fromkeys(by_title(prompts12, "The Keeper's Lamp", "Mourning Doll"), 1)
 
 
 def test_title_keyword_and_genre_keyword_qrels(gs12, prompts12):
@@ -90,9 +86,7 @@ def test_deterministic_for_a_seed(prompts12):
     a = generate_heuristic(prompts12, HeuristicConfig(seed=3))
     b = generate_heuristic(list(reversed(prompts12)), HeuristicConfig(seed=3))
     assert a.fingerprint() == b.fingerprint()
-    assert [(n.query_id, n.prompt_id) for n in a.negatives] == [
-        (n.query_id, n.prompt_id) for n in b.negatives
-    ]
+    assert [(n.query_id, n.prompt_id) for n in a.negatives] == [(n.query_id, n.prompt_id) for n in b.negatives]
     sa, sb = split_by_prompt(a, seed=5), split_by_prompt(b, seed=5)
     assert sa.splits == sb.splits
 
@@ -129,9 +123,7 @@ def test_split_has_no_leakage_and_records_parameters(gs12):
 def test_check_leakage_catches_both_rules(gs12):
     s = split_by_prompt(gs12, seed=1)
     q = next(q for q in s.queries if q.source_id and q.id in s.splits["test"])
-    bad = GoldenSet(
-        s.corpus, s.queries, s.qrels, {**s.splits, "train": s.splits["train"] + [q.id]}, [], s.manifest
-    )
+    bad = GoldenSet(s.corpus, s.queries, s.qrels, {**s.splits, "train": s.splits["train"] + [q.id]}, [], s.manifest)
     with pytest.raises(LeakageError, match="is in splits"):
         check_leakage(bad)
     moved = {k: [x for x in v if x != q.id] for k, v in s.splits.items()}
@@ -189,9 +181,7 @@ def test_cli_generate_split_stats(tmp_path):
 
     corpus = Path(__file__).parent / "data" / "golden12.txt"
     r = CliRunner()
-    res = r.invoke(
-        app, ["queries", "generate", "--corpus", str(corpus), "--out", str(tmp_path / "g"), "--seed", "3"]
-    )
+    res = r.invoke(app, ["queries", "generate", "--corpus", str(corpus), "--out", str(tmp_path / "g"), "--seed", "3"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "g" / "pairs.csv").exists()
     res = r.invoke(app, ["queries", "split", str(tmp_path / "g"), "--test", "0.25", "--dev", "0.25"])

@@ -41,9 +41,7 @@ def test_filters(small_retriever):
 
 def test_add_and_remove(small_prompts):
     r = PromptRetriever().index(small_prompts[:4])
-    extra = Prompt(
-        "bees-1", "Poetry", "Nature", "Hive Hymn", "Write a poem in the voice of a beekeeper at dawn."
-    )
+    extra = Prompt("bees-1", "Poetry", "Nature", "Hive Hymn", "Write a poem in the voice of a beekeeper at dawn.")
     r.add([extra])
     assert len(r) == 5 and r.search("beekeeper poem", k=1)[0].prompt.id == "bees-1"
     r.add([extra])  # same id replaces, never duplicates
@@ -105,9 +103,7 @@ def test_embedding_cache_reuses_vectors(tmp_path, monkeypatch):
     first = enc.encode_documents(["one prompt text", "another text"])
     calls = []
     orig = enc._encode
-    monkeypatch.setattr(
-        enc, "_encode", lambda texts, progress: calls.append(list(texts)) or orig(texts, progress)
-    )
+    monkeypatch.setattr(enc, "_encode", lambda texts, progress: calls.append(list(texts)) or orig(texts, progress))
     again = enc.encode_documents(["another text", "one prompt text", "a new text"])
     assert calls == [["a new text"]]  # only the unseen text is encoded
     assert np.allclose(again[1], first[0]) and np.allclose(again[0], first[1])

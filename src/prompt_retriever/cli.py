@@ -32,9 +32,7 @@ err = Console(stderr=True)
 
 CorpusOpt = Annotated[
     list[Path] | None,
-    typer.Option(
-        "--corpus", "-c", help="Corpus file(s): tagged .txt, .csv or .jsonl. Default: the bundled corpus."
-    ),
+    typer.Option("--corpus", "-c", help="Corpus file(s): tagged .txt, .csv or .jsonl. Default: the bundled corpus."),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name (bundled, local folder or hub id).")]
 AllowDownloadOpt = Annotated[
@@ -81,8 +79,16 @@ def guarded(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except KeyError as exc:
+            fail(str(exc.args[0]) if exc.args else "missing key")
         except (ModelNotFoundError, IndexLoadError, FileNotFoundError, ValueError) as exc:
             fail(str(exc))
+        except Exception as exc:
+            from .llm import LLMError
+
+            if isinstance(exc, LLMError):
+                fail(str(exc))
+            raise
 
     return wrapper
 
@@ -105,9 +111,7 @@ def corpus_validate(
 
 @corpus_app.command("stats")
 def corpus_stats_cmd(
-    files: Annotated[
-        list[Path] | None, typer.Argument(help="Corpus files (default: bundled corpus).")
-    ] = None,
+    files: Annotated[list[Path] | None, typer.Argument(help="Corpus files (default: bundled corpus).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -161,9 +165,7 @@ def search(
         retriever = PromptRetriever.load(index_dir, allow_download=allow_download or None)
     else:
         prompts = load_prompts(corpus, skip_invalid)
-        retriever = cached_retriever(
-            prompts, model, show_progress=True, allow_download=allow_download or None
-        )
+        retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download or None)
     known = {p.genre.casefold() for p in retriever.prompts}
     if genre and genre.strip().casefold() not in known:
         fail(f"unknown genre {genre!r}; known: {', '.join(sorted({p.genre for p in retriever.prompts}))}")
@@ -176,9 +178,7 @@ def search(
         out.print("no prompts match those filters")
     for h in hits:
         p = h.prompt
-        out.print(
-            f"[bold]{h.rank}. {p.title}[/]  [dim]{p.genre} · {p.theme} · {h.score:.3f}[/]", highlight=False
-        )
+        out.print(f"[bold]{h.rank}. {p.title}[/]  [dim]{p.genre} · {p.theme} · {h.score:.3f}[/]", highlight=False)
         out.print(f"   {p.text}", highlight=False, soft_wrap=True)
 
 
@@ -218,9 +218,7 @@ def queries_generate(
     base_url: Annotated[
         str | None, typer.Option(help="llm: OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
     ] = None,
-    llm_model: Annotated[
-        str | None, typer.Option("--llm-model", help="llm: model name at the endpoint.")
-    ] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm-model", help="llm: model name at the endpoint.")] = None,
     per_prompt: Annotated[int, typer.Option(min=1, max=5, help="llm: queries asked per prompt.")] = 3,
     template: Annotated[
         Path | None, typer.Option(help="llm: prompt template file ({genre} {theme} {title} {text} {n}).")
@@ -269,9 +267,7 @@ def queries_generate(
     if csv_export:
         gs.export_pairs_csv(out_dir / "pairs.csv")
     c = gs.counts()
-    out.print(
-        f"wrote {c['queries']} queries, {c['judgments']} judgments, {c['negatives']} negatives to {out_dir}"
-    )
+    out.print(f"wrote {c['queries']} queries, {c['judgments']} judgments, {c['negatives']} negatives to {out_dir}")
 
 
 @queries_app.command("split")
@@ -316,6 +312,122 @@ def queries_stats(
     out.print(t)
 
 
+# ----------------------------------------------------------------------------- evaluation
+
+
+def parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        fail(f"--k takes comma-separated whole numbers, got {text!r}")
+    if not ks or ks[0] < 1:
+        fail("--k values must be at least 1")
+    return ks
+
+
+def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] | None, skip_invalid: bool):
+    """The golden set to evaluate: a golden folder, or judged queries (JSONL) over a corpus."""
+    from .golden import GoldenSet, load_judged_queries
+
+    if golden is None and judged is None:
+        fail("give --golden DIR (from `queries generate`) or --judged FILE")
+    base = GoldenSet.load(golden) if golden else None
+    if judged is None:
+        return base
+    prompts = base.corpus if base else load_prompts(corpus, skip_invalid)
+    gs = load_judged_queries(judged, prompts)
+    if base is not None:
+        gs.splits["dev"] = base.splits.get("dev", [])
+        gs.queries = gs.queries + [q for q in base.queries if q.id in set(gs.splits["dev"])]
+        gs.qrels.update({q: base.qrels[q] for q in gs.splits["dev"]})
+    return gs
+
+
+def dev_for_tuning(gs) -> tuple | None:
+    if "dev" not in gs.splits or not gs.splits["dev"]:
+        return None
+    qs = gs.split_queries("dev")
+    return [(q.id, q.text) for q in qs], {q.id: gs.qrels[q.id] for q in qs}
+
+
+@app.command()
+@guarded
+def evaluate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
+    golden: Annotated[Path | None, typer.Option(help="Golden set folder (BEIR layout).")] = None,
+    split: Annotated[str, typer.Option(help="Split to evaluate: test, dev, train or all.")] = "test",
+    system: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--system",
+            "-s",
+            help="bm25 | MODEL (name or folder) | hybrid[:MODEL] (weights tuned on dev) | hybrid-rrf[:MODEL]. "
+            "Repeat. Default: bm25, all-MiniLM-L6-v2, hybrid.",
+        ),
+    ] = None,
+    baseline: Annotated[str | None, typer.Option(help="System the others are compared with (default: first).")] = None,
+    k: Annotated[str, typer.Option("--k", help="Cutoffs, comma-separated.")] = "1,3,5,10",
+    judged: Annotated[
+        Path | None,
+        typer.Option(help="Evaluate judged queries from a JSONL file ({query, relevant}) instead."),
+    ] = None,
+    corpus: CorpusOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and randomization tests.")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 2000,
+    permutations: Annotated[int, typer.Option(min=100, help="Randomization-test resamples.")] = 10000,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+    skip_invalid: SkipInvalidOpt = False,
+) -> None:
+    """Compare retrieval systems on a golden split: report.json, report.md, plots and TREC runs."""
+    from .evaluation import evaluate_systems
+    from .report import write_report
+    from .systems import build_systems
+
+    gs = load_eval_set(golden, judged, corpus, skip_invalid)
+    eval_split = "test" if judged else split
+    gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
+    specs = system or ["bm25", "all-MiniLM-L6-v2", "hybrid"]
+    systems = build_systems(specs, gs.corpus, dev=dev_for_tuning(gs), show_progress=True)
+    rep = evaluate_systems(
+        gs,
+        systems,
+        split=eval_split,
+        baseline=baseline,
+        ks=parse_ks(k),
+        seed=seed,
+        n_bootstrap=bootstrap,
+        n_permutations=permutations,
+        golden_dir=str(judged or golden),
+        progress=True,
+    )
+    write_report(rep, out_dir, make_plots=plots)
+    print_summary(rep, out_dir)
+
+
+def print_summary(rep, out_dir: Path) -> None:
+    from .evaluation import PRIMARY
+
+    t = Table("system", PRIMARY, "mrr@10", "recall@10", title=f"{rep.split}: {len(rep.queries)} queries")
+    for s in sorted(rep.systems, key=lambda s: -s.estimates[PRIMARY].mean):
+        t.add_row(
+            *(
+                [s.name]
+                + [
+                    f"{s.estimates[m].mean:.3f} [{s.estimates[m].lo:.3f}, {s.estimates[m].hi:.3f}]"
+                    for m in (PRIMARY, "mrr@10", "recall@10")
+                ]
+            )
+        )
+    out.print(t)
+    for c in rep.comparisons:
+        if c.metric == PRIMARY:
+            out.print(
+                f"{c.system} vs {c.baseline}: {PRIMARY} {c.diff.mean:+.3f} [{c.diff.lo:+.3f}, {c.diff.hi:+.3f}], "
+                f"p={c.p_value:.4f}, Holm p={c.p_holm:.4f}"
+            )
+    out.print(f"report: {out_dir / 'report.md'}")
+
+
 EXAMPLE_QUERIES = [
     ("haunted lighthouse", None),
     ("memoir about food", None),
@@ -338,9 +450,7 @@ def demo(model: ModelOpt = DEFAULT_MODEL, allow_download: AllowDownloadOpt = Fal
         label = f"{q!r}" + (f" (genre {genre})" if genre else "")
         out.print(f"\n[bold cyan]search {label}[/]")
         for h in retriever.search(q, k=3, genre=genre):
-            out.print(
-                f"  {h.rank}. {h.prompt.title} [dim]({h.prompt.genre} · {h.prompt.theme}, {h.score:.3f})[/]"
-            )
+            out.print(f"  {h.rank}. {h.prompt.title} [dim]({h.prompt.genre} · {h.prompt.theme}, {h.score:.3f})[/]")
 
 
 def main() -> None:  # pragma: no cover

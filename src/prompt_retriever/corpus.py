@@ -301,9 +301,7 @@ def _parse_csv(path: Path, text: str, kind: str | None, c: _Collector) -> None:
         return
     missing = [k for k in _REQUIRED if k not in header]
     if missing:
-        c.issue(
-            str(path), 1, "error", f"CSV header lacks column(s) {missing}; need id,genre,theme,title,text"
-        )
+        c.issue(str(path), 1, "error", f"CSV header lacks column(s) {missing}; need id,genre,theme,title,text")
         return
     c.report.lines_read += 1
     prev_line = reader.line_num

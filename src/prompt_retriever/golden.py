@@ -101,9 +101,7 @@ class GoldenSet:
                 raise ValueError(f"qrels name unknown query {qid}")
             if unknown := set(rels) - pids:
                 raise ValueError(f"qrels of {qid} name unknown prompt(s) {sorted(unknown)[:3]}")
-        if missing := [
-            q.id for q in self.queries if not any(g > 0 for g in self.qrels.get(q.id, {}).values())
-        ]:
+        if missing := [q.id for q in self.queries if not any(g > 0 for g in self.qrels.get(q.id, {}).values())]:
             raise ValueError(f"{len(missing)} queries have no relevant prompt, e.g. {missing[0]}")
         for name, ids in self.splits.items():
             if unknown := set(ids) - qids:
@@ -155,9 +153,7 @@ class GoldenSet:
     def load(cls, directory: str | Path) -> GoldenSet:
         d = Path(directory)
         if not (d / "manifest.json").exists():
-            raise FileNotFoundError(
-                f"{d}: not a golden set (no manifest.json); create one with `queries generate`"
-            )
+            raise FileNotFoundError(f"{d}: not a golden set (no manifest.json); create one with `queries generate`")
         import json
 
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
@@ -261,3 +257,43 @@ def summarize(gs: GoldenSet) -> dict:
             },
         }
     return out
+
+
+def bundled_handwritten_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("prompt_retriever") / "data" / "handwritten_queries.jsonl"))
+
+
+def load_judged_queries(
+    path: str | Path, corpus: list[Prompt], *, kind: str = "handwritten", split: str = "test"
+) -> GoldenSet:
+    """A golden set from a JSONL of {"query": ..., "relevant": {title or prompt id: grade}} lines.
+
+    Every query goes to `split` (these sets are for evaluation only). Unknown titles are an error
+    naming the line.
+    """
+    by_title = {p.title.casefold(): p.id for p in corpus}
+    ids = {p.id for p in corpus}
+    queries: list[Query] = []
+    qrels: Qrels = {}
+    for n, row in enumerate(read_jsonl(path), 1):
+        text = " ".join(str(row.get("query", "")).split())
+        rel = row.get("relevant")
+        if not text or not isinstance(rel, dict) or not rel:
+            raise ValueError(f"{path}:{n}: need a non-empty 'query' and a 'relevant' object")
+        judged = {}
+        for key, grade in rel.items():
+            pid = key if key in ids else by_title.get(str(key).casefold())
+            if pid is None:
+                raise ValueError(f"{path}:{n}: relevant prompt {key!r} is not in the corpus")
+            judged[pid] = int(grade)
+        qid = make_query_id(kind, text)
+        if qid in qrels:
+            raise ValueError(f"{path}:{n}: duplicate query {text!r}")
+        queries.append(Query(qid, text, kind, None))
+        qrels[qid] = judged
+    manifest = {"generator": kind, "source": str(path), "parameters": {}}
+    gs = GoldenSet(list(corpus), queries, qrels, {split: [q.id for q in queries]}, [], manifest)
+    gs.validate()
+    return gs

@@ -27,14 +27,10 @@ def cached_retriever(
     folder = cache_root() / "indexes" / key
     if (folder / "manifest.json").exists():
         try:
-            return PromptRetriever.load(
-                folder, model, show_progress=show_progress, allow_download=allow_download
-            )
+            return PromptRetriever.load(folder, model, show_progress=show_progress, allow_download=allow_download)
         except IndexLoadError as exc:
             log.warning("cached index unusable, rebuilding: %s", exc)
-    retriever = PromptRetriever(
-        model, template=template, show_progress=show_progress, allow_download=allow_download
-    )
+    retriever = PromptRetriever(model, template=template, show_progress=show_progress, allow_download=allow_download)
     retriever.index(prompts)
     retriever.save(folder)
     return retriever

@@ -28,13 +28,11 @@ tell story stories prompt piece scene imagine reader narrate narrator character 
 telling show account poem essay begin ends end moment day days year years time times one's
 """
 STOPWORDS = frozenset(_STOP_TEXT.split())
-_TOKEN = re.compile(r"[a-z][a-z'\-]*[a-z]")
+_TOKEN = re.compile(r"[^\W\d_][\w'\-]*[^\W\d_]")
 
 
 def tokenize(text: str) -> list[str]:
-    return [
-        t for t in _TOKEN.findall(text.lower().replace("\u2019", "'")) if t not in STOPWORDS and len(t) > 2
-    ]
+    return [t for t in _TOKEN.findall(text.lower().replace("\u2019", "'")) if t not in STOPWORDS and len(t) > 2]
 
 
 class TfidfKeywords:

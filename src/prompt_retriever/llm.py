@@ -109,9 +109,7 @@ class ChatClient:
                     )
             if attempt < self.max_retries:
                 self._sleep(attempt, retry_after)
-        raise LLMError(
-            f"{self.base_url}: no usable answer after {self.max_retries + 1} attempts (last: {last})"
-        )
+        raise LLMError(f"{self.base_url}: no usable answer after {self.max_retries + 1} attempts (last: {last})")
 
 
 def _short(text: str, n: int = 200) -> str:

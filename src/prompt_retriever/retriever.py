@@ -89,9 +89,7 @@ class PromptRetriever:
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"duplicate prompt id {dup!r}")
         self.prompts = prompts
-        self.embeddings = (
-            self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
-        )
+        self.embeddings = self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
         return self
 
     def add(self, prompts: Iterable[Prompt]) -> None:
@@ -124,10 +122,7 @@ class PromptRetriever:
         if g is None and t is None:
             return None
         return np.array(
-            [
-                (g is None or p.genre.casefold() == g) and (t is None or p.theme.casefold() == t)
-                for p in self.prompts
-            ],
+            [(g is None or p.genre.casefold() == g) and (t is None or p.theme.casefold() == t) for p in self.prompts],
             dtype=bool,
         )
 
@@ -198,9 +193,7 @@ class PromptRetriever:
                 raise IndexLoadError(f"{d}: missing {name}")
             if sha256_file(d / name) != digest:
                 raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
-        retriever = cls(
-            model or manifest["model"], template=manifest.get("template", DEFAULT_TEMPLATE), **kwargs
-        )
+        retriever = cls(model or manifest["model"], template=manifest.get("template", DEFAULT_TEMPLATE), **kwargs)
         if retriever.fingerprint != manifest["fingerprint"]:
             raise IndexLoadError(
                 f"{d}: index was built with model {manifest['model']} ({manifest['fingerprint']}), "

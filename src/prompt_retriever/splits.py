@@ -106,6 +106,4 @@ def check_leakage(gs: GoldenSet) -> None:
             for qid in ids:
                 src = qmap[qid].source_id
                 if src is not None and prompt_split[src] != name:
-                    raise LeakageError(
-                        f"query {qid} made from {prompt_split[src]} prompt {src} is in split {name}"
-                    )
+                    raise LeakageError(f"query {qid} made from {prompt_split[src]} prompt {src} is in split {name}")
