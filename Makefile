@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	@$(BIN)/prompt-retriever demo
+	@$(BIN)/prompt-retriever pipeline --out runs/bundled
 
 test: $(STAMP)
 	@$(BIN)/ruff check --quiet src tests benchmarks

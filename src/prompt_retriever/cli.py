@@ -428,6 +428,266 @@ def print_summary(rep, out_dir: Path) -> None:
     out.print(f"report: {out_dir / 'report.md'}")
 
 
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+def train_config(**kw):
+    from .train import TrainConfig
+
+    if kw["loss"] not in ("mnrl", "cached-mnrl"):
+        fail(f"unknown loss {kw['loss']!r}: use mnrl or cached-mnrl")
+    return TrainConfig(**kw)
+
+
+EpochsOpt = Annotated[float, typer.Option(min=0.01, help="Training epochs.")]
+BatchOpt = Annotated[int, typer.Option(min=2, help="Batch size (in-batch negatives).")]
+LrOpt = Annotated[float, typer.Option(help="Learning rate (AdamW).")]
+WarmupOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of steps for linear warm-up.")]
+NegOpt = Annotated[int, typer.Option(min=0, max=20, help="Hard negatives per training row.")]
+MaxRowsOpt = Annotated[int, typer.Option(min=0, help="Seeded sample of training rows (0 = all); CPU budget.")]
+MaxStepsOpt = Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs; -1 = off).")]
+LossOpt = Annotated[str, typer.Option(help="mnrl | cached-mnrl (large batches on little memory).")]
+PatienceOpt = Annotated[int, typer.Option(min=0, help="Early stopping after N evaluations without gain (0 = off).")]
+
+
+@app.command("train")
+@guarded
+def train_cmd(
+    golden: Annotated[Path, typer.Option(help="Golden set folder with a train/dev split.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fine-tuned model.")],
+    base: Annotated[str, typer.Option(help="Base model to fine-tune.")] = DEFAULT_MODEL,
+    epochs: EpochsOpt = 3.0,
+    batch_size: BatchOpt = 16,
+    lr: LrOpt = 2e-5,
+    warmup: WarmupOpt = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    hard_negatives: NegOpt = 3,
+    max_rows: MaxRowsOpt = 512,
+    max_steps: MaxStepsOpt = -1,
+    loss: LossOpt = "mnrl",
+    early_stopping: PatienceOpt = 0,
+) -> None:
+    """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
+    from .golden import GoldenSet
+    from .train import train
+
+    cfg = train_config(
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        warmup_ratio=warmup,
+        seed=seed,
+        hard_negatives=hard_negatives,
+        max_rows=max_rows or None,
+        max_steps=max_steps,
+        loss=loss,
+        early_stopping_patience=early_stopping or None,
+    )
+    res = train(GoldenSet.load(golden), out_dir, cfg, progress=True, golden_dir=str(golden))
+    out.print(
+        f"trained {res.rows} rows, {res.steps} steps in {res.seconds:.0f} s; dev NDCG@10 "
+        f"{res.base_dev_ndcg or 0:.3f} (base) -> {res.best_dev_ndcg or 0:.3f}; model: {out_dir}"
+    )
+
+
+@app.command()
+@guarded
+def compare(
+    golden: Annotated[Path, typer.Option(help="Golden set folder.")],
+    candidate: Annotated[str, typer.Option(help="Fine-tuned model folder (or any model).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
+    baseline: Annotated[str, typer.Option(help="Base model.")] = DEFAULT_MODEL,
+    system: Annotated[
+        list[str] | None, typer.Option("--system", "-s", help="Extra systems: bm25, hybrid, hybrid-rrf, MODEL.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split of the golden set.")] = "test",
+    second: Annotated[
+        Path | None,
+        typer.Option(
+            help="Second query set: a golden folder (e.g. LLM queries) or a judged JSONL file. "
+            "Default: the bundled hand-written queries when they fit the corpus."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of bootstrap and randomization tests.")] = 0,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
+) -> None:
+    """Base vs fine-tuned vs BM25 vs hybrids, with deltas, CIs and Holm-corrected p-values."""
+    from .compare import compare as run_compare
+    from .golden import GoldenSet, bundled_handwritten_path, load_judged_queries
+
+    gs = GoldenSet.load(golden)
+    gs.split_queries(split)
+    second_gs, second_name = None, None
+    if second is not None and second.is_dir():
+        second_gs, second_name = GoldenSet.load(second), str(second)
+    elif second is not None:
+        second_gs, second_name = load_judged_queries(second, gs.corpus), str(second)
+    else:
+        try:
+            second_gs = load_judged_queries(bundled_handwritten_path(), gs.corpus)
+            second_name = "bundled hand-written queries"
+        except ValueError:
+            out.print("[dim]no second query set: the bundled hand-written queries do not fit this corpus[/]")
+    res = run_compare(
+        gs,
+        baseline=baseline,
+        candidate=candidate,
+        extras=system or ["bm25", "hybrid"],
+        split=split,
+        second=second_gs,
+        second_name=second_name,
+        out_dir=out_dir,
+        seed=seed,
+        golden_dir=str(golden),
+        show_progress=True,
+        make_plots=plots,
+    )
+    from .pipeline import headline_numbers
+
+    for line in headline_numbers(res.summary)["lines"]:
+        out.print(line, highlight=False)
+    out.print(f"report: {out_dir / 'summary.md'}")
+
+
+@app.command()
+@guarded
+def push(
+    model_dir: Annotated[Path, typer.Argument(help="Trained model folder.")],
+    repo_id: Annotated[str, typer.Option(help="Hub repository, e.g. me/prompt-retriever-minilm.")],
+    dry_run: Annotated[bool, typer.Option(help="Write what would be uploaded; upload nothing.")] = False,
+    private: Annotated[bool, typer.Option(help="Create the repository as private.")] = False,
+    plan: Annotated[Path | None, typer.Option(help="Where to write the upload plan (JSON).")] = None,
+) -> None:
+    """Upload a model folder to the Hugging Face Hub (token from HF_TOKEN)."""
+    from .push import PushError
+    from .push import push as do_push
+
+    plan_path = plan or model_dir.parent / f"{model_dir.name}.push-plan.json"
+    try:
+        result = do_push(model_dir, repo_id, dry_run=dry_run, private=private, plan_path=plan_path)
+    except PushError as exc:
+        fail(str(exc))
+    verb = "would upload" if dry_run else "uploaded"
+    for f in result["files"]:
+        out.print(f"  {f['path']}  {f['bytes']:,} bytes", highlight=False)
+    out.print(f"{verb} {len(result['files'])} files ({result['total_bytes']:,} bytes) to {repo_id}; plan: {plan_path}")
+
+
+@app.command()
+@guarded
+def pipeline(
+    corpus: CorpusOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/bundled"),
+    seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 42,
+    base: Annotated[str, typer.Option(help="Base model.")] = DEFAULT_MODEL,
+    epochs: EpochsOpt = 3.0,
+    batch_size: BatchOpt = 16,
+    lr: LrOpt = 2e-5,
+    warmup: WarmupOpt = 0.1,
+    hard_negatives: NegOpt = 3,
+    max_rows: MaxRowsOpt = 512,
+    max_steps: MaxStepsOpt = -1,
+    loss: LossOpt = "mnrl",
+    early_stopping: PatienceOpt = 0,
+    llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for LLM queries.")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model at that endpoint.")] = None,
+    judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
+    until: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
+    force: Annotated[bool, typer.Option(help="Rerun every stage.")] = False,
+    bootstrap: Annotated[int, typer.Option(min=100)] = 2000,
+    permutations: Annotated[int, typer.Option(min=100)] = 10000,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
+    skip_invalid: SkipInvalidOpt = False,
+) -> None:
+    """Corpus -> queries -> split -> base evaluation -> fine-tune -> comparison -> report, resumable."""
+    import os
+
+    from .pipeline import PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(
+        corpus=corpus,
+        out=out_dir,
+        seed=seed,
+        base=base,
+        skip_invalid=skip_invalid,
+        train=train_config(
+            base=base,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            warmup_ratio=warmup,
+            seed=seed,
+            hard_negatives=hard_negatives,
+            max_rows=max_rows or None,
+            max_steps=max_steps,
+            loss=loss,
+            early_stopping_patience=early_stopping or None,
+        ),
+        llm_base_url=llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL"),
+        llm_model=llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL"),
+        judged=judged,
+        until=until,
+        force=force,
+        n_bootstrap=bootstrap,
+        n_permutations=permutations,
+        plots=plots,
+    )
+    run_pipeline(cfg, out)
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+@app.command()
+@guarded
+def serve(
+    index_dir: Annotated[Path | None, typer.Option("--index", help="A saved index folder.")] = None,
+    corpus: CorpusOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    backend: Annotated[str, typer.Option(help="Inference backend: torch | onnx | onnx-int8.")] = "torch",
+    qdrant_url: Annotated[
+        str | None, typer.Option(help="Search a Qdrant server/cluster (API key from QDRANT_API_KEY).")
+    ] = None,
+    qdrant_path: Annotated[str | None, typer.Option(help="Embedded Qdrant in this folder.")] = None,
+    log_queries: Annotated[bool, typer.Option(help="Write query text to the request log (off: privacy).")] = False,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="Allow this browser origin (CORS off by default).")
+    ] = None,
+    allow_download: AllowDownloadOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+) -> None:
+    """Serve the HTTP API and the web page; the index is loaded or built once at start-up."""
+    import logging
+
+    import uvicorn
+
+    from .api import create_app
+    from .serving import build_retriever
+
+    retriever = build_retriever(
+        index_dir=index_dir,
+        prompts=None if index_dir else load_prompts(corpus, skip_invalid),
+        model=model,
+        backend=backend,
+        qdrant_url=qdrant_url,
+        qdrant_path=qdrant_path,
+        allow_download=allow_download or None,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    out.print(f"serving {len(retriever)} prompts ({retriever.fingerprint}, {backend}) on http://{host}:{port}/")
+    uvicorn.run(
+        create_app(retriever, log_queries=log_queries, cors_origins=cors_origin or ()),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_keep_alive=5,
+        limit_concurrency=200,
+    )
+
+
 EXAMPLE_QUERIES = [
     ("haunted lighthouse", None),
     ("memoir about food", None),

@@ -105,9 +105,13 @@ class Encoder:
         self.allow_download = allow_download
         self.fingerprint = model_fingerprint(model)
         self.cache = EmbeddingCache(self.fingerprint) if use_cache else None
+        self.backend = "torch"
+        self._model_override = None  # e.g. an ONNX Runtime encoder (onnx_backend.use_onnx)
 
     @property
     def model(self):
+        if self._model_override is not None:
+            return self._model_override
         return load_model(self.model_name, allow_download=self.allow_download)
 
     @property

@@ -103,7 +103,10 @@ def evaluate_systems(
     n_permutations: int = 10000,
     golden_dir: str | None = None,
     progress: bool = False,
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> EvaluationReport:
+    """Evaluate `systems` on a split. `pairs` lists (system, reference) comparisons; default: every system
+    against `baseline`. Holm's correction runs over all pairs x `compare_metrics`."""
     if not systems:
         raise ValueError("no systems to evaluate")
     names = [s.name for s in systems]
@@ -123,12 +126,12 @@ def evaluate_systems(
     curve_names = [f"recall@{k}" for k in RECALL_CURVE_KS]
     kinds = {q.id: q.kind for q in queries}
     genres = {q.id: query_genre(q, gs) for q in queries}
-    pairs = [(q.id, q.text) for q in queries]
+    query_pairs = [(q.id, q.text) for q in queries]
 
     results: list[SystemResult] = []
     for system in tqdm(systems, desc="systems", disable=not progress):
         t0 = time.perf_counter()
-        run = system.search(pairs, max(depth, max(ks)))
+        run = system.search(query_pairs, max(depth, max(ks)))
         secs = time.perf_counter() - t0
         pq = per_query(run, qrels, mnames + [c for c in curve_names if c not in mnames])
         estimates = {m: bootstrap_ci(list(pq[m].values()), n_resamples=n_bootstrap, seed=seed) for m in mnames}
@@ -144,27 +147,29 @@ def evaluate_systems(
                 by_genre=_breakdown(pq, breakdown_metrics, genres, seed, n_bootstrap),
                 recall_curve={k: float(np.mean(list(pq[f"recall@{k}"].values()))) for k in RECALL_CURVE_KS},
                 search_seconds=secs,
-                queries_per_second=len(pairs) / secs if secs > 0 else float("inf"),
+                queries_per_second=len(query_pairs) / secs if secs > 0 else float("inf"),
                 extra=dict(getattr(system, "report_extra", {}) or {}),
             )
         )
 
-    base = next(r for r in results if r.name == baseline)
-    raw: list[tuple[str, str, Estimate, float]] = []
+    by_name = {r.name: r for r in results}
+    pairs = list(pairs) if pairs is not None else [(n, baseline) for n in names if n != baseline]
+    for a_name, b_name in pairs:
+        if a_name not in by_name or b_name not in by_name:
+            raise ValueError(f"comparison {a_name} vs {b_name} names a system not evaluated")
+    raw: list[tuple[str, str, str, Estimate, float]] = []
     qids = [q.id for q in queries]
-    for r in results:
-        if r.name == baseline:
-            continue
+    for a_name, b_name in pairs:
         for m in compare_metrics:
-            a = [r.per_query[m][q] for q in qids]
-            b = [base.per_query[m][q] for q in qids]
+            a = [by_name[a_name].per_query[m][q] for q in qids]
+            b = [by_name[b_name].per_query[m][q] for q in qids]
             diff = bootstrap_ci(np.subtract(a, b).tolist(), n_resamples=n_bootstrap, seed=seed)
             p = paired_randomization_test(a, b, n_resamples=n_permutations, seed=seed)
-            raw.append((r.name, m, diff, p))
-    adjusted = holm([x[3] for x in raw]) if raw else []
+            raw.append((a_name, b_name, m, diff, p))
+    adjusted = holm([x[4] for x in raw]) if raw else []
     comparisons = [
-        Comparison(metric=m, system=name, baseline=baseline, diff=d, p_value=p, p_holm=ph)
-        for (name, m, d, p), ph in zip(raw, adjusted, strict=True)
+        Comparison(metric=m, system=a_name, baseline=b_name, diff=d, p_value=p, p_holm=ph)
+        for (a_name, b_name, m, d, p), ph in zip(raw, adjusted, strict=True)
     ]
     return EvaluationReport(
         golden_dir=golden_dir,

@@ -104,19 +104,19 @@ def markdown(rep: EvaluationReport, data: dict, plots: list[str]) -> str:
     if rep.comparisons:
         out += [
             "",
-            f"## Against the baseline ({rep.baseline})",
+            "## Comparisons",
             "",
-            "Mean paired difference (system − baseline) with 95% bootstrap CI; p from a paired randomization "
+            "Mean paired difference (system − reference) with 95% bootstrap CI; p from a paired randomization "
             "test, Holm-corrected over all rows.",
             "",
-            "| system | metric | difference | p | p (Holm) |",
-            "|---|---|---|---|---|",
+            "| system | reference | metric | difference | p | p (Holm) |",
+            "|---|---|---|---|---|---|",
         ]
         for c in rep.comparisons:
             d = c.diff
             out.append(
-                f"| {c.system} | {c.metric} | {d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}] | {_p(c.p_value)} | "
-                f"{_p(c.p_holm)}{' ✓' if c.p_holm < 0.05 else ''} |"
+                f"| {c.system} | {c.baseline} | {c.metric} | {d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}] | "
+                f"{_p(c.p_value)} | {_p(c.p_holm)}{' ✓' if c.p_holm < 0.05 else ''} |"
             )
     for title, attr in (("By query kind", "by_kind"), ("By genre", "by_genre")):
         groups = sorted({g for s in rep.systems for g in getattr(s, attr)})

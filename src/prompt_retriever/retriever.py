@@ -15,6 +15,7 @@ from .corpus import Prompt
 from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
 from .fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, load_npy, read_jsonl, sha256_file
 from .models import DEFAULT_MODEL
+from .vectorstore import ExactStore, VectorStore
 
 INDEX_FORMAT = 1
 
@@ -31,10 +32,6 @@ class Hit:
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "score": round(self.score, 6), **self.prompt.to_dict()}
-
-
-def _norm(value: str | None) -> str | None:
-    return value.strip().casefold() if value and value.strip() else None
 
 
 class PromptRetriever:
@@ -54,7 +51,10 @@ class PromptRetriever:
         use_cache: bool = True,
         show_progress: bool = False,
         allow_download: bool | None = None,
+        store: VectorStore | None = None,
     ):
+        """`store`: where vectors are searched; default an in-process `ExactStore`, or e.g. a `QdrantStore`."""
+        self.store: VectorStore = store if store is not None else ExactStore()
         self.encoder = Encoder(
             model,
             batch_size=batch_size,
@@ -65,6 +65,7 @@ class PromptRetriever:
         self.template = template
         self.prompts: list[Prompt] = []
         self.embeddings = np.zeros((0, 0), dtype=np.float32)
+        self._by_id: dict[str, Prompt] = {}
 
     # ------------------------------------------------------------------ building
     @property
@@ -88,9 +89,18 @@ class PromptRetriever:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"duplicate prompt id {dup!r}")
+        self.store.delete([p.id for p in self.prompts])
         self.prompts = prompts
         self.embeddings = self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
+        self._sync(prompts, self.embeddings)
         return self
+
+    def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray) -> None:
+        """Tell the store about new vectors and refresh the id lookup."""
+        self._by_id = {p.id: p for p in self.prompts}
+        if prompts:
+            payloads = [{"genre": p.genre, "theme": p.theme} for p in prompts]
+            self.store.upsert([p.id for p in prompts], vectors, payloads)
 
     def add(self, prompts: Iterable[Prompt]) -> None:
         """Add prompts; an id already in the index is replaced."""
@@ -101,31 +111,25 @@ class PromptRetriever:
         new = self._embed(prompts)
         self.embeddings = new if len(self.prompts) == 0 else np.vstack([self.embeddings, new])
         self.prompts.extend(prompts)
+        self._sync(prompts, new)
 
     def remove(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
         drop = set(ids)
-        present = {p.id for p in self.prompts}
-        if not missing_ok and (unknown := drop - present):
+        if not missing_ok and (unknown := drop - set(self._by_id)):
             raise KeyError(f"unknown prompt id(s): {sorted(unknown)[:5]}")
         keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
         removed = len(self.prompts) - len(keep)
-        self.prompts = [self.prompts[i] for i in keep]
-        self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
+        if removed:
+            self.store.delete([p.id for p in self.prompts if p.id in drop])
+            self.prompts = [self.prompts[i] for i in keep]
+            self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
+            self._by_id = {p.id: p for p in self.prompts}
         return removed
 
     def get(self, prompt_id: str) -> Prompt | None:
-        return next((p for p in self.prompts if p.id == prompt_id), None)
+        return self._by_id.get(prompt_id)
 
     # ------------------------------------------------------------------ searching
-    def _mask(self, genre: str | None, theme: str | None) -> np.ndarray | None:
-        g, t = _norm(genre), _norm(theme)
-        if g is None and t is None:
-            return None
-        return np.array(
-            [(g is None or p.genre.casefold() == g) and (t is None or p.theme.casefold() == t) for p in self.prompts],
-            dtype=bool,
-        )
-
     def search(self, query: str, k: int = 5, genre: str | None = None, theme: str | None = None) -> list[Hit]:
         return self.search_many([query], k=k, genre=genre, theme=theme)[0]
 
@@ -137,17 +141,11 @@ class PromptRetriever:
         if not self.prompts:
             return [[] for _ in queries]
         qv = self.encoder.encode_queries(list(queries))
-        scores = qv @ self.embeddings.T
-        mask = self._mask(genre, theme)
-        if mask is not None:
-            scores[:, ~mask] = -np.inf
-        results = []
-        for row in scores:
-            top = top_k_indices(row, k)
-            results.append(
-                [Hit(self.prompts[i], float(row[i]), r) for r, i in enumerate(top, 1) if np.isfinite(row[i])]
-            )
-        return results
+        if isinstance(self.store, ExactStore):
+            found = self.store.search_many(qv, k, genre, theme)
+        else:
+            found = [self.store.search(v, k, genre, theme) for v in qv]
+        return [[Hit(self._by_id[pid], score, r) for r, (pid, score) in enumerate(row, 1)] for row in found]
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
@@ -201,6 +199,7 @@ class PromptRetriever:
             )
         retriever.prompts = [Prompt.from_dict(r) for r in read_jsonl(d / "prompts.jsonl")]
         retriever.embeddings = load_npy(d / "embeddings.npy").astype(np.float32, copy=False)
+        retriever._sync(retriever.prompts, retriever.embeddings)
         if len(retriever.prompts) != manifest["count"] or retriever.embeddings.shape[0] != manifest["count"]:
             raise IndexLoadError(f"{d}: manifest count {manifest['count']} does not match the data")
         return retriever

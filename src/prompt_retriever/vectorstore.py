@@ -1,0 +1,197 @@
+"""Vector stores behind one small protocol: upsert, delete, search with genre/theme filters.
+
+- `ExactStore` (default): in-process numpy float32 matrix, exact cosine (dot product of L2-normalised
+  vectors), ties broken by insertion order. What `PromptRetriever` uses unless told otherwise.
+- `QdrantStore`: the same protocol over `qdrant-client`: embedded (`path=` folder or `":memory:"`,
+  exact search) for tests and single machines, or a Qdrant server / cluster by `url=` (API key from
+  `QDRANT_API_KEY`) for corpora that outgrow one process.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def search(
+        self, vector: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
+    ) -> list[tuple[str, float]]: ...
+
+    def __len__(self) -> int: ...
+
+
+def _key(value: str | None) -> str | None:
+    return value.strip().casefold() if value and value.strip() else None
+
+
+class ExactStore:
+    """Exact search over a float32 matrix; filters by case-insensitive genre/theme."""
+
+    def __init__(self, dim: int | None = None):
+        self.ids: list[str] = []
+        self.vectors = np.zeros((0, dim or 0), dtype=np.float32)
+        self.genres: list[str] = []
+        self.themes: list[str] = []
+        self._pos: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(ids) != len(vectors) or len(ids) != len(payloads):
+            raise ValueError("ids, vectors and payloads differ in length")
+        existing = [i for i in ids if i in self._pos]
+        if existing:
+            self.delete(existing)
+        if len(self.ids) == 0:
+            self.vectors = vectors.copy()
+        else:
+            if vectors.shape[1] != self.vectors.shape[1]:
+                raise ValueError(f"vector dimension {vectors.shape[1]} != store dimension {self.vectors.shape[1]}")
+            self.vectors = np.vstack([self.vectors, vectors])
+        for i, pl in zip(ids, payloads, strict=True):
+            self._pos[i] = len(self.ids)
+            self.ids.append(i)
+            self.genres.append(_key(pl.get("genre")) or "")
+            self.themes.append(_key(pl.get("theme")) or "")
+
+    def delete(self, ids: Sequence[str]) -> None:
+        drop = set(ids)
+        keep = [n for n, i in enumerate(self.ids) if i not in drop]
+        self.ids = [self.ids[n] for n in keep]
+        self.genres = [self.genres[n] for n in keep]
+        self.themes = [self.themes[n] for n in keep]
+        self.vectors = self.vectors[keep]
+        self._pos = {i: n for n, i in enumerate(self.ids)}
+
+    def mask(self, genre: str | None, theme: str | None) -> np.ndarray | None:
+        g, t = _key(genre), _key(theme)
+        if g is None and t is None:
+            return None
+        return np.array(
+            [
+                (g is None or gg == g) and (t is None or tt == t)
+                for gg, tt in zip(self.genres, self.themes, strict=True)
+            ],
+            dtype=bool,
+        )
+
+    def search_many(
+        self, vectors: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
+    ) -> list[list[tuple[str, float]]]:
+        from .retriever import top_k_indices
+
+        if not self.ids:
+            return [[] for _ in range(len(vectors))]
+        scores = np.asarray(vectors, dtype=np.float32) @ self.vectors.T
+        m = self.mask(genre, theme)
+        if m is not None:
+            scores[:, ~m] = -np.inf
+        out = []
+        for row in scores:
+            out.append([(self.ids[i], float(row[i])) for i in top_k_indices(row, k) if np.isfinite(row[i])])
+        return out
+
+    def search(
+        self, vector: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
+    ) -> list[tuple[str, float]]:
+        return self.search_many(np.asarray(vector, dtype=np.float32)[None, :], k, genre, theme)[0]
+
+
+_NAMESPACE = uuid.UUID("6f1c7a52-3b8e-4d0a-9c1e-2b7d5e8f9a10")
+
+
+def point_id(prompt_id: str) -> str:
+    """Qdrant point ids are UUIDs or integers: a stable UUID per prompt id."""
+    return str(uuid.uuid5(_NAMESPACE, prompt_id))
+
+
+class QdrantStore:
+    """`VectorStore` over Qdrant. Embedded: `QdrantStore(dim, path=":memory:")` or a folder; a server or
+    cluster: `QdrantStore(dim, url="http://host:6333")` with `QDRANT_API_KEY` in the environment."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        path: str | None = ":memory:",
+        url: str | None = None,
+        collection: str = "prompts",
+        exact: bool = True,
+        api_key: str | None = None,
+    ):
+        from qdrant_client import QdrantClient, models
+
+        self._models = models
+        if url:
+            self.client = QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"))
+        elif path == ":memory:":
+            self.client = QdrantClient(location=":memory:")
+        else:
+            self.client = QdrantClient(path=path)
+        self.collection = collection
+        self.exact = exact
+        if not self.client.collection_exists(collection):
+            self.client.create_collection(
+                collection, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+            )
+            for field in ("genre", "theme"):
+                self.client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+
+    def __len__(self) -> int:
+        return self.client.count(self.collection, exact=True).count
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], batch: int = 512) -> None:
+        m = self._models
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), batch):
+            points = [
+                m.PointStruct(
+                    id=point_id(i),
+                    vector=v.tolist(),
+                    payload={"prompt_id": i, "genre": _key(pl.get("genre")), "theme": _key(pl.get("theme"))},
+                )
+                for i, v, pl in zip(
+                    ids[start : start + batch],
+                    vectors[start : start + batch],
+                    payloads[start : start + batch],
+                    strict=True,
+                )
+            ]
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.client.delete(
+                self.collection, points_selector=self._models.PointIdsList(points=[point_id(i) for i in ids]), wait=True
+            )
+
+    def search(
+        self, vector: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
+    ) -> list[tuple[str, float]]:
+        m = self._models
+        must = [
+            m.FieldCondition(key=f, match=m.MatchValue(value=v))
+            for f, v in (("genre", _key(genre)), ("theme", _key(theme)))
+            if v
+        ]
+        res = self.client.query_points(
+            self.collection,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            limit=k,
+            query_filter=m.Filter(must=must) if must else None,
+            with_payload=True,
+            search_params=m.SearchParams(exact=self.exact),
+        )
+        return [(p.payload["prompt_id"], float(p.score)) for p in res.points]

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from prompt_retriever.pipeline import PipelineConfig, run_pipeline
+from prompt_retriever.push import PushError, push, upload_plan
+from prompt_retriever.train import TrainConfig
+
+DATA = Path(__file__).parent / "data"
+
+
+def tiny_config(tmp_path: Path, corpus: Path, **kw) -> PipelineConfig:
+    return PipelineConfig(
+        corpus=[corpus],
+        out=tmp_path / "run",
+        test=0.25,
+        dev=0.25,
+        train=TrainConfig(max_steps=2, batch_size=4, hard_negatives=1, max_rows=16),
+        n_bootstrap=200,
+        n_permutations=200,
+        plots=False,
+        **kw,
+    )
+
+
+def test_pipeline_resumes_after_an_interruption_and_skips_unchanged_stages(tmp_path):
+    corpus = tmp_path / "golden12.txt"
+    shutil.copy(DATA / "golden12.txt", corpus)
+    quiet = Console(quiet=True)
+
+    first = run_pipeline(tiny_config(tmp_path, corpus, until="split"), quiet)
+    assert first["stopped_after"] == "split"
+    assert first["ran"] == ["corpus", "queries", "split"]
+    assert not (tmp_path / "run" / "model").exists()
+
+    second = run_pipeline(tiny_config(tmp_path, corpus), quiet)
+    assert second["skipped"] == ["corpus", "queries", "split"]
+    assert second["ran"] == ["base-eval", "train", "compare", "report"]
+    run = tmp_path / "run"
+    for path in (
+        "REPORT.md",
+        "summary.json",
+        "golden/qrels/test.tsv",
+        "golden/pairs.csv",
+        "reports/base/report.json",
+        "reports/compare/summary.json",
+        "reports/compare/primary/report.md",
+        "model/README.md",
+        "model/training_manifest.json",
+    ):
+        assert (run / path).exists(), path
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["headline"]["lines"]
+    manifest = json.loads((run / "model" / "training_manifest.json").read_text())
+    assert "ndcg@10" in manifest["test"]  # the card records held-out test metrics
+    assert "| ndcg@10 |" in (run / "model" / "README.md").read_text()
+
+    # the compare command on the same run: bundled hand-written queries do not fit this corpus, so no second set
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--golden",
+            str(run / "golden"),
+            "--candidate",
+            str(run / "model"),
+            "--out",
+            str(tmp_path / "cmp"),
+            "-s",
+            "bm25",
+            "-s",
+            "hybrid-rrf",
+            "--no-plots",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    cmp = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert cmp["second"] is None and "no second query set" in res.output
+    names = set(cmp["primary"]["ndcg@10"])
+    assert names == {
+        "all-MiniLM-L6-v2",
+        "fine-tuned (model)",
+        "bm25",
+        "hybrid-rrf (all-MiniLM-L6-v2)",
+        "hybrid-rrf (fine-tuned (model))",
+    }
+    pairs = {(c["system"], c["baseline"]) for c in cmp["primary"]["comparisons"]}
+    assert ("fine-tuned (model)", "all-MiniLM-L6-v2") in pairs and ("fine-tuned (model)", "bm25") in pairs
+
+    third = run_pipeline(tiny_config(tmp_path, corpus), quiet)
+    assert third["ran"] == [] and len(third["skipped"]) == 7
+
+    # an edited corpus reruns everything downstream of it
+    corpus.write_text(corpus.read_text().replace("every night the lamp", "each night the lamp"))
+    fourth = run_pipeline(tiny_config(tmp_path, corpus, until="queries"), quiet)
+    assert fourth["ran"] == ["corpus", "queries"]
+
+
+def test_pipeline_rejects_bad_corpus_and_unknown_stage(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("<A> </B> <C> </C> <D> </D> prompt broken\n")
+    from prompt_retriever.corpus import CorpusError
+
+    with pytest.raises(CorpusError, match="bad.txt:1"):
+        run_pipeline(tiny_config(tmp_path, bad), Console(quiet=True))
+    with pytest.raises(ValueError, match="unknown stage"):
+        run_pipeline(tiny_config(tmp_path, bad, until="nope"), Console(quiet=True))
+
+
+def fake_model(tmp_path: Path) -> Path:
+    d = tmp_path / "model"
+    (d / "1_Pooling").mkdir(parents=True)
+    (d / "modules.json").write_text("[]")
+    (d / "README.md").write_text("# card")
+    (d / "model.safetensors").write_bytes(b"w" * 100)
+    (d / "1_Pooling" / "config.json").write_text("{}")
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "step-1.bin").write_bytes(b"x")
+    (d / ".hidden").write_text("no")
+    return d
+
+
+def test_push_dry_run_writes_exactly_what_would_be_uploaded(tmp_path, monkeypatch):
+    import hashlib
+
+    for env in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(env, raising=False)
+    d = fake_model(tmp_path)
+    plan = push(d, "me/prompt-model", dry_run=True, plan_path=tmp_path / "plan.json")
+    assert [f["path"] for f in plan["files"]] == [
+        "1_Pooling/config.json",
+        "README.md",
+        "model.safetensors",
+        "modules.json",
+    ]
+    weights = next(f for f in plan["files"] if f["path"] == "model.safetensors")
+    assert weights["sha256"] == hashlib.sha256(b"w" * 100).hexdigest() and weights["bytes"] == 100
+    assert json.loads((tmp_path / "plan.json").read_text()) == plan
+    with pytest.raises(PushError, match="no Hub token"):
+        push(d, "me/prompt-model")
+    with pytest.raises(PushError, match="must look like"):
+        upload_plan(d, "no-slash")
+    (d / "README.md").unlink()
+    with pytest.raises(PushError, match="no model card"):
+        upload_plan(d, "me/x")
+
+
+def test_push_cli_dry_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app
+
+    d = fake_model(tmp_path)
+    res = CliRunner().invoke(app, ["push", str(d), "--repo-id", "me/m", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "would upload 4 files" in res.output
+    assert (tmp_path / "model.push-plan.json").exists()

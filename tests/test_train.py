@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+
+from prompt_retriever.corpus import load_corpus
+from prompt_retriever.embedding import Encoder
+from prompt_retriever.querygen import HeuristicConfig, generate_heuristic
+from prompt_retriever.splits import split_by_prompt
+from prompt_retriever.train import (
+    BaseScores,
+    TrainConfig,
+    TrainRow,
+    assert_no_heldout_in_training,
+    batch_sampler_factory,
+    compatible,
+    mine_hard_negatives,
+    plan_batches,
+    select_rows,
+    train,
+    training_rows,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def gs():
+    prompts = load_corpus(DATA / "golden12.txt")
+    return split_by_prompt(generate_heuristic(prompts, HeuristicConfig(seed=1)), test=0.25, dev=0.25, seed=2)
+
+
+def relevant_sets(gs):
+    return {qid: {pid for pid, g in rel.items() if g > 0} for qid, rel in gs.qrels.items()}
+
+
+def test_rows_come_from_train_queries_and_train_prompts_only(gs):
+    rows = training_rows(gs, TrainConfig(max_rows=None))
+    split_of = gs.prompt_split()
+    train_q = set(gs.splits["train"])
+    assert rows
+    assert all(r.query_id in train_q and split_of[r.positive_id] == "train" for r in rows)
+    # genre queries contribute several positives, capped per query
+    per_query = {}
+    for r in rows:
+        per_query[r.query_id] = per_query.get(r.query_id, 0) + 1
+    assert max(per_query.values()) == 1  # default: one positive per query
+    multi = training_rows(gs, TrainConfig(max_positives_per_query=4))
+    assert 1 < max(sum(r.query_id == q for r in multi) for q in per_query) <= 4
+
+
+def base_scores(gs, rows):
+    return BaseScores.compute(rows, gs, Encoder("all-MiniLM-L6-v2"), TrainConfig().template)
+
+
+def test_row_budget_is_a_seeded_sample(gs):
+    rows = training_rows(gs, TrainConfig())
+    picked = select_rows(rows, TrainConfig(max_rows=10))
+    assert len(picked) == 10 and picked == select_rows(rows, TrainConfig(max_rows=10))
+    assert picked != select_rows(rows, TrainConfig(max_rows=10, seed=7))
+    assert all(r in rows for r in picked)
+    assert select_rows(rows, TrainConfig(max_rows=None)) == rows
+
+
+def test_hard_negatives_are_never_relevant_nor_held_out(gs):
+    cfg = TrainConfig(max_rows=None, hard_negatives=3, relative_margin=0.05)
+    rows = training_rows(gs, cfg)
+    rows = mine_hard_negatives(rows, gs, base_scores(gs, rows), cfg)
+    split_of = gs.prompt_split()
+    rel = relevant_sets(gs)
+    assert any(r.negative_ids for r in rows)
+    assert len({len(r.negative_ids) for r in rows}) == 1
+    for r in rows:
+        assert not set(r.negative_ids) & rel[r.query_id]
+        assert all(split_of[pid] == "train" for pid in r.negative_ids)
+        assert r.positive_id not in r.negative_ids
+    assert_no_heldout_in_training(rows, gs)
+
+
+def test_margin_excludes_negatives_scoring_near_the_positive(gs):
+    base = base_scores(gs, training_rows(gs, TrainConfig()))
+    loose_cfg = TrainConfig(hard_negatives=8, relative_margin=-1.0)
+    strict_cfg = TrainConfig(hard_negatives=8, relative_margin=0.9)
+    loose = mine_hard_negatives(training_rows(gs, loose_cfg), gs, base, loose_cfg)
+    strict = mine_hard_negatives(training_rows(gs, strict_cfg), gs, base, strict_cfg)
+    assert sum(len(r.negative_ids) for r in strict) < sum(len(r.negative_ids) for r in loose)
+
+
+def test_batches_hold_no_false_negatives():
+    rel = {"qa": {"p1", "p2", "p3"}, "qb": {"p2"}, "qc": {"p4"}, "qd": {"p5"}, "qe": {"p6", "p1"}}
+    rows = [
+        TrainRow("qa", "horror prompt", "p1", ["p9"]),
+        TrainRow("qa", "horror prompt", "p3", ["p8"]),
+        TrainRow("qb", "lighthouse keeper", "p2", ["p4"]),  # p2 is relevant to qa; p4 relevant to qc
+        TrainRow("qc", "night train", "p4", ["p7"]),
+        TrainRow("qd", "bees", "p5", ["p6"]),  # p6 relevant to qe
+        TrainRow("qe", "HORROR PROMPT", "p6", ["p7"]),  # same query text as qa, other case
+    ]
+    assert not compatible(rows[0], rows[1], rel)  # same query
+    assert not compatible(rows[0], rows[2], rel)  # positive of b relevant to a
+    assert not compatible(rows[2], rows[3], rel)  # negative of b relevant to c
+    assert not compatible(rows[0], rows[5], rel)  # same query text
+    assert compatible(rows[0], rows[3], rel)
+    for seed in range(20):
+        batches = plan_batches(rows, rel, batch_size=4, seed=seed)
+        assert sorted(i for b in batches for i in b) == list(range(len(rows)))
+        for b in batches:
+            assert len(b) <= 4
+            for i, j in combinations(b, 2):
+                assert compatible(rows[i], rows[j], rel)
+
+
+def test_sampler_on_real_rows(gs):
+    from datasets import Dataset
+
+    cfg = TrainConfig(max_rows=None)
+    rows = training_rows(gs, cfg)
+    rows = mine_hard_negatives(rows, gs, base_scores(gs, rows), cfg)
+    rel = relevant_sets(gs)
+    Sampler = batch_sampler_factory(rows, rel)
+    sampler = Sampler(Dataset.from_dict({"anchor": [r.query for r in rows]}), batch_size=8, drop_last=False, seed=3)
+    first = list(sampler)
+    assert len(first) == len(sampler)
+    assert sorted(i for b in first for i in b) == list(range(len(rows)))
+    for b in first:
+        for i, j in combinations(b, 2):
+            assert compatible(rows[i], rows[j], rel)
+    sampler.set_epoch(1)
+    assert list(sampler) != first  # reshuffled per epoch, deterministically
+    sampler.set_epoch(0)
+    assert list(sampler) == first
+
+
+def test_tiny_fine_tune_produces_a_loadable_model_folder(tmp_path, gs):
+    from sentence_transformers import SentenceTransformer
+
+    cfg = TrainConfig(max_steps=3, batch_size=4, hard_negatives=1, max_rows=24)
+    result = train(gs, tmp_path / "model", cfg, progress=False, golden_dir="golden12")
+    out = tmp_path / "model"
+    assert result.output_dir == out and result.steps == 3
+    for name in ("modules.json", "model.safetensors", "README.md", "training_manifest.json", "training_curves.png"):
+        assert (out / name).exists(), name
+    card = (out / "README.md").read_text()
+    assert "MultipleNegativesRankingLoss" in card and "base_model: all-MiniLM-L6-v2" in card
+    assert "Intended use" in card and "| learning rate | 2e-05 |" in card
+    manifest = json.loads((out / "training_manifest.json").read_text())
+    assert manifest["golden_fingerprint"] == gs.fingerprint()
+    assert manifest["hyperparameters"]["seed"] == 42 and manifest["versions"]["torch"].startswith("2.13.0")
+    assert not list(tmp_path.glob(".model.training-*"))  # the work folder is gone
+    model = SentenceTransformer(str(out), device="cpu")
+    assert model.encode(["a lighthouse"]).shape == (1, 384)
+
+
+def test_cached_loss_option_trains(tmp_path, gs):
+    cfg = TrainConfig(
+        max_steps=1, batch_size=4, hard_negatives=1, max_rows=8, loss="cached-mnrl", cached_mini_batch_size=2
+    )
+    train(gs, tmp_path / "m", cfg, progress=False)
+    assert "CachedMultipleNegativesRankingLoss" in (tmp_path / "m" / "README.md").read_text()
+    with pytest.raises(ValueError, match="unknown loss"):
+        train(gs, tmp_path / "m2", TrainConfig(max_steps=1, loss="triplet", max_rows=8), progress=False)
