@@ -1,6 +1,6 @@
 """Queries/s of each retrieval system over the bundled corpus, and the time to evaluate 1,000 queries.
 
-    python benchmarks/bench_eval.py [--queries 1000] [--with-mpnet]
+python benchmarks/bench_eval.py [--queries 1000] [--with-mpnet]
 """
 
 from __future__ import annotations

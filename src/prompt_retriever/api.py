@@ -1,0 +1,236 @@
+"""HTTP API and web page over a `PromptRetriever` (FastAPI). Handlers stay thin over the library.
+
+    GET /api/search?q=&k=&genre=&theme=   ranked prompts
+    GET /api/prompts/{id}                 one prompt
+    GET /api/facets                       genres and themes with counts
+    GET /api/random?genre=&theme=         a random prompt ("surprise me")
+    GET /healthz, /readyz                 liveness, readiness (index loaded)
+    GET /                                 the web page (static files, no CDN, works offline)
+
+Client mistakes get a 4xx JSON error naming the problem; queries are encoded off the event loop; the
+request log carries no query text unless `log_queries` is on; CORS is off unless origins are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .retriever import PromptRetriever
+
+log = logging.getLogger("prompt_retriever.api")
+MAX_QUERY_CHARS = 512
+MAX_K = 100
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,120}$")
+
+
+class PromptOut(BaseModel):
+    id: str
+    genre: str
+    theme: str
+    title: str
+    text: str
+    kind: str | None = None
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    prompt: PromptOut
+
+
+class SearchOut(BaseModel):
+    query: str
+    k: int
+    genre: str | None
+    theme: str | None
+    took_ms: float
+    results: list[HitOut]
+
+
+class Facet(BaseModel):
+    name: str
+    count: int
+
+
+class FacetsOut(BaseModel):
+    total: int
+    genres: list[Facet]
+    themes: list[Facet]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="What is wrong with the request")
+    detail: list[dict] | None = None
+
+
+class HealthOut(BaseModel):
+    status: str
+    prompts: int | None = None
+    model: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def _prompt_out(p) -> PromptOut:
+    return PromptOut(id=p.id, genre=p.genre, theme=p.theme, title=p.title, text=p.text, kind=p.kind)
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("prompt_retriever") / "web"))
+
+
+def create_app(
+    retriever: PromptRetriever,
+    *,
+    log_queries: bool = False,
+    cors_origins: Sequence[str] = (),
+    max_concurrent_searches: int = 8,
+) -> FastAPI:
+    app = FastAPI(
+        title="prompt-retriever",
+        version="1",
+        description="Search creative-writing prompts.",
+        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    state = {"ready": True}
+    prompts = {p.id: p for p in retriever.prompts}
+    genres = Counter(p.genre for p in retriever.prompts)
+    themes = Counter(p.theme for p in retriever.prompts)
+    genre_names = {g.casefold(): g for g in genres}
+    theme_names = {t.casefold(): t for t in themes}
+    encode_lock = threading.Semaphore(max_concurrent_searches)
+    rng = random.Random()
+
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path"))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(parts) or "invalid request", "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        path = str(request.url) if log_queries else request.url.path
+        log.info("%s %s %s %.1fms", request.method, path, response.status_code, (time.perf_counter() - t0) * 1000)
+        return response
+
+    def check_filter(value: str | None, names: dict[str, str], what: str) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.strip().casefold() not in names:
+            raise ApiError(400, f"unknown {what} {value.strip()!r}; see /api/facets")
+        return names[value.strip().casefold()]
+
+    @app.get("/api/search", response_model=SearchOut)
+    async def search(
+        q: str = Query(..., description="What you feel like writing about", max_length=MAX_QUERY_CHARS),
+        k: int = Query(10, ge=1, le=MAX_K),
+        genre: str | None = Query(None, max_length=200),
+        theme: str | None = Query(None, max_length=200),
+    ) -> SearchOut:
+        if not q.strip():
+            raise ApiError(400, "empty query: q must contain some text")
+        g = check_filter(genre, genre_names, "genre")
+        t = check_filter(theme, theme_names, "theme")
+        t0 = time.perf_counter()
+
+        def run():
+            with encode_lock:
+                return retriever.search(q.strip(), k=k, genre=g, theme=t)
+
+        hits = await asyncio.to_thread(run)
+        return SearchOut(
+            query=q.strip(),
+            k=k,
+            genre=g,
+            theme=t,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+            results=[HitOut(rank=h.rank, score=round(h.score, 6), prompt=_prompt_out(h.prompt)) for h in hits],
+        )
+
+    @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
+    async def get_prompt(prompt_id: str) -> PromptOut:
+        if not ID_PATTERN.match(prompt_id):
+            raise ApiError(400, "malformed prompt id: lower-case letters, digits and '-' only")
+        if prompt_id not in prompts:
+            raise ApiError(404, f"no prompt with id {prompt_id!r}")
+        return _prompt_out(prompts[prompt_id])
+
+    @app.get("/api/facets", response_model=FacetsOut)
+    async def facets() -> FacetsOut:
+        return FacetsOut(
+            total=len(prompts),
+            genres=[Facet(name=n, count=c) for n, c in sorted(genres.items())],
+            themes=[Facet(name=n, count=c) for n, c in sorted(themes.items())],
+        )
+
+    @app.get("/api/random", response_model=PromptOut)
+    async def random_prompt(
+        genre: str | None = Query(None, max_length=200), theme: str | None = Query(None, max_length=200)
+    ) -> PromptOut:
+        g = check_filter(genre, genre_names, "genre")
+        t = check_filter(theme, theme_names, "theme")
+        pool = [p for p in prompts.values() if (g is None or p.genre == g) and (t is None or p.theme == t)]
+        if not pool:
+            raise ApiError(404, "no prompt matches those filters")
+        return _prompt_out(rng.choice(pool))
+
+    @app.get("/healthz", response_model=HealthOut)
+    async def healthz() -> HealthOut:
+        return HealthOut(status="ok")
+
+    @app.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+    async def readyz():
+        if not state["ready"] or not prompts:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return HealthOut(status="ready", prompts=len(prompts), model=retriever.fingerprint)
+
+    web = static_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(web / "index.html", media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        allowed = {"app.js": "text/javascript", "style.css": "text/css"}
+        if name not in allowed:
+            raise ApiError(404, "not found")
+        return FileResponse(web / name, media_type=allowed[name])
+
+    return app

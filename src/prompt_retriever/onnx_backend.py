@@ -1,0 +1,151 @@
+"""ONNX Runtime inference for CPU: export once from the local weights (no download), optionally int8.
+
+The exported graph contains the transformer, mean pooling and L2 normalisation, so its output is the
+sentence embedding. Models are cached per weights fingerprint under `<cache>/onnx/`; the int8 variant
+is made with ONNX Runtime's dynamic quantisation (weights int8, activations quantised at run time).
+Only mean-pooling BERT-style sentence-transformers models are supported (what the registry ships).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .embedding import Encoder, cache_root
+from .fileio import sha256_text
+from .models import load_model, model_fingerprint
+
+_lock = threading.Lock()
+
+
+def _check_pooling(model) -> None:
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode_mean_tokens", None)
+    if mode is not True or len(model) > 3:
+        raise ValueError("the ONNX backend supports mean-pooling sentence-transformers models only")
+
+
+def export_onnx(model_name: str, quantized: bool = False) -> Path:
+    """Path of the ONNX file for `model_name` (exported and cached on first use)."""
+    fp = model_fingerprint(model_name)
+    folder = cache_root() / "onnx" / sha256_text(fp)[:16]
+    target = folder / ("model-int8.onnx" if quantized else "model.onnx")
+    with _lock:
+        if target.exists():
+            return target
+        fp32 = folder / "model.onnx"
+        if not fp32.exists():
+            _export_fp32(model_name, fp32)
+        if quantized:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            work = Path(tempfile.mkdtemp(prefix=".quant-", dir=folder))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    quantize_dynamic(str(fp32), str(work / "q.onnx"), weight_type=QuantType.QInt8)
+                (work / "q.onnx").replace(target)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        (folder / "source.json").write_text(json.dumps({"model": model_name, "fingerprint": fp}))
+        return target
+
+
+def _export_fp32(model_name: str, target: Path) -> None:
+    import torch
+
+    model = load_model(model_name)
+    _check_pooling(model)
+    transformer = model[0].auto_model
+
+    class Embedder(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            h = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    sample = model.tokenizer(
+        ["a haunted lighthouse", "a memoir about food and family"], padding=True, return_tensors="pt"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.onnx")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Embedder(transformer).eval(),
+            tuple(sample[n] for n in names),
+            str(tmp),
+            input_names=names,
+            output_names=["sentence_embedding"],
+            dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "sentence_embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    tmp.replace(target)
+
+
+class OnnxEncoder:
+    """Drop-in for the part of SentenceTransformer that `Encoder` uses: `encode(texts, batch_size=...)`."""
+
+    def __init__(self, model_name: str, quantized: bool = False, threads: int | None = None):
+        import onnxruntime as ort
+
+        st = load_model(model_name)
+        self.tokenizer = st.tokenizer
+        self.max_length = st.max_seq_length
+        self.dim = int(
+            st.get_embedding_dimension()
+            if hasattr(st, "get_embedding_dimension")
+            else st.get_sentence_embedding_dimension()
+        )
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.path = export_onnx(model_name, quantized)
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def get_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts, batch_size: int = 32, **_: object) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), batch_size):
+            enc = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
+            feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
+            out.append(self.session.run(None, feed)[0])
+        return np.vstack(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+
+def use_onnx(encoder: Encoder, quantized: bool = False) -> Encoder:
+    """Switch an `Encoder` to ONNX Runtime. Cache keys change with the backend, so fp32 torch vectors
+    and int8 vectors never mix."""
+    onnx = OnnxEncoder(encoder.model_name, quantized)
+    encoder.backend = "onnx-int8" if quantized else "onnx"
+    encoder._model_override = onnx
+    encoder.fingerprint = f"{encoder.fingerprint}+{encoder.backend}"
+    from .embedding import EmbeddingCache
+
+    if encoder.cache is not None:
+        encoder.cache = EmbeddingCache(encoder.fingerprint)
+    return encoder

@@ -1,0 +1,43 @@
+"""Build the retriever a server uses: saved index or corpus, inference backend, vector store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .corpus import Prompt
+from .retriever import PromptRetriever
+
+
+def build_retriever(
+    *,
+    index_dir: Path | None = None,
+    prompts: Sequence[Prompt] | None = None,
+    model: str = "all-MiniLM-L6-v2",
+    backend: str = "torch",
+    qdrant_url: str | None = None,
+    qdrant_path: str | None = None,
+    allow_download: bool | None = None,
+) -> PromptRetriever:
+    from .indexcache import cached_retriever
+
+    if backend not in ("torch", "onnx", "onnx-int8"):
+        raise ValueError(f"unknown backend {backend!r}: use torch, onnx or onnx-int8")
+    if index_dir is not None:
+        retriever = PromptRetriever.load(index_dir, allow_download=allow_download)
+    else:
+        if not prompts:
+            raise ValueError("no prompts to serve")
+        retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download)
+    if backend != "torch":
+        from .onnx_backend import use_onnx
+
+        use_onnx(retriever.encoder, quantized=backend == "onnx-int8")
+        retriever.index(retriever.prompts)  # documents and queries from the same backend (cached per backend)
+    if qdrant_url or qdrant_path:
+        from .vectorstore import QdrantStore
+
+        store = QdrantStore(retriever.encoder.dimension, url=qdrant_url, path=qdrant_path)
+        retriever.store = store
+        retriever._sync(retriever.prompts, retriever.embeddings)
+    return retriever
