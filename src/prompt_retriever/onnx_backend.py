@@ -26,8 +26,10 @@ _lock = threading.Lock()
 
 def _check_pooling(model) -> None:
     pooling = model[1] if len(model) > 1 else None
-    mode = getattr(pooling, "pooling_mode_mean_tokens", None)
-    if mode is not True or len(model) > 3:
+    mode = getattr(pooling, "pooling_mode", None)
+    mean = mode == "mean" or (isinstance(mode, (list, tuple)) and list(mode) == ["mean"])
+    mean = mean or getattr(pooling, "pooling_mode_mean_tokens", None) is True  # older sentence-transformers
+    if not mean or len(model) > 3:
         raise ValueError("the ONNX backend supports mean-pooling sentence-transformers models only")
 
 

@@ -40,4 +40,5 @@ def build_retriever(
         store = QdrantStore(retriever.encoder.dimension, url=qdrant_url, path=qdrant_path)
         retriever.store = store
         retriever._sync(retriever.prompts, retriever.embeddings)
+    retriever.encoder.encode_queries(["warm-up"])  # load the model now, so /readyz means ready
     return retriever

@@ -146,8 +146,10 @@ class QdrantStore:
             self.client.create_collection(
                 collection, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
             )
-            for field in ("genre", "theme"):
-                self.client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+            if url:  # payload indexes speed up filtered search on a server; local mode ignores them
+                for field in ("genre", "theme"):
+                    self.client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+        self._remote = bool(url)
 
     def __len__(self) -> int:
         return self.client.count(self.collection, exact=True).count
@@ -192,6 +194,6 @@ class QdrantStore:
             limit=k,
             query_filter=m.Filter(must=must) if must else None,
             with_payload=True,
-            search_params=m.SearchParams(exact=self.exact),
+            search_params=m.SearchParams(exact=self.exact) if self._remote else None,
         )
         return [(p.payload["prompt_id"], float(p.score)) for p in res.points]

@@ -9,6 +9,7 @@
   function showError(message) {
     errorEl.textContent = message;
     errorEl.hidden = false;
+    empty.hidden = true;
   }
 
   async function getJSON(url) {
