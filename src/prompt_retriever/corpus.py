@@ -400,6 +400,13 @@ def corpus_fingerprint(prompts: Iterable[Prompt]) -> str:
 
 
 def format_tagged_line(p: Prompt) -> str:
+    """One tagged line; raises ValueError for a prompt the format cannot represent unambiguously."""
+    for name in ("genre", "theme", "title"):
+        value = getattr(p, name)
+        if "<" in value or ">" in value or value.startswith("/") or value != _clean(value) or not value:
+            raise ValueError(f"prompt {p.id}: {name} {value!r} cannot be written as a tag (use .csv or .jsonl)")
+    if p.text != _clean(p.text) or not p.text or p.text.startswith(":"):
+        raise ValueError(f"prompt {p.id}: text cannot be written on one tagged line (use .csv or .jsonl)")
     return f"<{p.genre}> </{p.genre}> <{p.theme}> </{p.theme}> <{p.title}> </{p.title}> prompt {p.text}"
 
 

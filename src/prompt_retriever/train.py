@@ -330,6 +330,8 @@ def train(
     metric_key = "eval_dev_cosine_ndcg@10"
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.training-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.training-", dir=out.parent))
     try:
         args = SentenceTransformerTrainingArguments(

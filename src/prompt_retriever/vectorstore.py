@@ -35,17 +35,21 @@ def _key(value: str | None) -> str | None:
 
 
 class ExactStore:
-    """Exact search over a float32 matrix; filters by case-insensitive genre/theme."""
+    """Exact search over a float32 matrix; filters by case-insensitive genre/theme (vectorised masks)."""
 
     def __init__(self, dim: int | None = None):
         self.ids: list[str] = []
         self.vectors = np.zeros((0, dim or 0), dtype=np.float32)
-        self.genres: list[str] = []
-        self.themes: list[str] = []
+        self._codes: dict[str, int] = {"": 0}
+        self._genre = np.zeros(0, dtype=np.int32)
+        self._theme = np.zeros(0, dtype=np.int32)
         self._pos: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _code(self, value: str | None) -> int:
+        return self._codes.setdefault(_key(value) or "", len(self._codes))
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -54,38 +58,33 @@ class ExactStore:
         existing = [i for i in ids if i in self._pos]
         if existing:
             self.delete(existing)
-        if len(self.ids) == 0:
-            self.vectors = vectors.copy()
-        else:
-            if vectors.shape[1] != self.vectors.shape[1]:
-                raise ValueError(f"vector dimension {vectors.shape[1]} != store dimension {self.vectors.shape[1]}")
-            self.vectors = np.vstack([self.vectors, vectors])
-        for i, pl in zip(ids, payloads, strict=True):
+        if len(self.ids) and vectors.shape[1] != self.vectors.shape[1]:
+            raise ValueError(f"vector dimension {vectors.shape[1]} != store dimension {self.vectors.shape[1]}")
+        self.vectors = vectors.copy() if not self.ids else np.vstack([self.vectors, vectors])
+        genres = np.array([self._code(pl.get("genre")) for pl in payloads], dtype=np.int32)
+        themes = np.array([self._code(pl.get("theme")) for pl in payloads], dtype=np.int32)
+        self._genre = np.concatenate([self._genre, genres])
+        self._theme = np.concatenate([self._theme, themes])
+        for i in ids:
             self._pos[i] = len(self.ids)
             self.ids.append(i)
-            self.genres.append(_key(pl.get("genre")) or "")
-            self.themes.append(_key(pl.get("theme")) or "")
 
     def delete(self, ids: Sequence[str]) -> None:
         drop = set(ids)
-        keep = [n for n, i in enumerate(self.ids) if i not in drop]
+        keep = np.array([n for n, i in enumerate(self.ids) if i not in drop], dtype=np.int64)
         self.ids = [self.ids[n] for n in keep]
-        self.genres = [self.genres[n] for n in keep]
-        self.themes = [self.themes[n] for n in keep]
-        self.vectors = self.vectors[keep]
+        self.vectors, self._genre, self._theme = self.vectors[keep], self._genre[keep], self._theme[keep]
         self._pos = {i: n for n, i in enumerate(self.ids)}
 
     def mask(self, genre: str | None, theme: str | None) -> np.ndarray | None:
         g, t = _key(genre), _key(theme)
         if g is None and t is None:
             return None
-        return np.array(
-            [
-                (g is None or gg == g) and (t is None or tt == t)
-                for gg, tt in zip(self.genres, self.themes, strict=True)
-            ],
-            dtype=bool,
-        )
+        m = np.ones(len(self.ids), dtype=bool)
+        for value, codes in ((g, self._genre), (t, self._theme)):
+            if value is not None:
+                m &= codes == self._codes.get(value, -1)
+        return m
 
     def search_many(
         self, vectors: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
@@ -94,13 +93,17 @@ class ExactStore:
 
         if not self.ids:
             return [[] for _ in range(len(vectors))]
-        scores = np.asarray(vectors, dtype=np.float32) @ self.vectors.T
         m = self.mask(genre, theme)
-        if m is not None:
-            scores[:, ~m] = -np.inf
+        rows = np.flatnonzero(m) if m is not None else None
+        matrix = self.vectors if rows is None else self.vectors[rows]
+        if matrix.shape[0] == 0:
+            return [[] for _ in range(len(vectors))]
+        scores = np.asarray(vectors, dtype=np.float32) @ matrix.T
         out = []
         for row in scores:
-            out.append([(self.ids[i], float(row[i])) for i in top_k_indices(row, k) if np.isfinite(row[i])])
+            top = top_k_indices(row, k)
+            ids = top if rows is None else rows[top]
+            out.append([(self.ids[i], float(row[j])) for i, j in zip(ids, top, strict=True)])
         return out
 
     def search(
