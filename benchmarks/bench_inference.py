@@ -54,8 +54,10 @@ def main() -> None:
     for v in out.values():
         v["throughput_ratio_to_torch"] = round(v["texts_per_second"] / base["texts_per_second"], 2)
         v["ndcg@10_delta_to_torch"] = round(v["ndcg@10_test"] - base["ndcg@10_test"], 4)
-    emit("bench_inference", {"prompts": len(prompts), "backends": out,
-                             "bar": "int8 >= 2x torch throughput with NDCG@10 within 0.01"})
+    emit(
+        "bench_inference",
+        {"prompts": len(prompts), "backends": out, "bar": "int8 >= 2x torch throughput with NDCG@10 within 0.01"},
+    )
 
 
 if __name__ == "__main__":

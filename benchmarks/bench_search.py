@@ -30,8 +30,11 @@ def measure(store, queries, k, genre=None):
         store.search(q, k, genre)
         lat.append((time.perf_counter() - t) * 1000)
     total = sum(lat) / 1000
-    return {"p50_ms": round(percentile(lat, 50), 3), "p99_ms": round(percentile(lat, 99), 3),
-            "qps": round(len(queries) / total, 1)}
+    return {
+        "p50_ms": round(percentile(lat, 50), 3),
+        "p99_ms": round(percentile(lat, 99), 3),
+        "qps": round(len(queries) / total, 1),
+    }
 
 
 def main() -> None:
@@ -56,23 +59,27 @@ def main() -> None:
         exact = ExactStore()
         t = time.perf_counter()
         exact.upsert(ids, vecs, payloads)
-        row["exact"] = {"load_s": round(time.perf_counter() - t, 2), "unfiltered": measure(exact, queries, 10),
-                        "genre_filter": measure(exact, queries, 10, "genre-3")}
+        row["exact"] = {
+            "load_s": round(time.perf_counter() - t, 2),
+            "unfiltered": measure(exact, queries, 10),
+            "genre_filter": measure(exact, queries, 10, "genre-3"),
+        }
         del exact
         if n <= args.qdrant_max:
             q = QdrantStore(args.dim, path=":memory:")
             t = time.perf_counter()
             q.upsert(ids, vecs, payloads, batch=2048)
-            row["qdrant_embedded"] = {"load_s": round(time.perf_counter() - t, 2),
-                                      "unfiltered": measure(q, queries[:50], 10),
-                                      "genre_filter": measure(q, queries[:50], 10, "genre-3")}
+            row["qdrant_embedded"] = {
+                "load_s": round(time.perf_counter() - t, 2),
+                "unfiltered": measure(q, queries[:50], 10),
+                "genre_filter": measure(q, queries[:50], 10, "genre-3"),
+            }
             del q
         else:
             row["qdrant_embedded"] = "skipped (loading this many points into the pure-Python local mode is slow)"
         results[str(n)] = row
         print(n, row, flush=True)
-    emit("bench_search", {"dim": args.dim, "k": 10, "results": results,
-                          "bar": "exact store p99 < 5 ms at 10k"})
+    emit("bench_search", {"dim": args.dim, "k": 10, "results": results, "bar": "exact store p99 < 5 ms at 10k"})
 
 
 if __name__ == "__main__":

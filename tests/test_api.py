@@ -37,8 +37,8 @@ def test_search_filters_are_case_insensitive(client):
 @pytest.mark.parametrize(
     ("params", "status", "message"),
     [
-        ({"q": ""}, 400, "empty query"),
-        ({"q": "   "}, 400, "empty query"),
+        ({"q": ""}, 422, "empty query"),
+        ({"q": "   "}, 422, "empty query"),
         ({"q": "x" * 513}, 422, "q: String should have at most 512 characters"),
         ({"q": "ok", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
         ({"q": "ok", "k": 101}, 422, "k: Input should be less than or equal to 100"),
@@ -60,10 +60,11 @@ def test_prompt_by_id(client, small_prompts):
     assert r.status_code == 200 and r.json()["title"] == p.title
     r = client.get("/api/prompts/no-such-prompt-1234")
     assert r.status_code == 404 and "no prompt with id" in r.json()["error"]
-    for bad in ("UPPER", "a_b", "x" * 200, "%2e%2e%2fetc%2fpasswd"):
+    for bad in ("UPPER", "a_b", "x" * 200, "%2e%2e%2fetc%2fpasswd", "..%2f..%2fetc%2fpasswd"):
         r = client.get(f"/api/prompts/{bad}")
-        assert r.status_code in (400, 404), bad
+        assert r.status_code in (404, 422), bad
         assert "error" in r.json()
+    assert "prompt_id: String should match pattern" in client.get("/api/prompts/UPPER").json()["error"]
 
 
 def test_facets_and_random(client):

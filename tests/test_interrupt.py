@@ -124,7 +124,7 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
         from prompt_retriever.pipeline import PipelineConfig, run_pipeline
         from prompt_retriever.train import TrainConfig
         run_pipeline(PipelineConfig(corpus=[Path({str(corpus)!r})], out=Path({str(out)!r}), test=0.25, dev=0.25,
-                     train=TrainConfig(max_steps=200, batch_size=4, hard_negatives=1, max_rows=16),
+                     train=TrainConfig(max_steps=40, batch_size=4, hard_negatives=1, max_rows=16),
                      n_bootstrap=200, n_permutations=200, plots=False), Console(quiet=True))
         """,
         tmp_path,
@@ -140,7 +140,7 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
             out=out,
             test=0.25,
             dev=0.25,
-            train=TrainConfig(max_steps=200, batch_size=4, hard_negatives=1, max_rows=16),
+            train=TrainConfig(max_steps=40, batch_size=4, hard_negatives=1, max_rows=16),
             n_bootstrap=200,
             n_permutations=200,
             plots=False,

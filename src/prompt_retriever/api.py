@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
@@ -133,7 +134,10 @@ def create_app(
         parts = []
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path"))
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+            if where == "q" and e.get("type") in ("string_too_short", "string_pattern_mismatch"):
+                parts.append("empty query: q must contain some text")
+            else:
+                parts.append(f"{where}: {e.get('msg', 'invalid')}")
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
         return JSONResponse({"error": "; ".join(parts) or "invalid request", "detail": detail}, status_code=422)
 
@@ -156,15 +160,18 @@ def create_app(
             raise ApiError(400, f"unknown {what} {value.strip()!r}; see /api/facets")
         return names[value.strip().casefold()]
 
+    genre_doc = {"description": "Only this genre (case-insensitive)", "json_schema_extra": {"enum": sorted(genres)}}
+    theme_doc = {"description": "Only this theme (case-insensitive)", "json_schema_extra": {"enum": sorted(themes)}}
+
     @app.get("/api/search", response_model=SearchOut)
     async def search(
-        q: str = Query(..., description="What you feel like writing about", max_length=MAX_QUERY_CHARS),
+        q: str = Query(
+            ..., description="What you feel like writing about", min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S"
+        ),
         k: int = Query(10, ge=1, le=MAX_K),
-        genre: str | None = Query(None, max_length=200),
-        theme: str | None = Query(None, max_length=200),
+        genre: str | None = Query(None, max_length=200, **genre_doc),
+        theme: str | None = Query(None, max_length=200, **theme_doc),
     ) -> SearchOut:
-        if not q.strip():
-            raise ApiError(400, "empty query: q must contain some text")
         g = check_filter(genre, genre_names, "genre")
         t = check_filter(theme, theme_names, "theme")
         t0 = time.perf_counter()
@@ -184,9 +191,9 @@ def create_app(
         )
 
     @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
-    async def get_prompt(prompt_id: str) -> PromptOut:
-        if not ID_PATTERN.match(prompt_id):
-            raise ApiError(400, "malformed prompt id: lower-case letters, digits and '-' only")
+    async def get_prompt(
+        prompt_id: str = FastPath(..., pattern=ID_PATTERN.pattern, description="lower-case letters, digits, '-'"),
+    ) -> PromptOut:
         if prompt_id not in prompts:
             raise ApiError(404, f"no prompt with id {prompt_id!r}")
         return _prompt_out(prompts[prompt_id])
@@ -201,7 +208,8 @@ def create_app(
 
     @app.get("/api/random", response_model=PromptOut)
     async def random_prompt(
-        genre: str | None = Query(None, max_length=200), theme: str | None = Query(None, max_length=200)
+        genre: str | None = Query(None, max_length=200, **genre_doc),
+        theme: str | None = Query(None, max_length=200, **theme_doc),
     ) -> PromptOut:
         g = check_filter(genre, genre_names, "genre")
         t = check_filter(theme, theme_names, "theme")

@@ -431,12 +431,41 @@ def print_summary(rep, out_dir: Path) -> None:
 # ----------------------------------------------------------------------------- fine-tuning
 
 
-def train_config(**kw):
+TRAIN_OPTIONS = (
+    "base",
+    "epochs",
+    "batch_size",
+    "lr",
+    "warmup",
+    "seed",
+    "hard_negatives",
+    "max_rows",
+    "max_steps",
+    "loss",
+    "early_stopping",
+)
+
+
+def train_config(options: dict):
+    """A TrainConfig from the training options shared by `train` and `pipeline` (their local names)."""
     from .train import TrainConfig
 
-    if kw["loss"] not in ("mnrl", "cached-mnrl"):
-        fail(f"unknown loss {kw['loss']!r}: use mnrl or cached-mnrl")
-    return TrainConfig(**kw)
+    o = {k: options[k] for k in TRAIN_OPTIONS}
+    if o["loss"] not in ("mnrl", "cached-mnrl"):
+        fail(f"unknown loss {o['loss']!r}: use mnrl or cached-mnrl")
+    return TrainConfig(
+        base=o["base"],
+        epochs=o["epochs"],
+        batch_size=o["batch_size"],
+        learning_rate=o["lr"],
+        warmup_ratio=o["warmup"],
+        seed=o["seed"],
+        hard_negatives=o["hard_negatives"],
+        max_rows=o["max_rows"] or None,
+        max_steps=o["max_steps"],
+        loss=o["loss"],
+        early_stopping_patience=o["early_stopping"] or None,
+    )
 
 
 EpochsOpt = Annotated[float, typer.Option(min=0.01, help="Training epochs.")]
@@ -471,19 +500,7 @@ def train_cmd(
     from .golden import GoldenSet
     from .train import train
 
-    cfg = train_config(
-        base=base,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        warmup_ratio=warmup,
-        seed=seed,
-        hard_negatives=hard_negatives,
-        max_rows=max_rows or None,
-        max_steps=max_steps,
-        loss=loss,
-        early_stopping_patience=early_stopping or None,
-    )
+    cfg = train_config(locals())
     res = train(GoldenSet.load(golden), out_dir, cfg, progress=True, golden_dir=str(golden))
     out.print(
         f"trained {res.rows} rows, {res.steps} steps in {res.seconds:.0f} s; dev NDCG@10 "
@@ -611,19 +628,7 @@ def pipeline(
         seed=seed,
         base=base,
         skip_invalid=skip_invalid,
-        train=train_config(
-            base=base,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=lr,
-            warmup_ratio=warmup,
-            seed=seed,
-            hard_negatives=hard_negatives,
-            max_rows=max_rows or None,
-            max_steps=max_steps,
-            loss=loss,
-            early_stopping_patience=early_stopping or None,
-        ),
+        train=train_config(locals()),
         llm_base_url=llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL"),
         llm_model=llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL"),
         judged=judged,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 
 API_KEY_ENVS = ("PROMPT_RETRIEVER_LLM_API_KEY", "OPENAI_API_KEY")
+REDACTED = "[REDACTED]"
 
 
 class LLMError(RuntimeError):
@@ -64,7 +65,7 @@ class ChatClient:
         self.close()
 
     def _redact(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key else text
+        return text.replace(self.api_key, REDACTED) if self.api_key else text
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
@@ -97,7 +98,7 @@ class ChatClient:
                         last = "malformed response body (no choices[0].message.content)"
                     else:
                         if isinstance(content, str):
-                            return content
+                            return self._redact(content)  # the key never leaves the client
                         last = "malformed response body (content is not a string)"
                 elif resp.status_code == 429 or resp.status_code >= 500:
                     last = f"HTTP {resp.status_code}"

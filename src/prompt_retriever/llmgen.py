@@ -25,7 +25,7 @@ from .corpus import Prompt
 from .embedding import cache_root
 from .fileio import atomic_write_json, sha256_text
 from .golden import GoldenSet
-from .llm import ChatClient, LLMError
+from .llm import REDACTED, ChatClient, LLMError
 from .querygen import QueryBuilder, make_negatives
 
 MAX_QUERY_WORDS = 20
@@ -64,6 +64,9 @@ def clean_queries(raw: str, title: str) -> tuple[list[str], Counter[str]]:
             continue
         if title.casefold() in key:
             dropped["contains the title"] += 1
+            continue
+        if REDACTED.casefold() in key:
+            dropped["contained the API key"] += 1
             continue
         seen.add(key)
         kept.append(q)

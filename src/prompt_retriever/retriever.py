@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 from . import __version__
 from .corpus import Prompt
 from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
-from .fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, load_npy, read_jsonl, sha256_file
+from .fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, sha256_bytes, sha256_file
 from .models import DEFAULT_MODEL
 from .vectorstore import ExactStore, VectorStore
 
@@ -186,10 +187,16 @@ class PromptRetriever:
         """Load an index. With `model`, refuse an index built with different weights."""
         d = Path(directory)
         manifest = cls.read_manifest(d)
-        for name, digest in manifest.get("checksums", {}).items():
-            if not (d / name).exists():
-                raise IndexLoadError(f"{d}: missing {name}")
-            if sha256_file(d / name) != digest:
+        # Read each file once and check that very content: a writer replacing files between a check and a
+        # read cannot slip mismatched data past the checksums.
+        blobs: dict[str, bytes] = {}
+        for name in ("embeddings.npy", "prompts.jsonl"):
+            digest = manifest.get("checksums", {}).get(name)
+            try:
+                blobs[name] = (d / name).read_bytes()
+            except OSError as exc:
+                raise IndexLoadError(f"{d}: missing or unreadable {name}") from exc
+            if digest is None or sha256_bytes(blobs[name]) != digest:
                 raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
         retriever = cls(model or manifest["model"], template=manifest.get("template", DEFAULT_TEMPLATE), **kwargs)
         if retriever.fingerprint != manifest["fingerprint"]:
@@ -197,11 +204,16 @@ class PromptRetriever:
                 f"{d}: index was built with model {manifest['model']} ({manifest['fingerprint']}), "
                 f"not {retriever.model_name} ({retriever.fingerprint}); rebuild it with this model"
             )
-        retriever.prompts = [Prompt.from_dict(r) for r in read_jsonl(d / "prompts.jsonl")]
-        retriever.embeddings = load_npy(d / "embeddings.npy").astype(np.float32, copy=False)
-        retriever._sync(retriever.prompts, retriever.embeddings)
-        if len(retriever.prompts) != manifest["count"] or retriever.embeddings.shape[0] != manifest["count"]:
+        try:
+            text = blobs["prompts.jsonl"].decode("utf-8")
+            prompts = [Prompt.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+            embeddings = np.load(io.BytesIO(blobs["embeddings.npy"]), allow_pickle=False).astype(np.float32, copy=False)
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise IndexLoadError(f"{d}: unreadable index data ({exc})") from exc
+        if len(prompts) != manifest["count"] or embeddings.shape[0] != manifest["count"]:
             raise IndexLoadError(f"{d}: manifest count {manifest['count']} does not match the data")
+        retriever.prompts, retriever.embeddings = prompts, embeddings
+        retriever._sync(prompts, embeddings)
         return retriever
 
 
