@@ -130,3 +130,40 @@ def test_cors_off_by_default(small_retriever):
         "/api/facets", headers={"Origin": "http://ok.example"}
     )
     assert r.headers["access-control-allow-origin"] == "http://ok.example"
+
+
+def test_query_batcher_groups_concurrent_queries_and_keeps_order():
+    import asyncio
+    import time
+
+    import numpy as np
+
+    from prompt_retriever.api import QueryBatcher
+
+    sizes = []
+
+    def encode(texts):
+        sizes.append(len(texts))
+        time.sleep(0.02)  # a slow model: later requests queue up meanwhile
+        return np.array([[float(t)] for t in texts])
+
+    async def main():
+        b = QueryBatcher(encode, max_batch=8, max_wait=0.001)
+        results = await asyncio.gather(*(b.encode(str(i)) for i in range(20)))
+        return b, results
+
+    b, results = asyncio.run(main())
+    assert [float(r[0]) for r in results] == [float(i) for i in range(20)]
+    assert sum(sizes) == 20 and max(sizes) <= 8 and len(sizes) < 20 and b.batches == len(sizes)
+
+    def broken(texts):
+        raise RuntimeError("model crashed")
+
+    async def failing():
+        b = QueryBatcher(broken)
+        out = await asyncio.gather(b.encode("a"), b.encode("b"), return_exceptions=True)
+        ok = await QueryBatcher(encode).encode("3")  # a fresh batcher still works
+        return out, ok
+
+    out, ok = asyncio.run(failing())
+    assert all(isinstance(e, RuntimeError) for e in out) and float(ok[0]) == 3.0

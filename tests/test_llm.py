@@ -188,3 +188,15 @@ def test_cli_llm_generate(tmp_path, monkeypatch):
         if f.is_file():
             assert KEY not in f.read_text(encoding="utf-8"), f
     assert "dropped" in res.output
+
+
+def test_corrupt_cache_entry_is_regenerated_with_a_warning(tmp_path, prompts12):
+    cfg = LLMConfig("", "tiny", cache_dir=tmp_path / "cache")
+    with FakeChatServer(title_responder) as srv:
+        cfg.base_url = srv.base_url
+        LLMQueryGenerator(cfg).generate(prompts12[:2], progress=False)
+        victim = next((tmp_path / "cache").rglob("*.json"))
+        victim.write_text('{"content": ')  # truncated by a crash or a full disk
+        with pytest.warns(UserWarning, match="unreadable"):
+            _, rep = LLMQueryGenerator(cfg).generate(prompts12[:2], progress=False)
+        assert rep.from_cache == 1 and rep.generated == 1 and len(srv.requests) == 3

@@ -7,7 +7,8 @@
     GET /healthz, /readyz                 liveness, readiness (index loaded)
     GET /                                 the web page (static files, no CDN, works offline)
 
-Client mistakes get a 4xx JSON error naming the problem; queries are encoded off the event loop; the
+Client mistakes get a 4xx JSON error naming the problem; concurrent queries are encoded together in
+batches off the event loop (`QueryBatcher`); the
 request log carries no query text unless `log_queries` is on; CORS is off unless origins are given.
 """
 
@@ -17,8 +18,8 @@ import asyncio
 import logging
 import random
 import re
-import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from importlib import resources
@@ -85,6 +86,59 @@ class HealthOut(BaseModel):
     model: str | None = None
 
 
+class QueryBatcher:
+    """Encodes concurrent queries together, off the event loop.
+
+    One worker takes the first waiting query, gathers whatever else arrives within `max_wait` seconds
+    (up to `max_batch`), and encodes them in one call in a thread. Idle, a query waits `max_wait` at
+    most; under load batches grow on their own, which is what keeps a 2-core server responsive.
+    """
+
+    def __init__(self, encode, max_batch: int = 32, max_wait: float = 0.002):
+        self.encode_fn, self.max_batch, self.max_wait = encode, max_batch, max_wait
+        self._workers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> (queue, task)
+        self.batches = 0
+
+    async def encode(self, text: str):
+        loop = asyncio.get_running_loop()
+        entry = self._workers.get(loop)
+        if entry is None or entry[1].done():  # one queue and worker per event loop
+            queue: asyncio.Queue = asyncio.Queue()
+            entry = (queue, loop.create_task(self._run(queue)))
+            self._workers[loop] = entry
+        fut = loop.create_future()
+        await entry[0].put((text, fut))
+        return await fut
+
+    async def _run(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            try:
+                vectors = await asyncio.to_thread(self.encode_fn, [text for text, _ in batch])
+            except Exception as exc:  # every waiting request gets the error, the worker lives on
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batches += 1
+            for (_, fut), vec in zip(batch, vectors, strict=True):
+                if not fut.done():
+                    fut.set_result(vec)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         self.status, self.message = status, message
@@ -103,7 +157,7 @@ def create_app(
     *,
     log_queries: bool = False,
     cors_origins: Sequence[str] = (),
-    max_concurrent_searches: int = 8,
+    max_batch: int = 32,
 ) -> FastAPI:
     app = FastAPI(
         title="prompt-retriever",
@@ -117,7 +171,8 @@ def create_app(
     themes = Counter(p.theme for p in retriever.prompts)
     genre_names = {g.casefold(): g for g in genres}
     theme_names = {t.casefold(): t for t in themes}
-    encode_lock = threading.Semaphore(max_concurrent_searches)
+    batcher = QueryBatcher(retriever.encoder.encode_queries, max_batch=max_batch)
+    app.state.batcher = batcher
     rng = random.Random()
 
     if cors_origins:
@@ -176,11 +231,8 @@ def create_app(
         t = check_filter(theme, theme_names, "theme")
         t0 = time.perf_counter()
 
-        def run():
-            with encode_lock:
-                return retriever.search(q.strip(), k=k, genre=g, theme=t)
-
-        hits = await asyncio.to_thread(run)
+        vector = await batcher.encode(q.strip())
+        hits = (await asyncio.to_thread(retriever.search_vectors, vector[None, :], k, g, t))[0]
         return SearchOut(
             query=q.strip(),
             k=k,

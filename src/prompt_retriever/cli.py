@@ -376,6 +376,11 @@ def evaluate(
     bootstrap: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 2000,
     permutations: Annotated[int, typer.Option(min=100, help="Randomization-test resamples.")] = 10000,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help="Optional LLM judge: OpenAI-compatible endpoint (key from the environment).")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="LLM judge model name.")] = None,
+    judge_k: Annotated[int, typer.Option(min=1, max=20, help="Results per query the judge reads.")] = 5,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Compare retrieval systems on a golden split: report.json, report.md, plots and TREC runs."""
@@ -383,6 +388,8 @@ def evaluate(
     from .report import write_report
     from .systems import build_systems
 
+    if bool(judge_base_url) != bool(judge_model):
+        fail("the LLM judge needs both --judge-base-url and --judge-model")
     gs = load_eval_set(golden, judged, corpus, skip_invalid)
     eval_split = "test" if judged else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
@@ -400,6 +407,13 @@ def evaluate(
         golden_dir=str(judged or golden),
         progress=True,
     )
+    if judge_base_url or judge_model:
+        from .judge import Judge, judge_report
+        from .llm import ChatClient
+
+        judge = Judge(ChatClient(judge_base_url, judge_model))
+        judge_report(judge, rep, gs.corpus, k=judge_k, n_bootstrap=bootstrap, seed=seed)
+        out.print(f"LLM judge: {judge.calls} new verdicts, {judge.unjudged} answers that were not yes/no")
     write_report(rep, out_dir, make_plots=plots)
     print_summary(rep, out_dir)
 

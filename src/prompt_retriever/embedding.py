@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import numpy as np
 import platformdirs
 
 from .corpus import Prompt
-from .fileio import atomic_save_npy, load_npy, sha256_text
+from .fileio import atomic_save_npy, atomic_write_json, sha256_bytes, sha256_file, sha256_text
 from .models import load_model, model_fingerprint
 
 # How a prompt is turned into the text the model embeds. This choice matters for quality: "text"
@@ -58,18 +61,24 @@ class EmbeddingCache:
     def _load(self) -> dict[str, np.ndarray]:
         if self._map is None:
             self._map = {}
-            keys_p, vecs_p = self.dir / "keys.npy", self.dir / "vectors.npy"
-            if keys_p.exists() and vecs_p.exists():
+            paths = [self.dir / n for n in ("keys.npy", "vectors.npy", "manifest.json")]
+            if all(p.exists() for p in paths):
                 try:
-                    keys, vecs = load_npy(keys_p), load_npy(vecs_p)
-                    if len(keys) != len(vecs):
-                        raise ValueError("keys and vectors differ in length")
+                    manifest = json.loads(paths[2].read_text(encoding="utf-8"))
+                    blobs = {p.name: p.read_bytes() for p in paths[:2]}  # read once, check that content
+                    for name, blob in blobs.items():
+                        if sha256_bytes(blob) != manifest["sha256"][name]:
+                            raise ValueError(f"{name} checksum mismatch")
+                    keys = np.load(io.BytesIO(blobs["keys.npy"]), allow_pickle=False)
+                    vecs = np.load(io.BytesIO(blobs["vectors.npy"]), allow_pickle=False)
+                    if len(keys) != len(vecs) or len(keys) != manifest["count"]:
+                        raise ValueError("keys, vectors and manifest differ in length")
                     self._map = {str(k): v for k, v in zip(keys, vecs, strict=True)}
-                except (ValueError, OSError, EOFError) as exc:
-                    import warnings
-
+                except (ValueError, OSError, EOFError, KeyError, TypeError) as exc:
                     warnings.warn(f"embedding cache {self.dir} unreadable ({exc}); rebuilding", stacklevel=2)
                     self._map = {}
+            elif any(p.exists() for p in paths):
+                warnings.warn(f"embedding cache {self.dir} incomplete; rebuilding", stacklevel=2)
         return self._map
 
     def get(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -82,9 +91,12 @@ class EmbeddingCache:
             cached[sha256_text(t)] = v
         keys = np.array(list(cached), dtype="<U64")
         vecs = np.stack(list(cached.values())).astype(np.float32) if cached else np.zeros((0, 0), np.float32)
-        # vectors first, keys last: a reader that sees new keys also sees their vectors
         atomic_save_npy(self.dir / "vectors.npy", vecs)
         atomic_save_npy(self.dir / "keys.npy", keys)
+        sums = {n: sha256_file(self.dir / n) for n in ("keys.npy", "vectors.npy")}
+        atomic_write_json(
+            self.dir / "manifest.json", {"fingerprint": self.fingerprint, "count": len(keys), "sha256": sums}
+        )  # last: marks the pair complete
 
 
 class Encoder:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -141,9 +142,15 @@ class LLMQueryGenerator:
 
     def _cached(self, prompt: Prompt, sample: int) -> str | None:
         path = self._cache_path(prompt, sample)
+        if not path.exists():
+            return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))["content"]
-        except (OSError, ValueError, KeyError, TypeError):
+            content = json.loads(path.read_text(encoding="utf-8"))["content"]
+            if not isinstance(content, str):
+                raise TypeError("content is not text")
+            return content
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warnings.warn(f"LLM cache entry {path} unreadable ({exc}); asking the endpoint again", stacklevel=2)
             return None
 
     def _fetch(self, prompt: Prompt, sample: int) -> str:

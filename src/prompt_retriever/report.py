@@ -101,6 +101,18 @@ def markdown(rep: EvaluationReport, data: dict, plots: list[str]) -> str:
             text = _fmt(s.estimates[m].to_dict())
             cells.append(f"**{text}**" if abs(s.estimates[m].mean - best[m]) < 1e-12 else text)
         out.append(f"| {s.name} | " + " | ".join(cells) + f" | {s.queries_per_second:.0f} |")
+    judged = [(s.name, key, v) for s in systems for key, v in s.extra.items() if key.startswith("llm_context")]
+    if judged:
+        out += [
+            "",
+            "## LLM-judged context relevance",
+            "",
+            "Share of each query's top results an LLM judge called relevant (no qrels involved; cached).",
+            "",
+            "| system | metric | mean [95% CI] | queries judged |",
+            "|---|---|---|---|",
+        ]
+        out += [f"| {n} | {key} | {_fmt(v)} | {v['queries_judged']} |" for n, key, v in judged]
     if rep.comparisons:
         out += [
             "",

@@ -141,7 +141,16 @@ class PromptRetriever:
             raise ValueError("k must be at least 1")
         if not self.prompts:
             return [[] for _ in queries]
-        qv = self.encoder.encode_queries(list(queries))
+        return self.search_vectors(self.encoder.encode_queries(list(queries)), k=k, genre=genre, theme=theme)
+
+    def search_vectors(
+        self, qv: np.ndarray, k: int = 5, genre: str | None = None, theme: str | None = None
+    ) -> list[list[Hit]]:
+        """Search with query embeddings that are already computed (e.g. encoded in a batch by a server)."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if not self.prompts:
+            return [[] for _ in range(len(qv))]
         if isinstance(self.store, ExactStore):
             found = self.store.search_many(qv, k, genre, theme)
         else:
