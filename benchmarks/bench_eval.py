@@ -33,8 +33,7 @@ def main() -> None:
     bench = GoldenSet(gs.corpus, queries, {q.id: gs.qrels[q.id] for q in queries}, {"test": [q.id for q in queries]})
     specs = ["bm25", "all-MiniLM-L6-v2", "hybrid", "hybrid-rrf"] + (["mpnet"] if args.with_mpnet else [])
     t0 = time.perf_counter()
-    dev = gs.split_queries("dev")
-    systems = build_systems(specs, prompts, dev=([(q.id, q.text) for q in dev], {q.id: gs.qrels[q.id] for q in dev}))
+    systems = build_systems(specs, prompts, dev=gs.dev_pairs())
     build_s = time.perf_counter() - t0
     pairs = [(q.id, q.text) for q in queries]
     qps = {}

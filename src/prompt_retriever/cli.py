@@ -343,13 +343,6 @@ def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] |
     return gs
 
 
-def dev_for_tuning(gs) -> tuple | None:
-    if "dev" not in gs.splits or not gs.splits["dev"]:
-        return None
-    qs = gs.split_queries("dev")
-    return [(q.id, q.text) for q in qs], {q.id: gs.qrels[q.id] for q in qs}
-
-
 @app.command()
 @guarded
 def evaluate(
@@ -394,7 +387,7 @@ def evaluate(
     eval_split = "test" if judged else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
     specs = system or ["bm25", "all-MiniLM-L6-v2", "hybrid"]
-    systems = build_systems(specs, gs.corpus, dev=dev_for_tuning(gs), show_progress=True)
+    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
     rep = evaluate_systems(
         gs,
         systems,

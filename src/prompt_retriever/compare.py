@@ -46,7 +46,7 @@ def _systems(
     systems: list[Retriever] = [base, cand]
     pairs = [(cand.name, base.name)]
     bm25: BM25System | None = None
-    dev = gs.split_queries("dev") if gs.splits.get("dev") else []
+    dev = gs.dev_pairs()
     for spec in extras:
         if spec in ("bm25", "hybrid", "hybrid-rrf") and bm25 is None:
             bm25 = BM25System(gs.corpus)
@@ -60,7 +60,7 @@ def _systems(
                 if spec == "hybrid":
                     s = WeightedFusionSystem(dense, bm25, name=name)
                     if dev:
-                        alpha, _ = tune_alpha(s, [(q.id, q.text) for q in dev], {q.id: gs.qrels[q.id] for q in dev})
+                        alpha, _ = tune_alpha(s, *dev)
                         s.report_extra = {"alpha": alpha, "tuned_on": "dev"}
                 else:
                     s = RRFSystem([dense, bm25], name=name)

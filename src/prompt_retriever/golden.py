@@ -77,6 +77,11 @@ class GoldenSet:
     def split_qrels(self, split: str | None) -> Qrels:
         return {q.id: dict(self.qrels[q.id]) for q in self.split_queries(split)}
 
+    def dev_pairs(self) -> tuple[list[tuple[str, str]], Qrels] | None:
+        """(query id, text) pairs and qrels of the dev split, for tuning (None without a dev split)."""
+        qs = self.split_queries("dev") if self.splits.get("dev") else []
+        return ([(q.id, q.text) for q in qs], {q.id: self.qrels[q.id] for q in qs}) if qs else None
+
     def prompt_split(self) -> dict[str, str]:
         """prompt id -> split, as recorded by a by-prompt split (empty before splitting)."""
         held = self.manifest.get("split", {}).get("prompts", {})

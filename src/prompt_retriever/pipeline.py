@@ -200,7 +200,6 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     base_dir = out / "reports" / "base"
 
     def base_stage() -> dict:
-        from .cli import dev_for_tuning
         from .evaluation import PRIMARY, evaluate_systems
         from .report import write_report
         from .systems import build_systems
@@ -210,7 +209,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
             cfg.base,
             *[f"{x}:{cfg.base}" if x.startswith("hybrid") else x for x in cfg.systems if x != "bm25"],
         ]
-        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=dev_for_tuning(gs), show_progress=True)
+        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_pairs(), show_progress=True)
         rep = evaluate_systems(
             gs,
             systems,
