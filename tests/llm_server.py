@@ -71,3 +71,27 @@ class FakeChatServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def run_llm_generate(base_url: str, corpus, out, *extra: str, model: str = "tiny"):
+    """`prompt-retriever queries generate --method llm` against `base_url`, in-process."""
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app
+
+    args = [
+        "queries",
+        "generate",
+        "--method",
+        "llm",
+        "--base-url",
+        base_url,
+        "--llm-model",
+        model,
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        *extra,
+    ]
+    return CliRunner().invoke(app, args)

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_server import FakeChatServer, completion
+from llm_server import FakeChatServer, completion, run_llm_generate
 
 from prompt_retriever.corpus import load_corpus
 from prompt_retriever.llm import ChatClient, LLMError
@@ -158,30 +158,12 @@ def test_bad_template_fails_early(prompts12):
 
 
 def test_cli_llm_generate(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
 
-    from prompt_retriever.cli import app
 
     monkeypatch.setenv("PROMPT_RETRIEVER_LLM_API_KEY", KEY)
     corpus = Path(__file__).parent / "data" / "golden12.txt"
     with FakeChatServer(title_responder) as srv:
-        res = CliRunner().invoke(
-            app,
-            [
-                "queries",
-                "generate",
-                "--method",
-                "llm",
-                "--base-url",
-                srv.base_url,
-                "--llm-model",
-                "tiny",
-                "--corpus",
-                str(corpus),
-                "--out",
-                str(tmp_path / "g"),
-            ],
-        )
+        res = run_llm_generate(srv.base_url, corpus, str(tmp_path / "g"))
         assert res.exit_code == 0, res.output
         assert srv.headers[0]["Authorization"] == f"Bearer {KEY}"
     for f in (tmp_path / "g").rglob("*"):

@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from llm_server import FakeChatServer, completion
+from llm_server import FakeChatServer, completion, run_llm_generate
 
 from prompt_retriever.llm import ChatClient, LLMError
 from prompt_retriever.models import load_model, resolve_model
@@ -52,9 +52,7 @@ def test_tls_verification_is_on_by_default():
 
 
 def test_planted_key_never_reaches_files_logs_or_errors(tmp_path, monkeypatch, caplog):
-    from typer.testing import CliRunner
 
-    from prompt_retriever.cli import app
 
     monkeypatch.setenv("PROMPT_RETRIEVER_LLM_API_KEY", KEY)
     monkeypatch.setenv("PROMPT_RETRIEVER_CACHE_DIR", str(tmp_path / "cache"))
@@ -67,24 +65,7 @@ def test_planted_key_never_reaches_files_logs_or_errors(tmp_path, monkeypatch, c
         return (200, {}, completion(f"query about {title[::-1]}\n{KEY} as a query"), 0.0)
 
     with caplog.at_level(logging.DEBUG), FakeChatServer(echo_key) as srv:
-        res = CliRunner().invoke(
-            app,
-            [
-                "queries",
-                "generate",
-                "--method",
-                "llm",
-                "--base-url",
-                srv.base_url,
-                "--llm-model",
-                "m",
-                "--corpus",
-                str(corpus),
-                "--out",
-                str(tmp_path / "g"),
-                "--allow-partial",
-            ],
-        )
+        res = run_llm_generate(srv.base_url, corpus, str(tmp_path / "g"), "--allow-partial", model="m")
         with pytest.raises(LLMError) as exc:
             ChatClient(srv.base_url, "m", api_key=KEY, max_retries=0).complete([{"role": "user", "content": "x"}])
     assert KEY not in str(exc.value)
