@@ -725,9 +725,5 @@ def demo(model: ModelOpt = DEFAULT_MODEL, allow_download: AllowDownloadOpt = Fal
             out.print(f"  {h.rank}. {h.prompt.title} [dim]({h.prompt.genre} · {h.prompt.theme}, {h.score:.3f})[/]")
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

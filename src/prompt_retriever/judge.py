@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .corpus import Prompt
@@ -42,7 +42,6 @@ class Judge:
     cache_dir: Path | None = None
     unjudged: int = 0
     calls: int = 0
-    _verdicts: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.template_hash = sha256_text(self.template)[:12]

@@ -18,6 +18,7 @@ from rich.console import Console
 from .corpus import CorpusError, bundled_corpus_paths, corpus_fingerprint, read_corpus, write_corpus
 from .fileio import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from .golden import GoldenSet, bundled_handwritten_path, load_judged_queries
+from .models import model_fingerprint
 from .train import TrainConfig
 
 STAGES = ("corpus", "queries", "llm-queries", "split", "base-eval", "train", "compare", "report")
@@ -227,7 +228,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
         "base-eval",
         {
             "golden": s["fingerprint"],
-            "base": _model_key(cfg.base),
+            "base": model_fingerprint(cfg.base),
             "systems": cfg.systems,
             "seed": cfg.seed,
             "boot": cfg.n_bootstrap,
@@ -253,7 +254,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
 
     t = r.stage(
         "train",
-        {"golden": s["fingerprint"], "config": asdict(cfg.train), "base": _model_key(cfg.base)},
+        {"golden": s["fingerprint"], "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)},
         [model_dir / "training_manifest.json", model_dir / "model.safetensors"],
         train_stage,
     )
@@ -285,8 +286,6 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
         )
         return res.summary
 
-    from .models import model_fingerprint
-
     summary = r.stage(
         "compare",
         {
@@ -316,12 +315,6 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     for line in headline["lines"]:
         console.print("  " + line)
     return {"ran": r.ran, "skipped": r.skipped, "headline": headline, "report": str(out / "REPORT.md")}
-
-
-def _model_key(name: str) -> str:
-    from .models import model_fingerprint
-
-    return model_fingerprint(name)
 
 
 def _second_set(

@@ -33,7 +33,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
 from .fileio import atomic_write_json, atomic_write_text
 from .golden import GoldenSet
-from .models import resolve_model
+from .models import load_model, model_fingerprint, resolve_model
 
 
 @dataclass
@@ -326,7 +326,7 @@ def train(
     if cfg.max_steps > 0:
         eval_steps = max(1, min(eval_steps, cfg.max_steps))
     evaluator = dev_evaluator(gs, cfg.template)
-    base_dev = evaluator(SentenceTransformer(resolved.location, device="cpu")) if evaluator else None
+    base_dev = evaluator(load_model(cfg.base)) if evaluator else None  # the shared, untrained base model
     metric_key = "eval_dev_cosine_ndcg@10"
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -405,14 +405,8 @@ def assert_no_heldout_in_training(rows: Sequence[TrainRow], gs: GoldenSet) -> No
                 raise AssertionError(f"held-out prompt {pid} in training row of {r.query_id}")
 
 
-def versions() -> dict[str, str]:
-    from .report import versions as v
-
-    return v()
-
-
 def training_manifest(gs: GoldenSet, cfg: TrainConfig, result: TrainResult, golden_dir: str | None) -> dict:
-    from .models import model_fingerprint
+    from .report import versions
 
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
