@@ -39,6 +39,8 @@ def test_search_filters_are_case_insensitive(client):
     [
         ({"q": ""}, 422, "empty query"),
         ({"q": "   "}, 422, "empty query"),
+        ({"q": "\x85\u3000"}, 422, "empty query"),  # white space to Python, not to a JSON-Schema regex
+        ({"q": "\ufeff"}, 422, "empty query"),  # a stray byte-order mark
         ({"q": "x" * 513}, 422, "q: String should have at most 512 characters"),
         ({"q": "ok", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
         ({"q": "ok", "k": 101}, 422, "k: Input should be less than or equal to 100"),
@@ -149,7 +151,7 @@ def test_query_batcher_groups_concurrent_queries_and_keeps_order():
 
     async def main():
         b = QueryBatcher(encode, max_batch=8, max_wait=0.001)
-        results = await asyncio.gather(*(b.encode(str(i)) for i in range(20)))
+        results = await asyncio.gather(*(b.submit(str(i)) for i in range(20)))
         return b, results
 
     b, results = asyncio.run(main())
@@ -161,9 +163,45 @@ def test_query_batcher_groups_concurrent_queries_and_keeps_order():
 
     async def failing():
         b = QueryBatcher(broken)
-        out = await asyncio.gather(b.encode("a"), b.encode("b"), return_exceptions=True)
-        ok = await QueryBatcher(encode).encode("3")  # a fresh batcher still works
+        out = await asyncio.gather(b.submit("a"), b.submit("b"), return_exceptions=True)
+        ok = await QueryBatcher(encode).submit("3")  # a fresh batcher still works
         return out, ok
 
     out, ok = asyncio.run(failing())
     assert all(isinstance(e, RuntimeError) for e in out) and float(ok[0]) == 3.0
+
+
+def test_query_batcher_workers_run_batches_at_once_below_the_event_loop():
+    import asyncio
+    import os
+    import threading
+
+    from prompt_retriever.api import QueryBatcher
+
+    both = threading.Barrier(2, timeout=10)  # broken unless two batches run at the same time
+    nice = []
+
+    def run(items):
+        nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        both.wait()
+        return [i * 2 for i in items]
+
+    async def main():
+        b = QueryBatcher(run, max_batch=2, max_wait=0.05, workers=2)
+        return await asyncio.gather(*(b.submit(i) for i in range(4)))
+
+    assert asyncio.run(main()) == [0, 2, 4, 6]
+    assert len(nice) == 2 and min(nice) >= os.getpriority(os.PRIO_PROCESS, 0) + 5
+
+
+def test_two_batch_workers_answer_like_one(small_retriever):
+    two = TestClient(create_app(small_retriever, batch_workers=2))
+    one = TestClient(create_app(small_retriever))
+    queries = ["lighthouse", "robot", "train", "dragon", "teeth", "clock"] * 3
+
+    def top(c, q):
+        return [h["prompt"]["id"] for h in c.get("/api/search", params={"q": q, "k": 3}).json()["results"]]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(lambda q: top(two, q), queries))
+    assert got == [top(one, q) for q in queries]

@@ -22,7 +22,7 @@ def test_onnx_matches_torch_on_the_bundled_corpus(bundled):
 
     prompts, torch_vecs = bundled
     enc = use_onnx(Encoder("all-MiniLM-L6-v2", use_cache=False))
-    assert enc.backend == "onnx" and enc.fingerprint.endswith("+onnx")
+    assert enc.backend == "onnx" and "+onnx/export" in enc.fingerprint
     onnx_vecs = enc.encode_queries([prompt_document(p) for p in prompts])
     cos = np.sum(onnx_vecs * torch_vecs, axis=1)
     assert cos.min() > 0.99, cos.min()
@@ -37,7 +37,36 @@ def test_int8_variant_is_close(bundled):
     enc = use_onnx(Encoder("all-MiniLM-L6-v2", use_cache=False), quantized=True)
     vecs = enc.encode_queries([prompt_document(p) for p in prompts[:100]])
     assert np.mean(np.sum(vecs * torch_vecs[:100], axis=1)) > 0.9
-    assert enc.fingerprint.endswith("+onnx-int8")
+    assert "+onnx-int8/export" in enc.fingerprint
+
+
+def test_onnx_batches_longest_first_but_answers_in_input_order():
+    from prompt_retriever.onnx_backend import OnnxEncoder
+
+    enc = OnnxEncoder("all-MiniLM-L6-v2")
+    texts = ["sea", "a very long query about a lighthouse keeper who writes letters to the fog", "grief", "a dragon"]
+    together = enc.encode(texts, batch_size=2)
+    alone = np.vstack([enc.encode([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+    enc.set_threads(1)  # the serving setting: same numbers from a one-thread session
+    assert np.allclose(enc.encode(texts, batch_size=2), together, atol=1e-5)
+    assert enc.encode([]).shape == (0, 384)
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        Encoder("all-MiniLM-L6-v2", backend="tensorrt")
+
+
+def test_index_remembers_its_backend(tmp_path, small_prompts):
+    from prompt_retriever.retriever import PromptRetriever
+
+    r = PromptRetriever(backend="onnx-int8").index(small_prompts[:6])
+    r.save(tmp_path / "idx")
+    loaded = PromptRetriever.load(tmp_path / "idx")
+    assert loaded.encoder.backend == "onnx-int8" and loaded.fingerprint == r.fingerprint
+    q = small_prompts[2].title
+    assert [h.prompt.id for h in loaded.search(q, 3)] == [h.prompt.id for h in r.search(q, 3)]
 
 
 def _payloads(prompts):

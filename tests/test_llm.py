@@ -159,7 +159,6 @@ def test_bad_template_fails_early(prompts12):
 
 def test_cli_llm_generate(tmp_path, monkeypatch):
 
-
     monkeypatch.setenv("PROMPT_RETRIEVER_LLM_API_KEY", KEY)
     corpus = Path(__file__).parent / "data" / "golden12.txt"
     with FakeChatServer(title_responder) as srv:

@@ -7,7 +7,7 @@ import pytest
 
 from prompt_retriever.corpus import Prompt
 from prompt_retriever.embedding import DOCUMENT_TEMPLATES, EmbeddingCache, Encoder, prompt_document
-from prompt_retriever.retriever import IndexLoadError, PromptRetriever, top_k_indices
+from prompt_retriever.retriever import IndexLoadError, PromptRetriever, SearchRequest, top_k_indices
 
 
 def test_distinctive_words_find_their_prompt(small_retriever, small_prompts):
@@ -37,6 +37,25 @@ def test_filters(small_retriever):
     hits = small_retriever.search("lighthouse", k=5, genre="Horror", theme="grief")
     assert [h.prompt.title for h in hits] == ["The Keeper's Last Log"]
     assert small_retriever.search("lighthouse", genre="Poetry") == []
+
+
+def test_search_requests_match_one_by_one_searches(small_retriever):
+    requests = [
+        SearchRequest("lighthouse", 5, "Romance"),
+        SearchRequest("wizard counting gold", 3),
+        SearchRequest("lighthouse", 5, "Horror", "Grief"),
+        SearchRequest("jar of baby teeth", 3),
+        SearchRequest("lighthouse", 5, "Poetry"),
+        SearchRequest("a storm at sea", 1),
+    ]
+    together = small_retriever.search_requests(requests)
+    for r, hits in zip(requests, together, strict=True):
+        alone = small_retriever.search(r.query, r.k, r.genre, r.theme)
+        assert [h.prompt.id for h in hits] == [h.prompt.id for h in alone]
+        assert np.allclose([h.score for h in hits], [h.score for h in alone], atol=1e-5)
+    assert together[4] == [] and len(together[5]) == 1
+    with pytest.raises(ValueError, match="k must be"):
+        small_retriever.search_requests([SearchRequest("x", 0)])
 
 
 def test_add_and_remove(small_prompts):

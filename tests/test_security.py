@@ -53,7 +53,6 @@ def test_tls_verification_is_on_by_default():
 
 def test_planted_key_never_reaches_files_logs_or_errors(tmp_path, monkeypatch, caplog):
 
-
     monkeypatch.setenv("PROMPT_RETRIEVER_LLM_API_KEY", KEY)
     monkeypatch.setenv("PROMPT_RETRIEVER_CACHE_DIR", str(tmp_path / "cache"))
     corpus = Path(__file__).parent / "data" / "golden12.txt"

@@ -668,17 +668,30 @@ def serve(
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="Allow this browser origin (CORS off by default).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Query batches encoded at once. Default: one per core for onnx backends (each with one "
+            "inference thread), one for torch.",
+        ),
+    ] = None,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Serve the HTTP API and the web page; the index is loaded or built once at start-up."""
+    import gc
     import logging
+    import os
 
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from .api import create_app
     from .serving import build_retriever
 
+    cpus = os.cpu_count() or 1
+    workers = workers or (cpus if backend != "torch" else 1)
     retriever = build_retriever(
         index_dir=index_dir,
         prompts=None if index_dir else load_prompts(corpus, skip_invalid),
@@ -690,8 +703,16 @@ def serve(
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     out.print(f"serving {len(retriever)} prompts ({retriever.fingerprint}, {backend}) on http://{host}:{port}/")
+    # Each batch worker gets its share of the cores: ONNX Runtime threads above, BLAS (the vector search)
+    # here. Oversubscribed, OpenBLAS threads spin against each other (measured: 700 -> 510 requests/s).
+    retriever.encoder.set_threads(max(1, cpus // workers))
+    threadpool_limits(limits=max(1, cpus // workers), user_api="blas")
+    # The index, model and tokenizer are long-lived: keep them out of the garbage collector's full
+    # scans, which otherwise pause the server for tens of milliseconds under load (p99 303 -> 124 ms).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(retriever, log_queries=log_queries, cors_origins=cors_origin or ()),
+        create_app(retriever, log_queries=log_queries, cors_origins=cors_origin or (), batch_workers=workers),
         host=host,
         port=port,
         log_level="warning",

@@ -99,6 +99,9 @@ class EmbeddingCache:
         )  # last: marks the pair complete
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
 class Encoder:
     """Encodes texts with one model: L2-normalised float32, batched, cached by text hash."""
 
@@ -110,21 +113,38 @@ class Encoder:
         use_cache: bool = True,
         show_progress: bool = False,
         allow_download: bool | None = None,
+        backend: str = "torch",
     ):
+        """`backend`: torch (sentence-transformers), onnx or onnx-int8 (ONNX Runtime, exported locally).
+        The fingerprint, and so every cache key, names the backend: vectors from different backends
+        never mix."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
         self.model_name = model
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.allow_download = allow_download
+        self.backend = backend
+        self._model_override = None  # an ONNX Runtime encoder for the onnx backends
         self.fingerprint = model_fingerprint(model)
+        if backend != "torch":
+            from .onnx_backend import EXPORT_VERSION, OnnxEncoder
+
+            self._model_override = OnnxEncoder(model, quantized=backend == "onnx-int8")
+            self.fingerprint = f"{self.fingerprint}+{backend}/export{EXPORT_VERSION}"
         self.cache = EmbeddingCache(self.fingerprint) if use_cache else None
-        self.backend = "torch"
-        self._model_override = None  # e.g. an ONNX Runtime encoder (onnx_backend.use_onnx)
 
     @property
     def model(self):
         if self._model_override is not None:
             return self._model_override
         return load_model(self.model_name, allow_download=self.allow_download)
+
+    def set_threads(self, threads: int) -> None:
+        """Threads per encode call for the onnx backends (a server with one batch worker per core uses
+        one each). The torch backend's threads are process-wide (`torch.set_num_threads`), so not here."""
+        if self._model_override is not None:
+            self._model_override.set_threads(threads)
 
     @property
     def dimension(self) -> int:

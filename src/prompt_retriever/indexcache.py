@@ -21,16 +21,24 @@ def cached_retriever(
     template: str = DEFAULT_TEMPLATE,
     show_progress: bool = False,
     allow_download: bool | None = None,
+    backend: str = "torch",
 ) -> PromptRetriever:
-    """Load the index for these prompts from the cache, or build and save it."""
-    key = sha256_text("|".join((corpus_fingerprint(prompts), model_fingerprint(model), template)))[:20]
+    """Load the index for these prompts from the cache, or build and save it (per inference backend)."""
+    parts = (corpus_fingerprint(prompts), model_fingerprint(model), template)
+    key = sha256_text("|".join(parts if backend == "torch" else (*parts, backend)))[:20]
     folder = cache_root() / "indexes" / key
     if (folder / "manifest.json").exists():
         try:
             return PromptRetriever.load(folder, model, show_progress=show_progress, allow_download=allow_download)
         except IndexLoadError as exc:
             log.warning("cached index unusable, rebuilding: %s", exc)
-    retriever = PromptRetriever(model, template=template, show_progress=show_progress, allow_download=allow_download)
+    retriever = PromptRetriever(
+        model,
+        template=template,
+        show_progress=show_progress,
+        allow_download=allow_download,
+        backend=backend,
+    )
     retriever.index(prompts)
     retriever.save(folder)
     return retriever

@@ -35,6 +35,16 @@ class Hit:
         return {"rank": self.rank, "score": round(self.score, 6), **self.prompt.to_dict()}
 
 
+@dataclass(frozen=True)
+class SearchRequest:
+    """One query with its own k and filters (see `PromptRetriever.search_requests`)."""
+
+    query: str
+    k: int = 5
+    genre: str | None = None
+    theme: str | None = None
+
+
 class PromptRetriever:
     """Exact cosine search over L2-normalised prompt embeddings.
 
@@ -53,8 +63,10 @@ class PromptRetriever:
         show_progress: bool = False,
         allow_download: bool | None = None,
         store: VectorStore | None = None,
+        backend: str = "torch",
     ):
-        """`store`: where vectors are searched; default an in-process `ExactStore`, or e.g. a `QdrantStore`."""
+        """`store`: where vectors are searched; default an in-process `ExactStore`, or e.g. a `QdrantStore`.
+        `backend`: torch, onnx or onnx-int8 inference (see `Encoder`)."""
         self.store: VectorStore = store if store is not None else ExactStore()
         self.encoder = Encoder(
             model,
@@ -62,6 +74,7 @@ class PromptRetriever:
             use_cache=use_cache,
             show_progress=show_progress,
             allow_download=allow_download,
+            backend=backend,
         )
         self.template = template
         self.prompts: list[Prompt] = []
@@ -143,6 +156,24 @@ class PromptRetriever:
             return [[] for _ in queries]
         return self.search_vectors(self.encoder.encode_queries(list(queries)), k=k, genre=genre, theme=theme)
 
+    def search_requests(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Answer many independent searches at once: one encode call for all queries, and one store
+        search per distinct (k, genre, theme), so a server under load does one matrix product per batch
+        instead of one per request."""
+        if any(r.k < 1 for r in requests):
+            raise ValueError("k must be at least 1")
+        if not requests:
+            return []
+        vectors = self.encoder.encode_queries([r.query for r in requests])
+        groups: dict[tuple[int, str | None, str | None], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.k, r.genre, r.theme), []).append(i)
+        out: list[list[Hit]] = [[] for _ in requests]
+        for (k, genre, theme), idx in groups.items():
+            for i, hits in zip(idx, self.search_vectors(vectors[idx], k, genre, theme), strict=True):
+                out[i] = hits
+        return out
+
     def search_vectors(
         self, qv: np.ndarray, k: int = 5, genre: str | None = None, theme: str | None = None
     ) -> list[list[Hit]]:
@@ -168,6 +199,7 @@ class PromptRetriever:
             "format": INDEX_FORMAT,
             "model": self.model_name,
             "fingerprint": self.fingerprint,
+            "backend": self.encoder.backend,
             "dimension": int(self.embeddings.shape[1]) if self.embeddings.ndim == 2 else 0,
             "count": len(self.prompts),
             "template": self.template,
@@ -193,7 +225,8 @@ class PromptRetriever:
 
     @classmethod
     def load(cls, directory: str | Path, model: str | None = None, **kwargs) -> PromptRetriever:
-        """Load an index. With `model`, refuse an index built with different weights."""
+        """Load an index (with the inference backend it was built with). With `model`, refuse an index
+        built with different weights."""
         d = Path(directory)
         manifest = cls.read_manifest(d)
         # Read each file once and check that very content: a writer replacing files between a check and a
@@ -207,7 +240,12 @@ class PromptRetriever:
                 raise IndexLoadError(f"{d}: missing or unreadable {name}") from exc
             if digest is None or sha256_bytes(blobs[name]) != digest:
                 raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
-        retriever = cls(model or manifest["model"], template=manifest.get("template", DEFAULT_TEMPLATE), **kwargs)
+        retriever = cls(
+            model or manifest["model"],
+            template=manifest.get("template", DEFAULT_TEMPLATE),
+            backend=manifest.get("backend", "torch"),
+            **kwargs,
+        )
         if retriever.fingerprint != manifest["fingerprint"]:
             raise IndexLoadError(
                 f"{d}: index was built with model {manifest['model']} ({manifest['fingerprint']}), "

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .corpus import Prompt
+from .embedding import BACKENDS, Encoder
 from .retriever import PromptRetriever
 
 
@@ -21,19 +22,22 @@ def build_retriever(
 ) -> PromptRetriever:
     from .indexcache import cached_retriever
 
-    if backend not in ("torch", "onnx", "onnx-int8"):
-        raise ValueError(f"unknown backend {backend!r}: use torch, onnx or onnx-int8")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     if index_dir is not None:
         retriever = PromptRetriever.load(index_dir, allow_download=allow_download)
+        if retriever.encoder.backend != backend:  # documents and queries from the same backend
+            retriever.encoder = Encoder(
+                retriever.model_name,
+                show_progress=True,
+                allow_download=allow_download,
+                backend=backend,
+            )
+            retriever.index(retriever.prompts)
     else:
         if not prompts:
             raise ValueError("no prompts to serve")
-        retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download)
-    if backend != "torch":
-        from .onnx_backend import use_onnx
-
-        use_onnx(retriever.encoder, quantized=backend == "onnx-int8")
-        retriever.index(retriever.prompts)  # documents and queries from the same backend (cached per backend)
+        retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download, backend=backend)
     if qdrant_url or qdrant_path:
         from .vectorstore import QdrantStore
 
