@@ -200,7 +200,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=20)
     emit(
-        "bench_load",
+        f"bench_load_{args.backend}",
         {
             "prompts": args.prompts,
             "clients": args.clients,

@@ -18,10 +18,8 @@ def bundled():
 
 
 def test_onnx_matches_torch_on_the_bundled_corpus(bundled):
-    from prompt_retriever.onnx_backend import use_onnx
-
     prompts, torch_vecs = bundled
-    enc = use_onnx(Encoder("all-MiniLM-L6-v2", use_cache=False))
+    enc = Encoder("all-MiniLM-L6-v2", use_cache=False, backend="onnx")
     assert enc.backend == "onnx" and "+onnx/export" in enc.fingerprint
     onnx_vecs = enc.encode_queries([prompt_document(p) for p in prompts])
     cos = np.sum(onnx_vecs * torch_vecs, axis=1)
@@ -31,10 +29,8 @@ def test_onnx_matches_torch_on_the_bundled_corpus(bundled):
 
 
 def test_int8_variant_is_close(bundled):
-    from prompt_retriever.onnx_backend import use_onnx
-
     prompts, torch_vecs = bundled
-    enc = use_onnx(Encoder("all-MiniLM-L6-v2", use_cache=False), quantized=True)
+    enc = Encoder("all-MiniLM-L6-v2", use_cache=False, backend="onnx-int8")
     vecs = enc.encode_queries([prompt_document(p) for p in prompts[:100]])
     assert np.mean(np.sum(vecs * torch_vecs[:100], axis=1)) > 0.9
     assert "+onnx-int8/export" in enc.fingerprint

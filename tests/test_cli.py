@@ -74,6 +74,23 @@ def test_search_errors(small_corpus_path, tmp_path):
     assert res.exit_code == 2 and "--allow-download" in res.output
 
 
+def test_index_with_the_int8_backend(tmp_path, small_corpus_path):
+    res = runner.invoke(
+        app, ["index", "--out", str(tmp_path / "idx"), "--corpus", str(small_corpus_path), "--backend", "onnx-int8"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["backend"] == "onnx-int8"
+    res = runner.invoke(
+        app, ["search", "robot on a space station", "--index", str(tmp_path / "idx"), "--json", "-k", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[-1])["title"] == "Orbit of Small Repairs"
+    res = runner.invoke(
+        app, ["index", "--out", str(tmp_path / "x"), "--corpus", str(small_corpus_path), "--backend", "gpu"]
+    )
+    assert res.exit_code != 0 and "unknown backend 'gpu'" in res.output
+
+
 def test_index_then_search_saved_index(tmp_path, small_corpus_path):
     res = runner.invoke(app, ["index", "--out", str(tmp_path / "idx"), "--corpus", str(small_corpus_path)])
     assert res.exit_code == 0, res.output

@@ -110,7 +110,7 @@ class QueryBatcher:
     once (one per core when each uses one inference thread), never one thread per request.
     """
 
-    def __init__(self, run, max_batch: int = 16, max_wait: float = 0.002, workers: int = 1):
+    def __init__(self, run, max_batch: int = 32, max_wait: float = 0.002, workers: int = 1):
         self.run_fn, self.max_batch, self.max_wait = run, max_batch, max_wait
         self.workers = max(1, workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="batch", initializer=_below_event_loop)
@@ -202,7 +202,7 @@ def create_app(
     *,
     log_queries: bool = False,
     cors_origins: Sequence[str] = (),
-    max_batch: int = 16,
+    max_batch: int = 32,
     batch_workers: int = 1,
 ) -> FastAPI:
     app = FastAPI(

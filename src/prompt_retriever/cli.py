@@ -35,6 +35,13 @@ CorpusOpt = Annotated[
     typer.Option("--corpus", "-c", help="Corpus file(s): tagged .txt, .csv or .jsonl. Default: the bundled corpus."),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name (bundled, local folder or hub id).")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="Inference backend: torch | onnx | onnx-int8 (ONNX Runtime, exported locally; int8 is the fastest "
+        "on CPU). An index remembers its backend; queries must use the same one.",
+    ),
+]
 AllowDownloadOpt = Annotated[
     bool, typer.Option("--allow-download", help="Allow fetching models from the Hugging Face hub.")
 ]
@@ -192,6 +199,7 @@ def index(
         str,
         typer.Option(help=f"Text embedded per prompt: {', '.join(DOCUMENT_TEMPLATES)} or a format string."),
     ] = DEFAULT_TEMPLATE,
+    backend: BackendOpt = "torch",
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -199,7 +207,9 @@ def index(
     from .retriever import PromptRetriever
 
     prompts = load_prompts(corpus, skip_invalid)
-    r = PromptRetriever(model, template=template, show_progress=True, allow_download=allow_download or None)
+    r = PromptRetriever(
+        model, template=template, show_progress=True, allow_download=allow_download or None, backend=backend
+    )
     r.index(prompts)
     r.save(out_dir)
     out.print(f"indexed {len(r)} prompts with {r.fingerprint} into {out_dir}")
@@ -659,7 +669,7 @@ def serve(
     model: ModelOpt = DEFAULT_MODEL,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
-    backend: Annotated[str, typer.Option(help="Inference backend: torch | onnx | onnx-int8.")] = "torch",
+    backend: BackendOpt = "torch",
     qdrant_url: Annotated[
         str | None, typer.Option(help="Search a Qdrant server/cluster (API key from QDRANT_API_KEY).")
     ] = None,
