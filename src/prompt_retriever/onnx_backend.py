@@ -10,10 +10,12 @@ Only mean-pooling BERT-style sentence-transformers models are supported (what th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,13 +139,20 @@ class OnnxEncoder:
         self.set_threads(threads)
 
     def set_threads(self, threads: int | None) -> None:
-        """(Re)open the session with `threads` intra-op threads (None: ONNX Runtime's default, all cores)."""
+        """Use `threads` cores per `encode` call (None: all). A call's batches run one per core, each on a
+        one-thread session, which outpaces one session spreading every batch over the cores; a call with a
+        single batch (a query) uses a session with `threads` intra-op threads instead, for latency."""
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.threads = max(1, threads or os.cpu_count() or 1)
+
+        def session(n: int):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = n
+            return ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+
+        self.session = session(self.threads)
+        self._per_core = session(1) if self.threads > 1 else self.session
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def get_embedding_dimension(self) -> int:
@@ -167,11 +176,27 @@ class OnnxEncoder:
             for _, idx in sorted(by_length.items(), reverse=True)
             for start in range(0, len(idx), batch_size)
         ]
+
+        def run(idx: list[int], session) -> int:
+            feed = {n: np.array([tokens[n][i] for i in idx], dtype=np.int64) for n in names}
+            out[idx] = session.run(None, feed)[0]
+            return 1
+
+        progress = None
         if show_progress_bar:
             from tqdm.auto import tqdm
 
-            groups = tqdm(groups, desc="Batches", unit="batch")
-        for idx in groups:
-            feed = {n: np.array([tokens[n][i] for i in idx], dtype=np.int64) for n in names}
-            out[idx] = self.session.run(None, feed)[0]
+            progress = tqdm(total=len(groups), desc="Batches", unit="batch")
+        if len(groups) == 1 or self.threads == 1:
+            for idx in groups:
+                run(idx, self.session)
+                if progress is not None:
+                    progress.update()
+        else:
+            with ThreadPoolExecutor(self.threads) as pool:  # ONNX Runtime releases the GIL while it runs
+                for done in pool.map(lambda idx: run(idx, self._per_core), groups):
+                    if progress is not None:
+                        progress.update(done)
+        if progress is not None:
+            progress.close()
         return out
