@@ -64,6 +64,29 @@ def test_index_remembers_its_backend(tmp_path, small_prompts):
     q = small_prompts[2].title
     assert [h.prompt.id for h in loaded.search(q, 3)] == [h.prompt.id for h in r.search(q, 3)]
 
+    from prompt_retriever.serving import build_retriever
+
+    served = build_retriever(index_dir=tmp_path / "idx")  # the index's own backend: nothing re-encoded
+    assert served.encoder.backend == "onnx-int8" and np.array_equal(served.embeddings, r.embeddings)
+    switched = build_retriever(index_dir=tmp_path / "idx", backend="torch")
+    assert switched.encoder.backend == "torch" and switched.fingerprint != r.fingerprint
+    assert not np.array_equal(switched.embeddings, r.embeddings)  # documents re-encoded with torch
+
+
+def test_onnx_backend_passes_allow_download_on(monkeypatch):
+    from prompt_retriever import onnx_backend
+
+    seen = []
+    real = onnx_backend.load_model
+
+    def spy(name, **kw):
+        seen.append(kw.get("allow_download"))
+        return real(name, **kw)
+
+    monkeypatch.setattr(onnx_backend, "load_model", spy)
+    Encoder("all-MiniLM-L6-v2", backend="onnx-int8", allow_download=True, use_cache=False)
+    assert seen and all(v is True for v in seen)
+
 
 def _payloads(prompts):
     return [{"genre": p.genre, "theme": p.theme} for p in prompts]

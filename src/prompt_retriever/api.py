@@ -146,6 +146,8 @@ class QueryBatcher:
                     break
             try:
                 results = await loop.run_in_executor(self._pool, self.run_fn, [item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"batch of {len(batch)} requests got {len(results)} results")
             except Exception as exc:  # every waiting request gets the error, the worker lives on
                 for _, fut in batch:
                     if not fut.done():

@@ -669,7 +669,13 @@ def serve(
     model: ModelOpt = DEFAULT_MODEL,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
-    backend: BackendOpt = "torch",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Inference backend: torch | onnx | onnx-int8 (the fastest on CPU). Default: the --index "
+            "folder's own backend, else torch. Another backend than the index's re-encodes the prompts.",
+        ),
+    ] = None,
     qdrant_url: Annotated[
         str | None, typer.Option(help="Search a Qdrant server/cluster (API key from QDRANT_API_KEY).")
     ] = None,
@@ -700,8 +706,6 @@ def serve(
     from .api import create_app
     from .serving import build_retriever
 
-    cpus = os.cpu_count() or 1
-    workers = workers or (cpus if backend != "torch" else 1)
     retriever = build_retriever(
         index_dir=index_dir,
         prompts=None if index_dir else load_prompts(corpus, skip_invalid),
@@ -712,7 +716,10 @@ def serve(
         allow_download=allow_download or None,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    backend = retriever.encoder.backend
     out.print(f"serving {len(retriever)} prompts ({retriever.fingerprint}, {backend}) on http://{host}:{port}/")
+    cpus = os.cpu_count() or 1
+    workers = workers or (cpus if backend != "torch" else 1)
     # Each batch worker gets its share of the cores: ONNX Runtime threads above, BLAS (the vector search)
     # here. Oversubscribed, OpenBLAS threads spin against each other (measured: 700 -> 510 requests/s).
     retriever.encoder.set_threads(max(1, cpus // workers))

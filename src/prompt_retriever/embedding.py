@@ -102,6 +102,18 @@ class EmbeddingCache:
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
+def backend_fingerprint(model: str, backend: str = "torch") -> str:
+    """The weights fingerprint, plus the backend and its export version for the onnx backends."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+    fingerprint = model_fingerprint(model)
+    if backend == "torch":
+        return fingerprint
+    from .onnx_backend import EXPORT_VERSION
+
+    return f"{fingerprint}+{backend}/export{EXPORT_VERSION}"
+
+
 class Encoder:
     """Encodes texts with one model: L2-normalised float32, batched, cached by text hash."""
 
@@ -118,20 +130,17 @@ class Encoder:
         """`backend`: torch (sentence-transformers), onnx or onnx-int8 (ONNX Runtime, exported locally).
         The fingerprint, and so every cache key, names the backend: vectors from different backends
         never mix."""
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+        self.fingerprint = backend_fingerprint(model, backend)
         self.model_name = model
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.allow_download = allow_download
         self.backend = backend
         self._model_override = None  # an ONNX Runtime encoder for the onnx backends
-        self.fingerprint = model_fingerprint(model)
         if backend != "torch":
-            from .onnx_backend import EXPORT_VERSION, OnnxEncoder
+            from .onnx_backend import OnnxEncoder
 
-            self._model_override = OnnxEncoder(model, quantized=backend == "onnx-int8")
-            self.fingerprint = f"{self.fingerprint}+{backend}/export{EXPORT_VERSION}"
+            self._model_override = OnnxEncoder(model, quantized=backend == "onnx-int8", allow_download=allow_download)
         self.cache = EmbeddingCache(self.fingerprint) if use_cache else None
 
     @property

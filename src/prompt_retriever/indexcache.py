@@ -6,9 +6,9 @@ import logging
 from collections.abc import Sequence
 
 from .corpus import Prompt, corpus_fingerprint
-from .embedding import DEFAULT_TEMPLATE, cache_root
+from .embedding import DEFAULT_TEMPLATE, backend_fingerprint, cache_root
 from .fileio import sha256_text
-from .models import DEFAULT_MODEL, model_fingerprint
+from .models import DEFAULT_MODEL
 from .retriever import IndexLoadError, PromptRetriever
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,7 @@ def cached_retriever(
     backend: str = "torch",
 ) -> PromptRetriever:
     """Load the index for these prompts from the cache, or build and save it (per inference backend)."""
-    parts = (corpus_fingerprint(prompts), model_fingerprint(model), template)
-    key = sha256_text("|".join(parts if backend == "torch" else (*parts, backend)))[:20]
+    key = sha256_text("|".join((corpus_fingerprint(prompts), backend_fingerprint(model, backend), template)))[:20]
     folder = cache_root() / "indexes" / key
     if (folder / "manifest.json").exists():
         try:

@@ -39,7 +39,7 @@ def _check_pooling(model) -> None:
         raise ValueError("the ONNX backend supports mean-pooling sentence-transformers models only")
 
 
-def export_onnx(model_name: str, quantized: bool = False) -> Path:
+def export_onnx(model_name: str, quantized: bool = False, allow_download: bool | None = None) -> Path:
     """Path of the ONNX file for `model_name` (exported and cached on first use)."""
     fp = model_fingerprint(model_name)
     folder = cache_root() / "onnx" / sha256_text(f"{fp}|{EXPORT_VERSION}")[:16]
@@ -49,7 +49,7 @@ def export_onnx(model_name: str, quantized: bool = False) -> Path:
             return target
         fp32 = folder / "model.onnx"
         if not fp32.exists():
-            _export_fp32(model_name, fp32)
+            _export_fp32(model_name, fp32, allow_download)
         if quantized:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -65,8 +65,8 @@ def export_onnx(model_name: str, quantized: bool = False) -> Path:
         return target
 
 
-def _export_fp32(model_name: str, target: Path) -> None:
-    model = load_model(model_name)
+def _export_fp32(model_name: str, target: Path, allow_download: bool | None = None) -> None:
+    model = load_model(model_name, allow_download=allow_download)
     _check_pooling(model)
     transformer = model[0].auto_model
     # Plain (eager) attention exports as MatMul/Softmax with an additive mask. The SDPA path exports
@@ -126,8 +126,14 @@ def _export_embedder(model, transformer, target: Path) -> None:
 class OnnxEncoder:
     """Drop-in for the part of SentenceTransformer that `Encoder` uses: `encode(texts, batch_size=...)`."""
 
-    def __init__(self, model_name: str, quantized: bool = False, threads: int | None = None):
-        st = load_model(model_name)
+    def __init__(
+        self,
+        model_name: str,
+        quantized: bool = False,
+        threads: int | None = None,
+        allow_download: bool | None = None,
+    ):
+        st = load_model(model_name, allow_download=allow_download)
         self.tokenizer = st.tokenizer
         self.max_length = st.max_seq_length
         self.dim = int(
@@ -135,7 +141,10 @@ class OnnxEncoder:
             if hasattr(st, "get_embedding_dimension")
             else st.get_sentence_embedding_dimension()
         )
-        self.path = export_onnx(model_name, quantized)
+        self.path = export_onnx(model_name, quantized, allow_download)
+        # transformers may reconfigure a fast tokenizer's truncation/padding on a call, which fails
+        # ("Already borrowed") if another thread is inside it: one tokenising call at a time.
+        self._tokenizer_lock = threading.Lock()
         self.set_threads(threads)
 
     def set_threads(self, threads: int | None) -> None:
@@ -166,7 +175,8 @@ class OnnxEncoder:
         out = np.empty((len(texts), self.dim), np.float32)
         if not texts:
             return out
-        tokens = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        with self._tokenizer_lock:
+            tokens = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in self.inputs and n in tokens]
         by_length: dict[int, list[int]] = {}
         for i, ids in enumerate(tokens["input_ids"]):

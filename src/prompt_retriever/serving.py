@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .corpus import Prompt
-from .embedding import BACKENDS, Encoder
+from .embedding import Encoder
 from .retriever import PromptRetriever
 
 
@@ -15,18 +15,18 @@ def build_retriever(
     index_dir: Path | None = None,
     prompts: Sequence[Prompt] | None = None,
     model: str = "all-MiniLM-L6-v2",
-    backend: str = "torch",
+    backend: str | None = None,
     qdrant_url: str | None = None,
     qdrant_path: str | None = None,
     allow_download: bool | None = None,
 ) -> PromptRetriever:
+    """`backend` None: a saved index's own backend, else torch. Documents and queries always come from
+    the same backend: asking for another one than the index's re-encodes the prompts with it."""
     from .indexcache import cached_retriever
 
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     if index_dir is not None:
         retriever = PromptRetriever.load(index_dir, allow_download=allow_download)
-        if retriever.encoder.backend != backend:  # documents and queries from the same backend
+        if backend is not None and retriever.encoder.backend != backend:
             retriever.encoder = Encoder(
                 retriever.model_name,
                 show_progress=True,
@@ -37,7 +37,9 @@ def build_retriever(
     else:
         if not prompts:
             raise ValueError("no prompts to serve")
-        retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download, backend=backend)
+        retriever = cached_retriever(
+            prompts, model, show_progress=True, allow_download=allow_download, backend=backend or "torch"
+        )
     if qdrant_url or qdrant_path:
         from .vectorstore import QdrantStore
 
