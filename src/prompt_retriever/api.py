@@ -191,10 +191,6 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def _prompt_out(p) -> PromptOut:
-    return PromptOut(id=p.id, genre=p.genre, theme=p.theme, title=p.title, text=p.text, kind=p.kind)
-
-
 def static_dir() -> Path:
     return Path(str(resources.files("prompt_retriever") / "web"))
 
@@ -255,7 +251,7 @@ def create_app(
     def prompt_out(p) -> PromptOut:
         out = outs.get(p.id)
         if out is None:
-            out = outs[p.id] = _prompt_out(p)
+            out = outs[p.id] = PromptOut(id=p.id, genre=p.genre, theme=p.theme, title=p.title, text=p.text, kind=p.kind)
         return out
 
     def check_filter(value: str | None, names: dict[str, str], what: str) -> str | None:
