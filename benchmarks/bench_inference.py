@@ -82,13 +82,11 @@ def torch_grouped_texts_per_second(texts: list[str], batch_size: int = 32) -> fl
     import torch
 
     from prompt_retriever.models import load_model
+    from prompt_retriever.onnx_backend import equal_length_groups
 
     model = load_model("all-MiniLM-L6-v2")
     tokens = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
-    by_length: dict[int, list[int]] = {}
-    for i, ids in enumerate(tokens["input_ids"]):
-        by_length.setdefault(len(ids), []).append(i)
-    groups = [idx[s : s + batch_size] for idx in by_length.values() for s in range(0, len(idx), batch_size)]
+    groups = equal_length_groups(tokens["input_ids"], batch_size)
 
     def run() -> None:
         with torch.inference_mode():

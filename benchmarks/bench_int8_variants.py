@@ -99,15 +99,10 @@ def main() -> None:
 
     def embed(session, texts: list[str]) -> np.ndarray:
         tokens = tok(texts, truncation=True, max_length=model.max_seq_length)
-        by_length: dict[int, list[int]] = {}
-        for i, ids in enumerate(tokens["input_ids"]):
-            by_length.setdefault(len(ids), []).append(i)
         out = np.empty((len(texts), 384), np.float32)
         names = [i.name for i in session.get_inputs()]
-        for idx in by_length.values():
-            for s in range(0, len(idx), 32):
-                part = idx[s : s + 32]
-                out[part] = session.run(None, {n: np.array([tokens[n][i] for i in part], np.int64) for n in names})[0]
+        for part in onnx_backend.equal_length_groups(tokens["input_ids"], 32):
+            out[part] = session.run(None, {n: np.array([tokens[n][i] for i in part], np.int64) for n in names})[0]
         return out
 
     results = {}

@@ -123,6 +123,19 @@ def _export_embedder(model, transformer, target: Path) -> None:
     tmp.replace(target)
 
 
+def equal_length_groups(token_ids, batch_size: int) -> list[list[int]]:
+    """Indices of the texts in batches of equal token length (longest first, at most `batch_size`
+    each), so that no batch needs padding."""
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(token_ids):
+        by_length.setdefault(len(ids), []).append(i)
+    return [
+        idx[start : start + batch_size]
+        for _, idx in sorted(by_length.items(), reverse=True)
+        for start in range(0, len(idx), batch_size)
+    ]
+
+
 class OnnxEncoder:
     """Drop-in for the part of SentenceTransformer that `Encoder` uses: `encode(texts, batch_size=...)`."""
 
@@ -178,14 +191,7 @@ class OnnxEncoder:
         with self._tokenizer_lock:
             tokens = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in self.inputs and n in tokens]
-        by_length: dict[int, list[int]] = {}
-        for i, ids in enumerate(tokens["input_ids"]):
-            by_length.setdefault(len(ids), []).append(i)
-        groups = [
-            idx[start : start + batch_size]
-            for _, idx in sorted(by_length.items(), reverse=True)
-            for start in range(0, len(idx), batch_size)
-        ]
+        groups = equal_length_groups(tokens["input_ids"], batch_size)
 
         def run(idx: list[int], session) -> int:
             feed = {n: np.array([tokens[n][i] for i in idx], dtype=np.int64) for n in names}
