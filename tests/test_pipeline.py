@@ -164,3 +164,50 @@ def test_push_cli_dry_run(tmp_path):
     assert res.exit_code == 0, res.output
     assert "would upload 4 files" in res.output
     assert (tmp_path / "model.push-plan.json").exists()
+
+
+class RecordingHubApi:
+    """Stands in for huggingface_hub.HfApi (no network here): records what push asks the Hub client to do."""
+
+    calls: list[tuple[str, dict]] = []
+    fail_with: str | None = None
+
+    def __init__(self, token=None):
+        self.calls.append(("init", {"token": token}))
+
+    def create_repo(self, repo_id, **kw):
+        self.calls.append(("create_repo", {"repo_id": repo_id, **kw}))
+
+    def upload_folder(self, **kw):
+        if self.fail_with:
+            raise RuntimeError(self.fail_with)
+        self.calls.append(("upload_folder", kw))
+
+
+def test_push_uploads_the_planned_files_with_the_token_from_the_environment(tmp_path, monkeypatch):
+    import huggingface_hub
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # push switches the client on; restored after the test
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret123")
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHubApi)
+    RecordingHubApi.calls, RecordingHubApi.fail_with = [], None
+    d = fake_model(tmp_path)
+
+    plan = push(d, "me/prompt-model", private=True)
+    assert plan["dry_run"] is False
+    assert [name for name, _ in RecordingHubApi.calls] == ["init", "create_repo", "upload_folder"]
+    assert RecordingHubApi.calls[0][1] == {"token": "hf_secret123"}
+    assert RecordingHubApi.calls[1][1]["repo_id"] == "me/prompt-model" and RecordingHubApi.calls[1][1]["private"]
+    upload = RecordingHubApi.calls[2][1]
+    assert upload["repo_id"] == "me/prompt-model" and upload["folder_path"] == str(d)
+    # exactly the dry run's files: no checkpoints, no hidden files
+    assert upload["allow_patterns"] == [f["path"] for f in upload_plan(d, "me/prompt-model")["files"]]
+    assert "checkpoints/step-1.bin" not in upload["allow_patterns"]
+
+    RecordingHubApi.fail_with = "401 Unauthorized for token hf_secret123"
+    with pytest.raises(PushError, match="push to me/prompt-model failed") as err:
+        push(d, "me/prompt-model")
+    assert "hf_secret123" not in str(err.value) and "***" in str(err.value)

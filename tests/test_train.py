@@ -162,3 +162,17 @@ def test_cached_loss_option_trains(tmp_path, gs):
     assert "CachedMultipleNegativesRankingLoss" in (tmp_path / "m" / "README.md").read_text()
     with pytest.raises(ValueError, match="unknown loss"):
         train(gs, tmp_path / "m2", TrainConfig(max_steps=1, loss="triplet", max_rows=8), progress=False)
+
+
+def test_early_stopping_ends_training_when_dev_ndcg_stops_improving(tmp_path, gs):
+    # lr 0: the dev metric never improves, so with patience 1 training stops at the second evaluation
+    # (the first sets the best) instead of running all 12 steps.
+    cfg = TrainConfig(
+        max_steps=12, batch_size=4, hard_negatives=1, max_rows=24, learning_rate=0.0, evals_per_epoch=6,
+        early_stopping_patience=1,
+    )
+    result = train(gs, tmp_path / "m", cfg, progress=False)
+    evals = [h for h in result.history if "eval_dev_cosine_ndcg@10" in h]
+    assert len(evals) == 2 and evals[0]["eval_dev_cosine_ndcg@10"] == evals[1]["eval_dev_cosine_ndcg@10"]
+    assert result.steps == evals[1]["step"] < 12
+    assert (tmp_path / "m" / "modules.json").exists()
