@@ -168,7 +168,12 @@ def test_early_stopping_ends_training_when_dev_ndcg_stops_improving(tmp_path, gs
     # lr 0: the dev metric never improves, so with patience 1 training stops at the second evaluation
     # (the first sets the best) instead of running all 12 steps.
     cfg = TrainConfig(
-        max_steps=12, batch_size=4, hard_negatives=1, max_rows=24, learning_rate=0.0, evals_per_epoch=6,
+        max_steps=12,
+        batch_size=4,
+        hard_negatives=1,
+        max_rows=24,
+        learning_rate=0.0,
+        evals_per_epoch=6,
         early_stopping_patience=1,
     )
     result = train(gs, tmp_path / "m", cfg, progress=False)
