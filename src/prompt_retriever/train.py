@@ -48,7 +48,7 @@ class TrainConfig:
     hard_negatives: int = 3
     relative_margin: float = 0.05
     max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
-    max_rows: int | None = 512  # training-row budget (CPU time), hard rows first; None = all
+    max_rows: int | None = 512  # training-row budget (CPU time), a seeded uniform sample; None = all
     loss: str = "mnrl"  # mnrl | cached-mnrl
     cached_mini_batch_size: int = 16
     early_stopping_patience: int | None = None
