@@ -7,13 +7,15 @@ golden queries with fp32's top-10. The variants include weight-only MatMulNBits 
 weights, int8 compute; needs `onnx-ir`, in the dev extra).
 
 Last, the ceiling: the shipped int8 model on one core alone, and on both cores at once from two
-processes (no Python in between), against torch in the same run.
+processes (no tokenising or batching in the timed loop), against torch in the same run; and where the
+shipped model's time goes (ONNX Runtime's profiler, share of kernel time by op type).
 
     python benchmarks/bench_int8_variants.py
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
@@ -124,10 +126,13 @@ def main() -> None:
         ),
         "int8 static (calibrated, QDQ)": static,
     }
-    try:
-        import onnx_ir  # noqa: F401  (what ONNX Runtime's MatMulNBits quantizer needs)
-    except ImportError:
-        print("MatMulNBits variants skipped: pip install onnx-ir", flush=True)
+    try:  # needs onnx-ir (dev extra) and an ONNX Runtime whose quantizer has 8-bit MatMulNBits
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        if "bits" not in inspect.signature(MatMulNBitsQuantizer).parameters:
+            raise ImportError("this ONNX Runtime's MatMulNBits quantizer has no `bits` option")
+    except ImportError as exc:
+        print(f"MatMulNBits variants skipped: {exc} (pip install onnx-ir, onnxruntime>=1.20)", flush=True)
     else:
         variants["MatMulNBits 8-bit weights, block 128, int8 compute"] = weight_only(8, 128)
         variants["MatMulNBits 4-bit weights, block 32, int8 compute"] = weight_only(4, 32)
@@ -162,37 +167,99 @@ def main() -> None:
             "top10_overlap_with_fp32": round(float(np.mean(overlap)), 3),
         }
         print(name, results[name], flush=True)
+    t = time.perf_counter()
+    tok(docs, truncation=True, max_length=model.max_seq_length)
+    tokenise_ms = round((time.perf_counter() - t) * 1000, 1)
     ceiling = per_core_ceiling()
     torch_rate = torch_texts_per_second(docs)
     ceiling["torch_texts_per_second"] = torch_rate
     ceiling["both_cores_ratio_to_torch"] = round(ceiling["both_cores_texts_per_second"] / torch_rate, 2)
+    ceiling["tokenising_the_prompts_ms"] = tokenise_ms
     print("ceiling", ceiling, flush=True)
-    emit("bench_int8_variants", {"prompts": len(docs), "threads": 2, "variants": results, "int8_ceiling": ceiling})
+    profile = op_time_shares(variants["int8 dynamic, per-channel (shipped)"], lambda session: embed(session, docs))
+    print("shipped int8, share of kernel time by op", profile, flush=True)
+    emit(
+        "bench_int8_variants",
+        {
+            "prompts": len(docs),
+            "threads": 2,
+            "variants": results,
+            "int8_ceiling": ceiling,
+            "shipped_int8_kernel_time_share_by_op": profile,
+        },
+    )
+
+
+def op_time_shares(path: Path, run) -> dict[str, float]:
+    """ONNX Runtime's profiler over one `run(session)`: each op type's share of all kernel time (top 8)."""
+    import json
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / "profile")
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    run(session)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    by_op: Counter[str] = Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by_op[e["args"]["op_name"]] += e["dur"]
+    total = sum(by_op.values())
+    return {op: round(us / total, 3) for op, us in by_op.most_common(8)}
 
 
 def per_core_ceiling() -> dict:
-    """The shipped int8 model on one core alone, then on both cores at once (two processes, so no
-    Python, tokenising or thread pool in between): the most any int8 encoder on this machine gets."""
+    """The shipped int8 model on one core alone, then on both cores at once (one process per core, one
+    ONNX Runtime thread each; no tokenising, thread pool or per-call batching in the timed loop): the most
+    any int8 encoder on this machine gets. The workers start on a handshake, once both are warm, and the
+    rate on both cores is all texts over the span from the first start to the last end."""
     import subprocess
     import sys
 
-    def run(n: int) -> list[float]:
-        start = time.time() + 15  # both workers start their timed loop together, after warm-up
-        cmd = [sys.executable, __file__, "--per-core-worker", str(start)]
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(n)]
-        return [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    def run(n: int) -> tuple[float, list[float]]:
+        cmd = [sys.executable, __file__, "--per-core-worker"]
+        procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        try:
+            for p in procs:  # wait until every worker has loaded and warmed up
+                line = p.stdout.readline()
+                if line.strip() != "READY":
+                    raise RuntimeError(f"per-core worker failed before it was ready (said {line!r})")
+            for p in procs:
+                p.stdin.write("GO\n")
+                p.stdin.flush()
+            results = []
+            for p in procs:
+                out, _ = p.communicate()
+                lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
+                if p.returncode != 0 or not lines:
+                    raise RuntimeError(f"per-core worker exited with {p.returncode} and no result")
+                texts, start, end = (float(x) for x in lines[-1].split()[1:])
+                results.append((texts, start, end))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        span = max(r[2] for r in results) - min(r[1] for r in results)
+        return sum(r[0] for r in results) / span, [r[0] / (r[2] - r[1]) for r in results]
 
-    alone = run(1)[0]
-    both = run(2)
+    alone, _ = run(1)
+    both, per_worker = run(2)
     return {
         "one_core_alone_texts_per_second": round(alone, 1),
-        "both_cores_texts_per_second": round(sum(both), 1),
-        "both_cores_per_core": [round(x, 1) for x in both],
+        "both_cores_texts_per_second": round(both, 1),
+        "both_cores_per_worker": [round(x, 1) for x in per_worker],
     }
 
 
-def per_core_worker(start_at: float) -> None:
-    """One process, one ONNX Runtime thread: print the shipped int8 model's texts/s on the bundled prompts."""
+def per_core_worker() -> None:
+    """One process, one ONNX Runtime thread: after "READY" and the parent's "GO", run the bundled prompts
+    three times through the shipped int8 model and print `RESULT texts start end` (wall-clock seconds)."""
+    import sys
+
     import onnxruntime as ort
 
     from prompt_retriever import onnx_backend
@@ -200,9 +267,9 @@ def per_core_worker(start_at: float) -> None:
     from prompt_retriever.embedding import prompt_document
     from prompt_retriever.models import load_model
 
-    tok = load_model("all-MiniLM-L6-v2").tokenizer
+    model = load_model("all-MiniLM-L6-v2")
     docs = [prompt_document(p) for p in load_corpus()]
-    tokens = tok(docs, truncation=True, max_length=256)
+    tokens = model.tokenizer(docs, truncation=True, max_length=model.max_seq_length)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     path = onnx_backend.export_onnx("all-MiniLM-L6-v2", quantized=True)
@@ -214,12 +281,13 @@ def per_core_worker(start_at: float) -> None:
     ]
     for feed in feeds:  # warm-up
         session.run(None, feed)
-    time.sleep(max(0.0, start_at - time.time()))
-    t = time.perf_counter()
+    print("READY", flush=True)
+    sys.stdin.readline()
+    start = time.time()
     for _ in range(3):
         for feed in feeds:
             session.run(None, feed)
-    print(3 * len(docs) / (time.perf_counter() - t), flush=True)
+    print(f"RESULT {3 * len(docs)} {start} {time.time()}", flush=True)
 
 
 def torch_texts_per_second(docs: list[str]) -> float:
@@ -239,6 +307,6 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["--per-core-worker"]:
-        per_core_worker(float(sys.argv[2]))
+        per_core_worker()
     else:
         main()

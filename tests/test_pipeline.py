@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -173,7 +174,10 @@ class RecordingHubApi:
     fail_with: str | None = None
 
     def __init__(self, token=None):
-        self.calls.append(("init", {"token": token}))
+        import huggingface_hub.constants as hf_constants
+
+        online = {"HF_HUB_OFFLINE": hf_constants.HF_HUB_OFFLINE, "env": os.environ.get("HF_HUB_OFFLINE")}
+        self.calls.append(("init", {"token": token, **online}))
 
     def create_repo(self, repo_id, **kw):
         self.calls.append(("create_repo", {"repo_id": repo_id, **kw}))
@@ -199,15 +203,16 @@ def test_push_uploads_the_planned_files_with_the_token_from_the_environment(tmp_
     plan = push(d, "me/prompt-model", private=True)
     assert plan["dry_run"] is False
     assert [name for name, _ in RecordingHubApi.calls] == ["init", "create_repo", "upload_folder"]
-    assert RecordingHubApi.calls[0][1] == {"token": "hf_secret123"}
+    # the package runs offline; push switches the Hub client on before it creates one
+    assert RecordingHubApi.calls[0][1] == {"token": "hf_secret123", "HF_HUB_OFFLINE": False, "env": "0"}
     assert RecordingHubApi.calls[1][1]["repo_id"] == "me/prompt-model" and RecordingHubApi.calls[1][1]["private"]
     upload = RecordingHubApi.calls[2][1]
     assert upload["repo_id"] == "me/prompt-model" and upload["folder_path"] == str(d)
-    # exactly the dry run's files: no checkpoints, no hidden files
-    assert upload["allow_patterns"] == [f["path"] for f in upload_plan(d, "me/prompt-model")["files"]]
-    assert "checkpoints/step-1.bin" not in upload["allow_patterns"]
+    # the dry run's files: no checkpoints, no hidden files
+    assert upload["allow_patterns"] == ["1_Pooling/config.json", "README.md", "model.safetensors", "modules.json"]
 
     RecordingHubApi.fail_with = "401 Unauthorized for token hf_secret123"
     with pytest.raises(PushError, match="push to me/prompt-model failed") as err:
         push(d, "me/prompt-model")
     assert "hf_secret123" not in str(err.value) and "***" in str(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # no traceback shows the token

@@ -67,5 +67,6 @@ def push(
             commit_message="Upload prompt-retriever fine-tuned model",
         )
     except Exception as exc:  # network, auth, permissions: one clear message without the token
-        raise PushError(f"push to {repo_id} failed: {type(exc).__name__}: {str(exc).replace(token, '***')}") from exc
+        # `from None`: the original exception (whose text may hold the token) stays out of tracebacks
+        raise PushError(f"push to {repo_id} failed: {type(exc).__name__}: {str(exc).replace(token, '***')}") from None
     return plan
