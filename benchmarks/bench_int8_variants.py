@@ -96,8 +96,6 @@ def main() -> None:
 
     def weight_only(bits: int, block: int) -> Path:
         """MatMulNBits: 8- or 4-bit blocked weights, int8 compute (accuracy level 4)."""
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
         out = work / f"nbits{bits}-{block}.onnx"
         q = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=bits, block_size=block, is_symmetric=True, accuracy_level=4)
         q.process()
