@@ -29,7 +29,6 @@ from _common import emit
 def main() -> None:
     os.environ.setdefault("PROMPT_RETRIEVER_CACHE_DIR", tempfile.mkdtemp(prefix="bench-cache-"))
     import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -140,15 +139,13 @@ def main() -> None:
         out = np.empty((len(texts), 384), np.float32)
         names = [i.name for i in session.get_inputs()]
         for part in onnx_backend.equal_length_groups(tokens["input_ids"], 32):
-            out[part] = session.run(None, {n: np.array([tokens[n][i] for i in part], np.int64) for n in names})[0]
+            out[part] = session.run(None, onnx_backend.batch_feed(tokens, names, part))[0]
         return out
 
     results = {}
     ref_docs = ref_queries = None
     for name, path in variants.items():
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        session = onnx_backend.inference_session(path, 2)
         embed(session, docs[:64])  # warm-up
         t = time.perf_counter()
         d = embed(session, docs)
@@ -193,13 +190,10 @@ def op_time_shares(path: Path, run) -> dict[str, float]:
     import json
     from collections import Counter
 
-    import onnxruntime as ort
+    from prompt_retriever.onnx_backend import inference_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / "profile")
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / "profile")
+    session = inference_session(path, 2, enable_profiling=True, profile_file_prefix=prefix)
     run(session)
     events = json.loads(Path(session.end_profiling()).read_text())
     by_op: Counter[str] = Counter()
@@ -258,8 +252,6 @@ def per_core_worker() -> None:
     three times through the shipped int8 model and print `RESULT texts start end` (wall-clock seconds)."""
     import sys
 
-    import onnxruntime as ort
-
     from prompt_retriever import onnx_backend
     from prompt_retriever.corpus import load_corpus
     from prompt_retriever.embedding import prompt_document
@@ -268,13 +260,10 @@ def per_core_worker() -> None:
     model = load_model("all-MiniLM-L6-v2")
     docs = [prompt_document(p) for p in load_corpus()]
     tokens = model.tokenizer(docs, truncation=True, max_length=model.max_seq_length)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    path = onnx_backend.export_onnx("all-MiniLM-L6-v2", quantized=True)
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = onnx_backend.inference_session(onnx_backend.export_onnx("all-MiniLM-L6-v2", quantized=True), 1)
     names = [i.name for i in session.get_inputs()]
     feeds = [
-        {n: np.array([tokens[n][i] for i in part], np.int64) for n in names}
+        onnx_backend.batch_feed(tokens, names, part)
         for part in onnx_backend.equal_length_groups(tokens["input_ids"], 32)
     ]
     for feed in feeds:  # warm-up

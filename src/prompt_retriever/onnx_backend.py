@@ -123,6 +123,22 @@ def _export_embedder(model, transformer, target: Path) -> None:
     tmp.replace(target)
 
 
+def inference_session(path: str | Path, threads: int, **options: object):
+    """An ONNX Runtime CPU session with `threads` intra-op threads (and any other `SessionOptions` set)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    for key, value in options.items():
+        setattr(opts, key, value)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def batch_feed(tokens, names, idx) -> dict[str, np.ndarray]:
+    """The session inputs `names` for the texts at `idx` of a tokeniser's output (one equal-length group)."""
+    return {n: np.array([tokens[n][i] for i in idx], dtype=np.int64) for n in names}
+
+
 def equal_length_groups(token_ids, batch_size: int) -> list[list[int]]:
     """Indices of the texts in batches of equal token length (longest first, at most `batch_size`
     each), so that no batch needs padding."""
@@ -164,17 +180,9 @@ class OnnxEncoder:
         """Use `threads` cores per `encode` call (None: all). A call's batches run one per core, each on a
         one-thread session, which outpaces one session spreading every batch over the cores; a call with a
         single batch (a query) uses a session with `threads` intra-op threads instead, for latency."""
-        import onnxruntime as ort
-
         self.threads = max(1, threads or os.cpu_count() or 1)
-
-        def session(n: int):
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = n
-            return ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-
-        self.session = session(self.threads)
-        self._per_core = session(1) if self.threads > 1 else self.session
+        self.session = inference_session(self.path, self.threads)
+        self._per_core = inference_session(self.path, 1) if self.threads > 1 else self.session
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def get_embedding_dimension(self) -> int:
@@ -194,8 +202,7 @@ class OnnxEncoder:
         groups = equal_length_groups(tokens["input_ids"], batch_size)
 
         def run(idx: list[int], session) -> int:
-            feed = {n: np.array([tokens[n][i] for i in idx], dtype=np.int64) for n in names}
-            out[idx] = session.run(None, feed)[0]
+            out[idx] = session.run(None, batch_feed(tokens, names, idx))[0]
             return 1
 
         progress = None
