@@ -2,6 +2,7 @@
 
 python benchmarks/bench_train.py            # default fine-tune only
 python benchmarks/bench_train.py --pipeline # the full default pipeline (what `make run` does), fresh
+python benchmarks/bench_train.py --step     # where one default training step's time goes
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from _common import emit
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pipeline", action="store_true", help="time the full default pipeline instead")
+    ap.add_argument("--step", action="store_true", help="time the parts of one default training step instead")
     args = ap.parse_args()
+    if args.step:
+        step_profile()
+        return
     os.environ["PROMPT_RETRIEVER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-cache-")  # cold caches
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
 
@@ -73,6 +78,59 @@ def main() -> None:
             "texts_per_second": round(res.rows * cfg.epochs * texts_per_row / secs, 1),
             "dev_ndcg@10_base": res.base_dev_ndcg,
             "dev_ndcg@10_best": res.best_dev_ndcg,
+        },
+    )
+
+
+def step_profile(steps: int = 10, warmup: int = 2) -> None:
+    """Tokenising, forward (loss), backward and AdamW of MNRL steps shaped like the default fine-tune's:
+    batch 16, each row a query and 1 + 3 prompts (bundled prompts and heuristic queries sampled with a
+    seed; the cost depends on the shape and text lengths, not on which prompts are the hard negatives)."""
+    import random
+
+    import torch
+    from sentence_transformers import SentenceTransformer, losses
+
+    from prompt_retriever.corpus import load_corpus
+    from prompt_retriever.embedding import prompt_document
+    from prompt_retriever.models import resolve_model
+    from prompt_retriever.querygen import generate_heuristic
+    from prompt_retriever.train import TrainConfig
+
+    cfg = TrainConfig()
+    prompts = load_corpus()
+    docs = [prompt_document(p, cfg.template) for p in prompts]
+    queries = [q.text for q in generate_heuristic(prompts).queries]
+    model = SentenceTransformer(resolve_model(cfg.base).location, device="cpu")
+    loss = losses.MultipleNegativesRankingLoss(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    rng = random.Random(cfg.seed)
+    parts = {"tokenise": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for i in range(warmup + steps):
+        cols = [rng.sample(queries, cfg.batch_size)]
+        cols += [rng.sample(docs, cfg.batch_size) for _ in range(1 + cfg.hard_negatives)]
+        t0 = time.perf_counter()
+        feats = [model.preprocess(c) for c in cols]
+        t1 = time.perf_counter()
+        value = loss(feats, None)
+        t2 = time.perf_counter()
+        value.backward()
+        t3 = time.perf_counter()
+        opt.step()
+        opt.zero_grad()
+        t4 = time.perf_counter()
+        if i >= warmup:
+            for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                parts[k] += dt / steps
+    total = sum(parts.values())
+    emit(
+        "bench_train_step",
+        {
+            "batch_size": cfg.batch_size,
+            "texts_per_step": cfg.batch_size * (2 + cfg.hard_negatives),
+            "steps_timed": steps,
+            "seconds_per_step": {k: round(v, 3) for k, v in parts.items()} | {"total": round(total, 3)},
+            "share": {k: round(v / total, 3) for k, v in parts.items()},
         },
     )
 
