@@ -102,6 +102,7 @@ def step_profile(steps: int = 10, warmup: int = 2) -> None:
     docs = [prompt_document(p, cfg.template) for p in prompts]
     queries = [q.text for q in generate_heuristic(prompts).queries]
     model = SentenceTransformer(resolve_model(cfg.base).location, device="cpu")
+    model.train()  # dropout on, as in the trainer
     loss = losses.MultipleNegativesRankingLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
