@@ -457,6 +457,7 @@ TRAIN_OPTIONS = (
     "seed",
     "hard_negatives",
     "max_rows",
+    "augment_keywords",
     "max_steps",
     "loss",
     "early_stopping",
@@ -479,6 +480,7 @@ def train_config(options: dict):
         seed=o["seed"],
         hard_negatives=o["hard_negatives"],
         max_rows=o["max_rows"] or None,
+        keyword_augment=o["augment_keywords"],
         max_steps=o["max_steps"],
         loss=o["loss"],
         early_stopping_patience=o["early_stopping"] or None,
@@ -491,6 +493,14 @@ LrOpt = Annotated[float, typer.Option(help="Learning rate (AdamW).")]
 WarmupOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of steps for linear warm-up.")]
 NegOpt = Annotated[int, typer.Option(min=0, max=20, help="Hard negatives per training row.")]
 MaxRowsOpt = Annotated[int, typer.Option(min=0, help="Seeded sample of training rows (0 = all); CPU budget.")]
+AugmentOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=50,
+        help="Extra keyword queries per train prompt (TF-IDF words), added to the train split only; 0 = none.",
+    ),
+]
 MaxStepsOpt = Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs; -1 = off).")]
 LossOpt = Annotated[str, typer.Option(help="mnrl | cached-mnrl (large batches on little memory).")]
 PatienceOpt = Annotated[int, typer.Option(min=0, help="Early stopping after N evaluations without gain (0 = off).")]
@@ -509,6 +519,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     hard_negatives: NegOpt = 3,
     max_rows: MaxRowsOpt = 512,
+    augment_keywords: AugmentOpt = 0,
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
@@ -621,6 +632,7 @@ def pipeline(
     warmup: WarmupOpt = 0.1,
     hard_negatives: NegOpt = 3,
     max_rows: MaxRowsOpt = 512,
+    augment_keywords: AugmentOpt = 0,
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,

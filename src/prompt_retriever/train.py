@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
+from .augment import augment_keyword_queries
 from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
 from .fileio import atomic_write_json, atomic_write_text
 from .golden import GoldenSet
@@ -49,6 +50,7 @@ class TrainConfig:
     relative_margin: float = 0.05
     max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
     max_rows: int | None = 512  # training-row budget (CPU time), a seeded uniform sample; None = all
+    keyword_augment: int = 0  # extra keyword queries per train prompt, train split only (see augment.py)
     loss: str = "mnrl"  # mnrl | cached-mnrl
     cached_mini_batch_size: int = 16
     early_stopping_patience: int | None = None
@@ -300,14 +302,15 @@ def train(
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    rows = training_rows(gs, cfg)
+    train_gs = augment_keyword_queries(gs, cfg.keyword_augment, seed=cfg.seed)
+    rows = training_rows(train_gs, cfg)
     if not rows:
         raise ValueError("no training rows: the train split has no query with a relevant train prompt")
     rows = select_rows(rows, cfg)
-    base = BaseScores.compute(rows, gs, Encoder(cfg.base), cfg.template)
-    rows = mine_hard_negatives(rows, gs, base, cfg)
-    relevant = {qid: {pid for pid, g in rel.items() if g > 0} for qid, rel in gs.qrels.items()}
-    assert_no_heldout_in_training(rows, gs)
+    base = BaseScores.compute(rows, train_gs, Encoder(cfg.base), cfg.template)
+    rows = mine_hard_negatives(rows, train_gs, base, cfg)
+    relevant = {qid: {pid for pid, g in rel.items() if g > 0} for qid, rel in train_gs.qrels.items()}
+    assert_no_heldout_in_training(rows, train_gs)
     dataset = _dataset(rows, gs, cfg.template)
 
     resolved = resolve_model(cfg.base)
@@ -383,7 +386,7 @@ def train(
             history,
         )
         write_training_curves(history, final / "training_curves.png", metric_key)
-        manifest = training_manifest(gs, cfg, result, golden_dir)
+        manifest = training_manifest(gs, cfg, result, golden_dir, train_gs.manifest.get("augmentation"))
         atomic_write_json(final / "training_manifest.json", manifest)
         atomic_write_text(final / "README.md", model_card(cfg, manifest))
         if out.exists():
@@ -405,7 +408,10 @@ def assert_no_heldout_in_training(rows: Sequence[TrainRow], gs: GoldenSet) -> No
                 raise AssertionError(f"held-out prompt {pid} in training row of {r.query_id}")
 
 
-def training_manifest(gs: GoldenSet, cfg: TrainConfig, result: TrainResult, golden_dir: str | None) -> dict:
+def training_manifest(
+    gs: GoldenSet, cfg: TrainConfig, result: TrainResult, golden_dir: str | None, augmentation: dict | None = None
+) -> dict:
+    """`gs` is the golden set as loaded (its fingerprint identifies the data); `augmentation` what was added."""
     from .report import versions
 
     return {
@@ -418,6 +424,7 @@ def training_manifest(gs: GoldenSet, cfg: TrainConfig, result: TrainResult, gold
         "split": gs.manifest.get("split", {}) | {"prompts": None},
         "hyperparameters": asdict(cfg),
         "training_rows": result.rows,
+        "augmentation": augmentation,
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "dev": {"ndcg@10_base": result.base_dev_ndcg, "ndcg@10_best": result.best_dev_ndcg},
@@ -425,10 +432,20 @@ def training_manifest(gs: GoldenSet, cfg: TrainConfig, result: TrainResult, gold
         "versions": versions(),
         "data_rules": [
             "training rows come only from train-split queries and train-split prompts",
+            "extra keyword queries (augmentation) are made from train prompts only and never repeat a golden query",
             "hard negatives exclude every prompt the qrels mark relevant to the query",
             "no batch holds two rows with the same query or a row relevant to another row's query",
         ],
     }
+
+
+def _augment_sentence(aug: dict | None) -> str:
+    if not aug:
+        return ""
+    return (
+        f"The train split was augmented with {aug['added']} extra keyword queries ({aug['per_prompt']} per train "
+        f"prompt, 2-3 of its top {aug['top']} TF-IDF words, seed {aug['seed']})."
+    )
 
 
 def model_card(cfg: TrainConfig, manifest: dict) -> str:
@@ -465,7 +482,7 @@ Golden set `{manifest["golden"]}` (fingerprint `{manifest["golden_fingerprint"]}
 {manifest["split"].get("test", "?")} of prompts held out for test and {manifest["split"].get("dev", "?")}
 for dev (seed {manifest["split"].get("seed", "?")}). {manifest["training_rows"]} training rows (query, positive,
 {cfg.hard_negatives} hard negatives) from train queries and train prompts only; held-out prompts never appear
-in training.
+in training. {_augment_sentence(manifest.get("augmentation"))}
 
 ## Training
 
