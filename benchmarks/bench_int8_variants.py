@@ -190,10 +190,10 @@ def op_time_shares(path: Path, run) -> dict[str, float]:
     import json
     from collections import Counter
 
-    from prompt_retriever.onnx_backend import inference_session
+    from prompt_retriever import onnx_backend
 
     prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / "profile")
-    session = inference_session(path, 2, enable_profiling=True, profile_file_prefix=prefix)
+    session = onnx_backend.inference_session(path, 2, enable_profiling=True, profile_file_prefix=prefix)
     run(session)
     events = json.loads(Path(session.end_profiling()).read_text())
     by_op: Counter[str] = Counter()
