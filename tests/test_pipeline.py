@@ -216,3 +216,23 @@ def test_push_uploads_the_planned_files_with_the_token_from_the_environment(tmp_
         push(d, "me/prompt-model")
     assert "hf_secret123" not in str(err.value) and "***" in str(err.value)
     assert err.value.__cause__ is None and err.value.__suppress_context__  # no traceback shows the token
+
+
+def test_pipeline_soup_trains_both_ingredients_and_reports_the_soup(tmp_path):
+    corpus = tmp_path / "golden12.txt"
+    shutil.copy(DATA / "golden12.txt", corpus)
+    quiet = Console(quiet=True)
+    first = run_pipeline(tiny_config(tmp_path, corpus, soup_keywords=1, systems=("bm25",)), quiet)
+    assert "train" in first["ran"]
+    run = tmp_path / "run"
+    manifest = json.loads((run / "model" / "training_manifest.json").read_text())
+    paths = [i["path"] for i in manifest["soup"]["ingredients"]]
+    assert paths == [str(run / "ingredients" / "plain"), str(run / "ingredients" / "keywords-1")]
+    assert "ndcg@10" in manifest["test"]  # the compare stage measured the soup itself
+    assert "model soup" in (run / "model" / "README.md").read_text()
+    assert "a model soup: the weight average of 2 fine-tunes, `plain`, `keywords-1`" in (run / "REPORT.md").read_text()
+    state = json.loads((run / "stages" / "train.json").read_text())
+    assert state["inputs"]["soup_keywords"] == 1 and state["result"]["steps"] == 4
+
+    again = run_pipeline(tiny_config(tmp_path, corpus, soup_keywords=1, systems=("bm25",)), quiet)
+    assert again["ran"] == []

@@ -501,6 +501,15 @@ AugmentOpt = Annotated[
         help="Extra keyword queries per train prompt (TF-IDF words), added to the train split only; 0 = none.",
     ),
 ]
+SoupOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=50,
+        help="Model soup: also train the same model with N extra keyword queries per train prompt and "
+        "average the two models' weights (about twice the training time); 0 = off.",
+    ),
+]
 MaxStepsOpt = Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs; -1 = off).")]
 LossOpt = Annotated[str, typer.Option(help="mnrl | cached-mnrl (large batches on little memory).")]
 PatienceOpt = Annotated[int, typer.Option(min=0, help="Early stopping after N evaluations without gain (0 = off).")]
@@ -520,20 +529,54 @@ def train_cmd(
     hard_negatives: NegOpt = 3,
     max_rows: MaxRowsOpt = 512,
     augment_keywords: AugmentOpt = 0,
+    soup_keywords: SoupOpt = 0,
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
     from .golden import GoldenSet
+    from .soup import ingredient_configs, train_soup
     from .train import train
 
     cfg = train_config(locals())
+    if soup_keywords:
+        ingredient_configs(cfg, soup_keywords)  # a bad combination fails before any work
+        soup = train_soup(GoldenSet.load(golden), out_dir, cfg, soup_keywords, golden_dir=str(golden), log=out.print)
+        out.print(
+            f"model soup of {len(soup.ingredients)} fine-tunes ({', '.join(str(i.path) for i in soup.ingredients)}); "
+            f"dev NDCG@10 {soup.dev_ndcg or 0:.3f}; model: {out_dir}"
+        )
+        return
     res = train(GoldenSet.load(golden), out_dir, cfg, progress=True, golden_dir=str(golden))
     out.print(
         f"trained {res.rows} rows, {res.steps} steps in {res.seconds:.0f} s; dev NDCG@10 "
         f"{res.base_dev_ndcg or 0:.3f} (base) -> {res.best_dev_ndcg or 0:.3f}; model: {out_dir}"
     )
+
+
+@app.command()
+@guarded
+def soup(
+    models: Annotated[list[Path], typer.Argument(help="Two or more fine-tuned model folders (same base and data).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the averaged model.")],
+    weight: Annotated[
+        list[float] | None, typer.Option("--weight", "-w", help="One weight per model (default: equal).")
+    ] = None,
+    golden: Annotated[
+        Path | None, typer.Option(help="The models' golden set, to measure the soup's dev NDCG@10.")
+    ] = None,
+) -> None:
+    """Average the weights of fine-tunes of one base model into one model (a "model soup")."""
+    from .golden import GoldenSet
+    from .soup import make_soup
+
+    res = make_soup(models, out_dir, weight or None, gs=GoldenSet.load(golden) if golden else None)
+    for i in res.ingredients:
+        dev = (i.manifest.get("dev") or {}).get("ndcg@10_best")
+        out.print(f"  {i.path}  weight {i.weight:g}" + (f", dev NDCG@10 {dev:.3f}" if dev else ""), highlight=False)
+    dev = f"; dev NDCG@10 {res.dev_ndcg:.3f}" if res.dev_ndcg is not None else ""
+    out.print(f"soup of {len(res.ingredients)} models{dev}; model: {out_dir}")
 
 
 @app.command()
@@ -633,6 +676,7 @@ def pipeline(
     hard_negatives: NegOpt = 3,
     max_rows: MaxRowsOpt = 512,
     augment_keywords: AugmentOpt = 0,
+    soup_keywords: SoupOpt = 0,
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
@@ -650,14 +694,19 @@ def pipeline(
     import os
 
     from .pipeline import PipelineConfig, run_pipeline
+    from .soup import ingredient_configs
 
+    tcfg = train_config(locals())
+    if soup_keywords:
+        ingredient_configs(tcfg, soup_keywords)  # a bad combination fails before any work
     cfg = PipelineConfig(
         corpus=corpus,
         out=out_dir,
         seed=seed,
         base=base,
         skip_invalid=skip_invalid,
-        train=train_config(locals()),
+        train=tcfg,
+        soup_keywords=soup_keywords,
         llm_base_url=llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL"),
         llm_model=llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL"),
         judged=judged,

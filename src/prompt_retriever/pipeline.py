@@ -34,6 +34,7 @@ class PipelineConfig:
     base: str = "all-MiniLM-L6-v2"
     systems: tuple[str, ...] = ("bm25", "hybrid")
     train: TrainConfig = field(default_factory=TrainConfig)
+    soup_keywords: int = 0  # > 0: train a second model with this many extra keyword queries and average the two
     skip_invalid: bool = False
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -243,7 +244,29 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     def train_stage() -> dict:
         from .train import train
 
-        res = train(gs, model_dir, TrainConfig(**asdict(cfg.train)), progress=True, golden_dir=str(golden_dir))
+        tcfg = TrainConfig(**asdict(cfg.train))
+        if cfg.soup_keywords:
+            from .soup import train_soup
+
+            soup = train_soup(
+                gs,
+                model_dir,
+                tcfg,
+                cfg.soup_keywords,
+                ingredients_dir=out / "ingredients",
+                golden_dir=str(golden_dir),
+                log=console.print,
+            )
+            manifest = json.loads((model_dir / "training_manifest.json").read_text())
+            return {
+                "rows": manifest["training_rows"],
+                "steps": manifest["steps"],
+                "seconds": manifest["seconds"],
+                "dev_ndcg@10_base": manifest["dev"]["ndcg@10_base"],
+                "dev_ndcg@10_best": soup.dev_ndcg,
+                "soup": [i["path"] for i in manifest["soup"]["ingredients"]],
+            }
+        res = train(gs, model_dir, tcfg, progress=True, golden_dir=str(golden_dir))
         return {
             "rows": res.rows,
             "steps": res.steps,
@@ -254,7 +277,8 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
 
     t = r.stage(
         "train",
-        {"golden": s["fingerprint"], "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)},
+        {"golden": s["fingerprint"], "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)}
+        | ({"soup_keywords": cfg.soup_keywords} if cfg.soup_keywords else {}),  # old runs keep their key
         [model_dir / "training_manifest.json", model_dir / "model.safetensors"],
         train_stage,
     )
@@ -373,7 +397,13 @@ def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict) 
             "",
             f"Fine-tuning: base `{cfg.base}`, {t['rows']} training rows, {t['steps']} steps in {t['seconds']} s; "
             f"dev NDCG@10 {t['dev_ndcg@10_base'] or 0:.3f} -> {t['dev_ndcg@10_best'] or 0:.3f} "
-            "(checkpoint chosen on dev).",
+            + (
+                f"(a model soup: the weight average of {len(t['soup'])} fine-tunes, "
+                + ", ".join(f"`{Path(p).name}`" for p in t["soup"])
+                + ", each with its checkpoint chosen on dev)."
+                if t.get("soup")
+                else "(checkpoint chosen on dev)."
+            ),
             "",
             summary_markdown(summary)
             .replace("# ", "## ", 1)

@@ -553,6 +553,11 @@ def update_card_with_test(
     manifest = json.loads((d / "training_manifest.json").read_text())
     manifest["test"] = test_metrics
     atomic_write_json(d / "training_manifest.json", manifest)
+    if "soup" in manifest:
+        from .soup import soup_card
+
+        atomic_write_text(d / "README.md", soup_card(manifest))
+        return
     hp = manifest["hyperparameters"]
     cfg = cfg or TrainConfig(**hp)
     atomic_write_text(d / "README.md", model_card(cfg, manifest))

@@ -1,0 +1,328 @@
+"""Model soups: one model whose weights are the average of several fine-tunes of the same base.
+
+Averaging the weights of models fine-tuned from one pre-trained model (a "uniform soup", Wortsman et
+al. 2022, https://arxiv.org/abs/2203.05482) often beats each of them, at no extra inference cost: the
+soup is an ordinary sentence-transformers folder. Here it combines two fine-tunes that are good at
+different query kinds: the plain fine-tune (genre, theme and title queries) and one trained with extra
+keyword queries (`augment.py`), which is better on keyword queries and worse on titles. Each alone
+trades one kind for another; their average keeps most of both (measured: README, Fine-tuning).
+
+Honesty rules, checked before averaging:
+- every ingredient is a prompt-retriever fine-tune with a `training_manifest.json`;
+- all share the base model (fingerprint), the golden set (fingerprint) and its split, so no
+  ingredient has seen a prompt that is held out for the others;
+- all have the same modules and the same weight names and shapes.
+The soup's manifest lists every ingredient (hyperparameters, data, dev score) and its own dev NDCG@10.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .fileio import atomic_write_json, atomic_write_text
+from .golden import GoldenSet
+from .train import TrainConfig, dev_evaluator, train
+
+SAME = ("base_fingerprint", "golden_fingerprint", "corpus_fingerprint", "split")
+
+
+class SoupError(ValueError):
+    pass
+
+
+@dataclass
+class Ingredient:
+    path: Path
+    weight: float
+    manifest: dict
+
+
+@dataclass
+class SoupResult:
+    output_dir: Path
+    ingredients: list[Ingredient]
+    dev_ndcg: float | None
+    seconds: float
+
+
+def read_ingredient(path: str | Path, weight: float) -> Ingredient:
+    d = Path(path)
+    mpath = d / "training_manifest.json"
+    if not (d / "modules.json").exists():
+        raise SoupError(f"{d}: not a sentence-transformers model folder (no modules.json)")
+    if not mpath.exists():
+        raise SoupError(
+            f"{d}: no training_manifest.json; a soup only averages prompt-retriever fine-tunes, "
+            "whose training data can be checked against the held-out split"
+        )
+    try:
+        manifest = json.loads(mpath.read_text())
+    except ValueError as exc:
+        raise SoupError(f"{mpath}: not valid JSON ({exc})") from None
+    return Ingredient(d, weight, manifest)
+
+
+def check_compatible(ingredients: Sequence[Ingredient]) -> None:
+    """Raise SoupError naming the first ingredient that differs from the first in base, data or modules."""
+    if len(ingredients) < 2:
+        raise SoupError("a soup needs at least two models")
+    if any(i.weight <= 0 for i in ingredients):
+        raise SoupError("soup weights must be positive")
+    first = ingredients[0]
+    modules = (first.path / "modules.json").read_text()
+    for other in ingredients[1:]:
+        for key in SAME:
+            a, b = first.manifest.get(key), other.manifest.get(key)
+            if key == "split":  # the split's rule and seed, not the (unrecorded) prompt lists
+                a, b = ({k: v for k, v in (x or {}).items() if k != "prompts"} for x in (a, b))
+            if a != b:
+                raise SoupError(
+                    f"{other.path} differs from {first.path} in {key} ({b!r} vs {a!r}): "
+                    "soup ingredients must be fine-tuned from one base on one golden set and split"
+                )
+        if (other.path / "modules.json").read_text() != modules:
+            raise SoupError(f"{other.path} has other modules than {first.path} (modules.json differs)")
+
+
+def average_state_dicts(states: Sequence[Mapping], weights: Sequence[float]) -> dict:
+    """Weighted mean of floating-point tensors; other tensors (ids, buffers) must be equal and are kept."""
+    import torch
+
+    if len(states) != len(weights) or not states:
+        raise SoupError("need one weight per state dict")
+    total = float(sum(weights))
+    keys = list(states[0])
+    out = {}
+    for n, sd in enumerate(states[1:], 2):
+        if list(sd) != keys:
+            missing = sorted(set(keys) ^ set(sd))[:3]
+            raise SoupError(f"model {n} has other weight names than model 1, e.g. {missing}")
+    for key in keys:
+        tensors = [sd[key] for sd in states]
+        shapes = {tuple(t.shape) for t in tensors}
+        if len(shapes) != 1:
+            raise SoupError(f"weight {key} has different shapes: {sorted(shapes)}")
+        if tensors[0].is_floating_point():
+            acc = torch.zeros_like(tensors[0], dtype=torch.float64)
+            for t, w in zip(tensors, weights, strict=True):
+                acc += t.to(torch.float64) * (w / total)
+            out[key] = acc.to(tensors[0].dtype)
+        else:
+            if any(not torch.equal(t, tensors[0]) for t in tensors[1:]):
+                raise SoupError(f"non-float weight {key} differs between models; cannot average it")
+            out[key] = tensors[0].clone()
+    return out
+
+
+def make_soup(
+    models: Sequence[str | Path],
+    out_dir: str | Path,
+    weights: Sequence[float] | None = None,
+    *,
+    gs: GoldenSet | None = None,
+) -> SoupResult:
+    """Average `models` (weights default to equal) into a new model folder at `out_dir`.
+
+    With `gs` (the golden set the ingredients were trained on) the soup's dev NDCG@10 is measured
+    and recorded. The folder is written beside `out_dir` and renamed into place.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    t0 = time.perf_counter()
+    weights = list(weights) if weights is not None else [1.0] * len(models)
+    if len(weights) != len(models):
+        raise SoupError(f"{len(models)} models but {len(weights)} weights")
+    ingredients = [read_ingredient(m, w) for m, w in zip(models, weights, strict=True)]
+    check_compatible(ingredients)
+    if gs is not None and gs.fingerprint() != ingredients[0].manifest.get("golden_fingerprint"):
+        raise SoupError("the golden set given is not the one the models were trained on (fingerprints differ)")
+
+    loaded = [SentenceTransformer(str(i.path), device="cpu") for i in ingredients]
+    soup = loaded[0]
+    soup.load_state_dict(average_state_dicts([m.state_dict() for m in loaded], weights))
+    del loaded[1:]
+
+    dev = None
+    template = ingredients[0].manifest.get("hyperparameters", {}).get("template")
+    if gs is not None and template and (evaluator := dev_evaluator(gs, template)) is not None:
+        dev = evaluator(soup).get("dev_cosine_ndcg@10")
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.soup-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.soup-", dir=out.parent))
+    try:
+        final = work / "model"
+        soup.save(str(final))
+        seconds = time.perf_counter() - t0
+        manifest = soup_manifest(ingredients, dev)
+        atomic_write_json(final / "training_manifest.json", manifest)
+        atomic_write_text(final / "README.md", soup_card(manifest))
+        if out.exists():
+            shutil.rmtree(out)
+        final.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return SoupResult(out, ingredients, dev, seconds)
+
+
+def soup_manifest(ingredients: Sequence[Ingredient], dev_ndcg: float | None) -> dict:
+    from .report import versions
+
+    first = ingredients[0].manifest
+    total = sum(i.weight for i in ingredients)
+    rules = []
+    for i in ingredients:
+        rules += [r for r in i.manifest.get("data_rules", []) if r not in rules]
+    rules.append("every ingredient was trained on the same golden set and split (fingerprints checked)")
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **{k: first.get(k) for k in ("base_model", "base_fingerprint", "golden", *SAME[1:])},
+        "hyperparameters": first.get("hyperparameters"),  # the first ingredient's; all are under "soup"
+        "soup": {
+            "method": "weighted average of weights (uniform soup when weights are equal)",
+            "ingredients": [
+                {
+                    "path": str(i.path),
+                    "weight": round(i.weight / total, 6),
+                    **{
+                        k: i.manifest.get(k)
+                        for k in ("hyperparameters", "augmentation", "training_rows", "steps", "seconds", "dev")
+                    },
+                }
+                for i in ingredients
+            ],
+        },
+        "training_rows": sum(i.manifest.get("training_rows") or 0 for i in ingredients),
+        "augmentation": None,
+        "steps": sum(i.manifest.get("steps") or 0 for i in ingredients),
+        "seconds": round(sum(i.manifest.get("seconds") or 0 for i in ingredients), 1),
+        "dev": {"ndcg@10_base": (first.get("dev") or {}).get("ndcg@10_base"), "ndcg@10_best": dev_ndcg},
+        "test": {},
+        "versions": versions(),
+        "data_rules": rules,
+    }
+
+
+def soup_card(manifest: dict) -> str:
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"  # noqa: E731
+    rows = []
+    for n, ing in enumerate(manifest["soup"]["ingredients"], 1):
+        hp = ing.get("hyperparameters") or {}
+        aug = ing.get("augmentation")
+        data = f"+{aug['added']} keyword queries ({aug['per_prompt']} per prompt)" if aug else "golden train split"
+        rows.append(
+            f"| {n} | {ing['weight']:.2f} | {data} | {ing.get('training_rows')} | {hp.get('epochs')} | "
+            f"{hp.get('learning_rate')} | {hp.get('seed')} | {fmt((ing.get('dev') or {}).get('ndcg@10_best'))} |"
+        )
+    test = manifest.get("test") or {}
+    test_lines = (
+        "\n".join(f"| {k} | {v:.4f} |" for k, v in test.items() if isinstance(v, (int, float)))
+        or "| (not measured yet) | |"
+    )
+    split = manifest.get("split") or {}
+    dev = manifest["dev"]
+    return f"""---
+library_name: sentence-transformers
+pipeline_tag: sentence-similarity
+base_model: {manifest["base_model"]}
+tags: [sentence-transformers, prompt-retriever, creative-writing, retrieval, model-soup]
+---
+
+# prompt-retriever model soup of {manifest["base_model"]} fine-tunes
+
+A sentence-transformers model made by [prompt-retriever](https://pypi.org/project/prompt-retriever/) to
+search a library of creative-writing prompts. Its weights are the weighted average ("model soup") of
+{len(manifest["soup"]["ingredients"])} fine-tunes of {manifest["base_model"]}, each trained with
+MultipleNegativesRankingLoss, hard negatives and AdamW on the same golden set.
+
+## Intended use
+
+Semantic search over creative-writing prompts like those it was trained on (tagged with genre, theme
+and title): embed each prompt with its genre, theme and title, the query as plain text, and rank by
+cosine similarity. Not evaluated for other domains or languages than English.
+
+## Data
+
+Golden set `{manifest["golden"]}` (fingerprint `{manifest["golden_fingerprint"]}`), split by prompt:
+{split.get("test", "?")} of prompts held out for test and {split.get("dev", "?")} for dev (seed
+{split.get("seed", "?")}). Every ingredient trained on train queries and train prompts only; held-out
+prompts never appear in training.
+
+## Ingredients
+
+| # | weight | data | rows | epochs | learning rate | seed | dev NDCG@10 |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+## Results
+
+| split | metric | base | soup |
+|---|---|---|---|
+| dev | NDCG@10 | {fmt(dev.get("ndcg@10_base"))} | {fmt(dev.get("ndcg@10_best"))} |
+
+Test split (held-out prompts, never used for training, checkpoint selection or the soup):
+
+| metric | value |
+|---|---|
+{test_lines}
+
+Provenance: `training_manifest.json` (versions, fingerprints, every ingredient's hyperparameters).
+"""
+
+
+def ingredient_configs(cfg: TrainConfig, keywords: int) -> dict[str, TrainConfig]:
+    """The soup recipe: the plain fine-tune and the same fine-tune with `keywords` extra keyword queries."""
+    if keywords < 1:
+        raise SoupError("the soup recipe needs --soup-keywords of at least 1")
+    if cfg.keyword_augment:
+        raise SoupError("--soup-keywords trains the plain ingredient itself: leave --augment-keywords at 0")
+    return {"plain": cfg, f"keywords-{keywords}": replace(cfg, keyword_augment=keywords)}
+
+
+def _trained_with(path: Path, cfg: TrainConfig, gs: GoldenSet) -> bool:
+    try:
+        m = json.loads((path / "training_manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        (path / "model.safetensors").exists()
+        and m.get("hyperparameters") == json.loads(json.dumps(asdict(cfg)))
+        and m.get("golden_fingerprint") == gs.fingerprint()
+    )
+
+
+def train_soup(
+    gs: GoldenSet,
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    keywords: int,
+    *,
+    ingredients_dir: str | Path | None = None,
+    progress: bool = True,
+    golden_dir: str | None = None,
+    log=print,
+) -> SoupResult:
+    """Train the recipe's ingredients (reusing any already trained with the same config and data) and
+    average them into `out_dir`. Ingredients live in `ingredients_dir` (default: `<out_dir>.ingredients`)."""
+    out = Path(out_dir)
+    where = Path(ingredients_dir) if ingredients_dir else out.parent / f"{out.name}.ingredients"
+    paths = []
+    configs = ingredient_configs(cfg, keywords)
+    for n, (name, icfg) in enumerate(configs.items(), 1):
+        path = where / name
+        if _trained_with(path, icfg, gs):
+            log(f"soup ingredient {n}/{len(configs)} {name}: already trained with this config, reused")
+        else:
+            log(f"soup ingredient {n}/{len(configs)} {name}: training")
+            train(gs, path, icfg, progress=progress, golden_dir=golden_dir)
+        paths.append(path)
+    return make_soup(paths, out, gs=gs)
