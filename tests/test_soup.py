@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +13,14 @@ from typer.testing import CliRunner
 from prompt_retriever.cli import app
 from prompt_retriever.corpus import load_corpus
 from prompt_retriever.querygen import HeuristicConfig, generate_heuristic
-from prompt_retriever.soup import SoupError, average_state_dicts, ingredient_configs, make_soup, train_soup
+from prompt_retriever.soup import (
+    SoupError,
+    average_state_dicts,
+    ingredient_configs,
+    make_soup,
+    train_soup,
+    trained_with,
+)
 from prompt_retriever.splits import split_by_prompt
 from prompt_retriever.train import TrainConfig, update_card_with_test
 
@@ -112,6 +121,25 @@ def test_trained_ingredients_are_reused_when_config_and_data_match(soup_run, gs)
     assert s2.keys() == s1.keys() and all(torch.equal(s2[k], s1[k]) for k in s1)
 
 
+def test_an_ingredient_is_reused_only_for_the_same_config_base_data_and_split(soup_run, gs, tmp_path):
+    root, _, _ = soup_run
+    plain = root / "soup.ingredients" / "plain"
+    assert trained_with(plain, TINY, gs)
+    assert not trained_with(plain, dataclasses.replace(TINY, seed=1), gs)
+    assert not trained_with(plain, dataclasses.replace(TINY, learning_rate=1e-4), gs)
+    resplit = copy.deepcopy(gs)
+    resplit.manifest["split"]["test"] = 0.5  # same queries, other held-out prompts
+    assert resplit.fingerprint() == gs.fingerprint() and not trained_with(plain, TINY, resplit)
+    other_base = tmp_path / "plain"
+    shutil.copytree(plain, other_base)
+    m = json.loads((other_base / "training_manifest.json").read_text())
+    m["base_fingerprint"] = "sentence-transformers/all-MiniLM-L6-v2@0000000000000000"
+    (other_base / "training_manifest.json").write_text(json.dumps(m))
+    assert not trained_with(other_base, TINY, gs)
+    with pytest.raises(SoupError, match="another split of this golden set"):
+        make_soup([plain, root / "soup.ingredients" / "keywords-1"], tmp_path / "s", gs=resplit)
+
+
 def test_soup_refuses_ingredients_it_cannot_vouch_for(soup_run, tmp_path):
     root, _, _ = soup_run
     plain = root / "soup.ingredients" / "plain"
@@ -122,13 +150,32 @@ def test_soup_refuses_ingredients_it_cannot_vouch_for(soup_run, tmp_path):
     (other / "training_manifest.json").write_text(json.dumps(m))
     with pytest.raises(SoupError, match=r"other differs .* in golden_fingerprint"):
         make_soup([plain, other], tmp_path / "out")
+    m["golden_fingerprint"] = json.loads((plain / "training_manifest.json").read_text())["golden_fingerprint"]
+    m["split"]["seed"] = 99
+    (other / "training_manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SoupError, match=r"other differs .* in split"):
+        make_soup([plain, other], tmp_path / "out")
     (other / "training_manifest.json").unlink()
     with pytest.raises(SoupError, match="no training_manifest.json"):
         make_soup([plain, other], tmp_path / "out")
     with pytest.raises(SoupError, match="at least two"):
         make_soup([plain], tmp_path / "out")
+    shutil.rmtree(other)
     with pytest.raises(SoupError, match="2 models but 1 weights"):
         make_soup([plain, plain], tmp_path / "out", [1.0])
+    kw = root / "soup.ingredients" / "keywords-1"
+    with pytest.raises(SoupError, match="positive numbers: nan"):
+        make_soup([plain, kw], tmp_path / "out", [1.0, float("nan")])
+    with pytest.raises(SoupError, match="given twice"):
+        make_soup([plain, plain], tmp_path / "out")
+    with pytest.raises(SoupError, match="would overwrite the ingredient"):
+        make_soup([plain, kw], root / "soup.ingredients")
+    shutil.copytree(kw, other)
+    m = json.loads((other / "training_manifest.json").read_text())
+    m["hyperparameters"]["template"] = "text"
+    (other / "training_manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SoupError, match="embeds prompts with template 'text'"):
+        make_soup([plain, other], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -506,8 +506,10 @@ SoupOpt = Annotated[
     typer.Option(
         min=0,
         max=50,
-        help="Model soup: also train the same model with N extra keyword queries per train prompt and "
-        "average the two models' weights (about twice the training time); 0 = off.",
+        help="Model soup: train the plain model and the same model with N extra keyword queries per train "
+        "prompt, then average their weights (about twice the training time; 0 = off). The two models are "
+        "kept in <out>.ingredients/ (pipeline: <run>/ingredients/) and reused when rerun with the same "
+        "settings.",
     ),
 ]
 MaxStepsOpt = Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs; -1 = off).")]

@@ -254,6 +254,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
                 tcfg,
                 cfg.soup_keywords,
                 ingredients_dir=out / "ingredients",
+                reuse=not cfg.force,
                 golden_dir=str(golden_dir),
                 log=console.print,
             )

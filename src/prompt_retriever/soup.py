@@ -18,6 +18,7 @@ The soup's manifest lists every ingredient (hyperparameters, data, dev score) an
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .embedding import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from .fileio import atomic_write_json, atomic_write_text
 from .golden import GoldenSet
 from .train import TrainConfig, dev_evaluator, train
@@ -73,50 +75,66 @@ def check_compatible(ingredients: Sequence[Ingredient]) -> None:
     """Raise SoupError naming the first ingredient that differs from the first in base, data or modules."""
     if len(ingredients) < 2:
         raise SoupError("a soup needs at least two models")
-    if any(i.weight <= 0 for i in ingredients):
-        raise SoupError("soup weights must be positive")
+    if bad := [i for i in ingredients if not (math.isfinite(i.weight) and i.weight > 0)]:
+        raise SoupError(f"soup weights must be positive numbers: {bad[0].weight!r} for {bad[0].path}")
+    if len({i.path.resolve() for i in ingredients}) != len(ingredients):
+        raise SoupError("the same model folder is given twice")
     first = ingredients[0]
-    modules = (first.path / "modules.json").read_text()
     for other in ingredients[1:]:
         for key in SAME:
             a, b = first.manifest.get(key), other.manifest.get(key)
-            if key == "split":  # the split's rule and seed, not the (unrecorded) prompt lists
-                a, b = ({k: v for k, v in (x or {}).items() if k != "prompts"} for x in (a, b))
+            if key == "split":
+                a, b = split_rule(a), split_rule(b)
             if a != b:
                 raise SoupError(
                     f"{other.path} differs from {first.path} in {key} ({b!r} vs {a!r}): "
                     "soup ingredients must be fine-tuned from one base on one golden set and split"
                 )
-        if (other.path / "modules.json").read_text() != modules:
-            raise SoupError(f"{other.path} has other modules than {first.path} (modules.json differs)")
+        a, b = (i.manifest.get("hyperparameters", {}).get("template") for i in (first, other))
+        if a != b:
+            raise SoupError(f"{other.path} embeds prompts with template {b!r}, {first.path} with {a!r}")
+        for name in ("modules.json", "sentence_bert_config.json"):
+            fa, fb = first.path / name, other.path / name
+            if (fa.read_text() if fa.exists() else None) != (fb.read_text() if fb.exists() else None):
+                raise SoupError(f"{other.path} has another {name} than {first.path}: not the same kind of model")
 
 
-def average_state_dicts(states: Sequence[Mapping], weights: Sequence[float]) -> dict:
-    """Weighted mean of floating-point tensors; other tensors (ids, buffers) must be equal and are kept."""
+def split_rule(split: dict | None) -> dict:
+    """A split as the manifests record it (rule, fractions, seed), without the prompt lists."""
+    return {k: v for k, v in (split or {}).items() if k != "prompts"}
+
+
+def average_state_dicts(
+    states: Sequence[Mapping], weights: Sequence[float], names: Sequence[str] | None = None
+) -> dict:
+    """Weighted mean of floating-point tensors; other tensors (ids, buffers) must be equal and are kept.
+    `names` label the models in errors (default: model 1, model 2, ...)."""
     import torch
 
     if len(states) != len(weights) or not states:
         raise SoupError("need one weight per state dict")
+    names = list(names) if names else [f"model {n}" for n in range(1, len(states) + 1)]
     total = float(sum(weights))
     keys = list(states[0])
     out = {}
-    for n, sd in enumerate(states[1:], 2):
+    for name, sd in zip(names[1:], states[1:], strict=True):
         if list(sd) != keys:
-            missing = sorted(set(keys) ^ set(sd))[:3]
-            raise SoupError(f"model {n} has other weight names than model 1, e.g. {missing}")
+            differ = sorted(set(keys) ^ set(sd))[:3]
+            raise SoupError(f"{name} has other weight names than {names[0]}, e.g. {differ}")
     for key in keys:
         tensors = [sd[key] for sd in states]
-        shapes = {tuple(t.shape) for t in tensors}
-        if len(shapes) != 1:
-            raise SoupError(f"weight {key} has different shapes: {sorted(shapes)}")
+        shapes = [tuple(t.shape) for t in tensors]
+        if len(set(shapes)) != 1:
+            detail = ", ".join(f"{n} {sh}" for n, sh in zip(names, shapes, strict=True))
+            raise SoupError(f"weight {key} has different shapes: {detail}")
         if tensors[0].is_floating_point():
             acc = torch.zeros_like(tensors[0], dtype=torch.float64)
             for t, w in zip(tensors, weights, strict=True):
                 acc += t.to(torch.float64) * (w / total)
             out[key] = acc.to(tensors[0].dtype)
         else:
-            if any(not torch.equal(t, tensors[0]) for t in tensors[1:]):
-                raise SoupError(f"non-float weight {key} differs between models; cannot average it")
+            if differ := [n for n, t in zip(names[1:], tensors[1:], strict=True) if not torch.equal(t, tensors[0])]:
+                raise SoupError(f"non-float weight {key} differs between {names[0]} and {differ[0]}; cannot average it")
             out[key] = tensors[0].clone()
     return out
 
@@ -141,12 +159,23 @@ def make_soup(
         raise SoupError(f"{len(models)} models but {len(weights)} weights")
     ingredients = [read_ingredient(m, w) for m, w in zip(models, weights, strict=True)]
     check_compatible(ingredients)
-    if gs is not None and gs.fingerprint() != ingredients[0].manifest.get("golden_fingerprint"):
-        raise SoupError("the golden set given is not the one the models were trained on (fingerprints differ)")
+    out = Path(out_dir)
+    for i in ingredients:
+        if out.resolve() == i.path.resolve() or out.resolve() in i.path.resolve().parents:
+            raise SoupError(f"--out {out} would overwrite the ingredient {i.path}")
+    if gs is not None:
+        first = ingredients[0]
+        have, want = first.manifest.get("golden_fingerprint"), gs.fingerprint()
+        if have != want:
+            raise SoupError(f"{first.path} was trained on golden set {have}, not on the one given ({want})")
+        if split_rule(first.manifest.get("split")) != split_rule(gs.manifest.get("split")):
+            raise SoupError(f"{first.path} was trained on another split of this golden set than its current one")
 
     loaded = [SentenceTransformer(str(i.path), device="cpu") for i in ingredients]
     soup = loaded[0]
-    soup.load_state_dict(average_state_dicts([m.state_dict() for m in loaded], weights))
+    soup.load_state_dict(
+        average_state_dicts([m.state_dict() for m in loaded], weights, [str(i.path) for i in ingredients])
+    )
     del loaded[1:]
 
     dev = None
@@ -154,7 +183,6 @@ def make_soup(
     if gs is not None and template and (evaluator := dev_evaluator(gs, template)) is not None:
         dev = evaluator(soup).get("dev_cosine_ndcg@10")
 
-    out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.soup-*"):  # left by a run that was killed
         shutil.rmtree(stale, ignore_errors=True)
@@ -230,6 +258,10 @@ def soup_card(manifest: dict) -> str:
     )
     split = manifest.get("split") or {}
     dev = manifest["dev"]
+    hp = manifest.get("hyperparameters") or {}
+    template = hp.get("template", DEFAULT_TEMPLATE)
+    template_text = DOCUMENT_TEMPLATES.get(template, template)
+    loss = "CachedMultipleNegativesRankingLoss" if hp.get("loss") == "cached-mnrl" else "MultipleNegativesRankingLoss"
     return f"""---
 library_name: sentence-transformers
 pipeline_tag: sentence-similarity
@@ -242,13 +274,13 @@ tags: [sentence-transformers, prompt-retriever, creative-writing, retrieval, mod
 A sentence-transformers model made by [prompt-retriever](https://pypi.org/project/prompt-retriever/) to
 search a library of creative-writing prompts. Its weights are the weighted average ("model soup") of
 {len(manifest["soup"]["ingredients"])} fine-tunes of {manifest["base_model"]}, each trained with
-MultipleNegativesRankingLoss, hard negatives and AdamW on the same golden set.
+{loss}, hard negatives and AdamW on the same golden set.
 
 ## Intended use
 
 Semantic search over creative-writing prompts like those it was trained on (tagged with genre, theme
-and title): embed each prompt with its genre, theme and title, the query as plain text, and rank by
-cosine similarity. Not evaluated for other domains or languages than English.
+and title). Embed each prompt as `{template_text}` (template `{template}`) and the query as plain text,
+then rank by cosine similarity. Not evaluated for other domains or languages than English.
 
 ## Data
 
@@ -288,7 +320,10 @@ def ingredient_configs(cfg: TrainConfig, keywords: int) -> dict[str, TrainConfig
     return {"plain": cfg, f"keywords-{keywords}": replace(cfg, keyword_augment=keywords)}
 
 
-def _trained_with(path: Path, cfg: TrainConfig, gs: GoldenSet) -> bool:
+def trained_with(path: Path, cfg: TrainConfig, gs: GoldenSet) -> bool:
+    """Whether `path` holds a fine-tune with exactly this config, base weights, golden set and split."""
+    from .models import model_fingerprint
+
     try:
         m = json.loads((path / "training_manifest.json").read_text())
     except (OSError, ValueError):
@@ -297,6 +332,8 @@ def _trained_with(path: Path, cfg: TrainConfig, gs: GoldenSet) -> bool:
         (path / "model.safetensors").exists()
         and m.get("hyperparameters") == json.loads(json.dumps(asdict(cfg)))
         and m.get("golden_fingerprint") == gs.fingerprint()
+        and split_rule(m.get("split")) == split_rule(gs.manifest.get("split"))
+        and m.get("base_fingerprint") == model_fingerprint(cfg.base)
     )
 
 
@@ -307,19 +344,21 @@ def train_soup(
     keywords: int,
     *,
     ingredients_dir: str | Path | None = None,
+    reuse: bool = True,
     progress: bool = True,
     golden_dir: str | None = None,
     log=print,
 ) -> SoupResult:
-    """Train the recipe's ingredients (reusing any already trained with the same config and data) and
-    average them into `out_dir`. Ingredients live in `ingredients_dir` (default: `<out_dir>.ingredients`)."""
+    """Train the recipe's ingredients and average them into `out_dir`. Ingredients live in
+    `ingredients_dir` (default: `<out_dir>.ingredients`); with `reuse`, one already trained there with the
+    same config, base, golden set and split is not trained again (an interrupted soup resumes)."""
     out = Path(out_dir)
     where = Path(ingredients_dir) if ingredients_dir else out.parent / f"{out.name}.ingredients"
     paths = []
     configs = ingredient_configs(cfg, keywords)
     for n, (name, icfg) in enumerate(configs.items(), 1):
         path = where / name
-        if _trained_with(path, icfg, gs):
+        if reuse and trained_with(path, icfg, gs):
             log(f"soup ingredient {n}/{len(configs)} {name}: already trained with this config, reused")
         else:
             log(f"soup ingredient {n}/{len(configs)} {name}: training")

@@ -31,7 +31,7 @@ import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from .augment import augment_keyword_queries
-from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
+from .embedding import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES, Encoder, prompt_document
 from .fileio import atomic_write_json, atomic_write_text
 from .golden import GoldenSet
 from .models import load_model, model_fingerprint, resolve_model
@@ -472,7 +472,7 @@ search a library of creative-writing prompts: a writer types what they feel like
 ## Intended use
 
 Semantic search over creative-writing prompts like those it was trained on (tagged with genre, theme
-and title). Embed each prompt as `{DEFAULT_TEMPLATE if cfg.template == DEFAULT_TEMPLATE else cfg.template}`
+and title). Embed each prompt as `{DOCUMENT_TEMPLATES.get(cfg.template, cfg.template)}`
 (template `{cfg.template}`) and the query as plain text, then rank by cosine similarity. Not evaluated
 for other domains or languages than English.
 
