@@ -471,7 +471,7 @@ def train_config(options: dict):
     o = {k: options[k] for k in TRAIN_OPTIONS}
     if o["loss"] not in ("mnrl", "cached-mnrl"):
         fail(f"unknown loss {o['loss']!r}: use mnrl or cached-mnrl")
-    return TrainConfig(
+    cfg = TrainConfig(
         base=o["base"],
         epochs=o["epochs"],
         batch_size=o["batch_size"],
@@ -485,6 +485,11 @@ def train_config(options: dict):
         loss=o["loss"],
         early_stopping_patience=o["early_stopping"] or None,
     )
+    if options.get("soup_keywords"):
+        from .soup import ingredient_configs
+
+        ingredient_configs(cfg, options["soup_keywords"])  # a bad combination fails before any work
+    return cfg
 
 
 EpochsOpt = Annotated[float, typer.Option(min=0.01, help="Training epochs.")]
@@ -538,12 +543,11 @@ def train_cmd(
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
     from .golden import GoldenSet
-    from .soup import ingredient_configs, train_soup
+    from .soup import train_soup
     from .train import train
 
     cfg = train_config(locals())
     if soup_keywords:
-        ingredient_configs(cfg, soup_keywords)  # a bad combination fails before any work
         soup = train_soup(GoldenSet.load(golden), out_dir, cfg, soup_keywords, golden_dir=str(golden), log=out.print)
         out.print(
             f"model soup of {len(soup.ingredients)} fine-tunes ({', '.join(str(i.path) for i in soup.ingredients)}); "
@@ -696,18 +700,14 @@ def pipeline(
     import os
 
     from .pipeline import PipelineConfig, run_pipeline
-    from .soup import ingredient_configs
 
-    tcfg = train_config(locals())
-    if soup_keywords:
-        ingredient_configs(tcfg, soup_keywords)  # a bad combination fails before any work
     cfg = PipelineConfig(
         corpus=corpus,
         out=out_dir,
         seed=seed,
         base=base,
         skip_invalid=skip_invalid,
-        train=tcfg,
+        train=train_config(locals()),
         soup_keywords=soup_keywords,
         llm_base_url=llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL"),
         llm_model=llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL"),

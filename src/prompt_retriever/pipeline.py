@@ -258,7 +258,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
                 golden_dir=str(golden_dir),
                 log=console.print,
             )
-            manifest = json.loads((model_dir / "training_manifest.json").read_text())
+            manifest = soup.manifest
             return {
                 "rows": manifest["training_rows"],
                 "steps": manifest["steps"],

@@ -21,7 +21,6 @@ import json
 import math
 import shutil
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -51,7 +50,7 @@ class SoupResult:
     output_dir: Path
     ingredients: list[Ingredient]
     dev_ndcg: float | None
-    seconds: float
+    manifest: dict  # as written to the soup's training_manifest.json
 
 
 def read_ingredient(path: str | Path, weight: float) -> Ingredient:
@@ -153,7 +152,6 @@ def make_soup(
     """
     from sentence_transformers import SentenceTransformer
 
-    t0 = time.perf_counter()
     weights = list(weights) if weights is not None else [1.0] * len(models)
     if len(weights) != len(models):
         raise SoupError(f"{len(models)} models but {len(weights)} weights")
@@ -190,7 +188,6 @@ def make_soup(
     try:
         final = work / "model"
         soup.save(str(final))
-        seconds = time.perf_counter() - t0
         manifest = soup_manifest(ingredients, dev)
         atomic_write_json(final / "training_manifest.json", manifest)
         atomic_write_text(final / "README.md", soup_card(manifest))
@@ -199,7 +196,7 @@ def make_soup(
         final.rename(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return SoupResult(out, ingredients, dev, seconds)
+    return SoupResult(out, ingredients, dev, manifest)
 
 
 def soup_manifest(ingredients: Sequence[Ingredient], dev_ndcg: float | None) -> dict:
