@@ -53,6 +53,10 @@ def main() -> None:
     hand = load_judged_queries(bundled_handwritten_path(), gs.corpus)
     test = gs.split_queries("test")
     kind = {q.id: q.kind for q in test}
+    ids = [q.id for q in test]
+
+    def by_kind(s: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {k: round(float(np.mean([s["test"][i] for i in ids if kind[i] == k])), 3) for k in KINDS}
 
     def scores(system) -> dict[str, dict[str, float]]:
         out = {}
@@ -69,7 +73,6 @@ def main() -> None:
         models += [(f"pair {n}", "first", first), (f"pair {n}", "second", second), (f"pair {n}", "soup", soup)]
 
     rows = []
-    ids = [q.id for q in test]
     base_test = [bm25["test"][i] for i in ids]
     seen: dict[Path, dict] = {}
     for pair, role, folder in models:
@@ -84,7 +87,7 @@ def main() -> None:
                 "folder": str(folder) if role != "soup" else "(their weight average)",
                 "test_ndcg@10": round(float(np.mean(t)), 4),
                 "vs_bm25": round(float(np.mean(t) - np.mean(base_test)), 4),
-                "by_kind": {k: round(float(np.mean([s["test"][i] for i in ids if kind[i] == k])), 3) for k in KINDS},
+                "by_kind": by_kind(s),
                 "hand_ndcg@10": round(float(np.mean(list(s["hand"].values()))), 4),
                 "p_vs_bm25": round(paired_randomization_test(t, base_test), 4),
             }
@@ -100,7 +103,7 @@ def main() -> None:
             "test_queries": len(ids),
             "bm25": {
                 "test_ndcg@10": round(float(np.mean(base_test)), 4),
-                "by_kind": {k: round(float(np.mean([bm25["test"][i] for i in ids if kind[i] == k])), 3) for k in KINDS},
+                "by_kind": by_kind(bm25),
                 "hand_ndcg@10": round(float(np.mean(list(bm25["hand"].values()))), 4),
             },
             "models": rows,

@@ -29,7 +29,7 @@ from pathlib import Path
 from .embedding import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from .fileio import atomic_write_json, atomic_write_text
 from .golden import GoldenSet
-from .train import TrainConfig, dev_evaluator, train
+from .train import TrainConfig, card_number, card_test_rows, dev_evaluator, train
 
 SAME = ("base_fingerprint", "golden_fingerprint", "corpus_fingerprint", "split")
 
@@ -103,6 +103,16 @@ def split_rule(split: dict | None) -> dict:
     return {k: v for k, v in (split or {}).items() if k != "prompts"}
 
 
+def data_mismatch(manifest: dict, gs: GoldenSet) -> str | None:
+    """Why a model with this training manifest was not trained on `gs` as it is split now (None: it was)."""
+    have, want = manifest.get("golden_fingerprint"), gs.fingerprint()
+    if have != want:
+        return f"was trained on golden set {have}, not on the one given ({want})"
+    if split_rule(manifest.get("split")) != split_rule(gs.manifest.get("split")):
+        return "was trained on another split of this golden set than its current one"
+    return None
+
+
 def average_state_dicts(
     states: Sequence[Mapping], weights: Sequence[float], names: Sequence[str] | None = None
 ) -> dict:
@@ -161,13 +171,8 @@ def make_soup(
     for i in ingredients:
         if out.resolve() == i.path.resolve() or out.resolve() in i.path.resolve().parents:
             raise SoupError(f"--out {out} would overwrite the ingredient {i.path}")
-    if gs is not None:
-        first = ingredients[0]
-        have, want = first.manifest.get("golden_fingerprint"), gs.fingerprint()
-        if have != want:
-            raise SoupError(f"{first.path} was trained on golden set {have}, not on the one given ({want})")
-        if split_rule(first.manifest.get("split")) != split_rule(gs.manifest.get("split")):
-            raise SoupError(f"{first.path} was trained on another split of this golden set than its current one")
+    if gs is not None and (why := data_mismatch(ingredients[0].manifest, gs)):
+        raise SoupError(f"{ingredients[0].path} {why}")
 
     loaded = [SentenceTransformer(str(i.path), device="cpu") for i in ingredients]
     soup = loaded[0]
@@ -238,21 +243,17 @@ def soup_manifest(ingredients: Sequence[Ingredient], dev_ndcg: float | None) -> 
 
 
 def soup_card(manifest: dict) -> str:
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"  # noqa: E731
     rows = []
     for n, ing in enumerate(manifest["soup"]["ingredients"], 1):
         hp = ing.get("hyperparameters") or {}
         aug = ing.get("augmentation")
         data = f"+{aug['added']} keyword queries ({aug['per_prompt']} per prompt)" if aug else "golden train split"
+        dev_best = card_number((ing.get("dev") or {}).get("ndcg@10_best"))
         rows.append(
             f"| {n} | {ing['weight']:.2f} | {data} | {ing.get('training_rows')} | {hp.get('epochs')} | "
-            f"{hp.get('learning_rate')} | {hp.get('seed')} | {fmt((ing.get('dev') or {}).get('ndcg@10_best'))} |"
+            f"{hp.get('learning_rate')} | {hp.get('seed')} | {dev_best} |"
         )
-    test = manifest.get("test") or {}
-    test_lines = (
-        "\n".join(f"| {k} | {v:.4f} |" for k, v in test.items() if isinstance(v, (int, float)))
-        or "| (not measured yet) | |"
-    )
+    test_lines = card_test_rows(manifest)
     split = manifest.get("split") or {}
     dev = manifest["dev"]
     hp = manifest.get("hyperparameters") or {}
@@ -296,7 +297,7 @@ prompts never appear in training.
 
 | split | metric | base | soup |
 |---|---|---|---|
-| dev | NDCG@10 | {fmt(dev.get("ndcg@10_base"))} | {fmt(dev.get("ndcg@10_best"))} |
+| dev | NDCG@10 | {card_number(dev.get("ndcg@10_base"))} | {card_number(dev.get("ndcg@10_best"))} |
 
 Test split (held-out prompts, never used for training, checkpoint selection or the soup):
 
@@ -328,8 +329,7 @@ def trained_with(path: Path, cfg: TrainConfig, gs: GoldenSet) -> bool:
     return (
         (path / "model.safetensors").exists()
         and m.get("hyperparameters") == json.loads(json.dumps(asdict(cfg)))
-        and m.get("golden_fingerprint") == gs.fingerprint()
-        and split_rule(m.get("split")) == split_rule(gs.manifest.get("split"))
+        and data_mismatch(m, gs) is None
         and m.get("base_fingerprint") == model_fingerprint(cfg.base)
     )
 

@@ -448,14 +448,23 @@ def _augment_sentence(aug: dict | None) -> str:
     )
 
 
-def model_card(cfg: TrainConfig, manifest: dict) -> str:
-    dev = manifest["dev"]
+def card_number(v) -> str:
+    """A metric as model cards show it (n/a when not measured)."""
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
+
+
+def card_test_rows(manifest: dict) -> str:
+    """The rows of a model card's test-metrics table (a placeholder row before `compare` measured them)."""
     test = manifest.get("test") or {}
-    test_lines = (
+    return (
         "\n".join(f"| {k} | {v:.4f} |" for k, v in test.items() if isinstance(v, (int, float)))
         or "| (not measured yet) | |"
     )
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"  # noqa: E731
+
+
+def model_card(cfg: TrainConfig, manifest: dict) -> str:
+    dev = manifest["dev"]
+    test_lines = card_test_rows(manifest)
     return f"""---
 library_name: sentence-transformers
 pipeline_tag: sentence-similarity
@@ -504,7 +513,7 @@ The checkpoint with the best dev NDCG@10 (InformationRetrievalEvaluator over the
 
 | split | metric | base | fine-tuned |
 |---|---|---|---|
-| dev | NDCG@10 | {fmt(dev.get("ndcg@10_base"))} | {fmt(dev.get("ndcg@10_best"))} |
+| dev | NDCG@10 | {card_number(dev.get("ndcg@10_base"))} | {card_number(dev.get("ndcg@10_best"))} |
 
 Test split (held-out prompts, never used for training or checkpoint selection):
 
