@@ -21,11 +21,11 @@ def main() -> None:
     os.environ.setdefault("PROMPT_RETRIEVER_CACHE_DIR", tempfile.mkdtemp(prefix="bench-cache-"))
 
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.evaluation import evaluate_systems
-    from prompt_retriever.golden import GoldenSet
-    from prompt_retriever.querygen import generate_heuristic
-    from prompt_retriever.splits import split_by_prompt
-    from prompt_retriever.systems import build_systems
+    from prompt_retriever.evaluation.evaluate import evaluate_systems
+    from prompt_retriever.evaluation.systems import build_systems
+    from prompt_retriever.golden.goldenset import GoldenSet
+    from prompt_retriever.golden.heuristic import generate_heuristic
+    from prompt_retriever.golden.splits import split_by_prompt
 
     prompts = load_corpus()
     gs = split_by_prompt(generate_heuristic(prompts))

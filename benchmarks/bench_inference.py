@@ -19,11 +19,11 @@ ROUNDS = 5
 def main() -> None:
     os.environ.setdefault("PROMPT_RETRIEVER_CACHE_DIR", tempfile.mkdtemp(prefix="bench-cache-"))
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.embedding import Encoder, prompt_document
-    from prompt_retriever.evaluation import evaluate_systems
-    from prompt_retriever.querygen import generate_heuristic
-    from prompt_retriever.splits import split_by_prompt
-    from prompt_retriever.systems import DenseSystem
+    from prompt_retriever.encoding.encoder import Encoder, prompt_document
+    from prompt_retriever.evaluation.evaluate import evaluate_systems
+    from prompt_retriever.evaluation.systems import DenseSystem
+    from prompt_retriever.golden.heuristic import generate_heuristic
+    from prompt_retriever.golden.splits import split_by_prompt
 
     prompts = load_corpus()
     texts = [prompt_document(p) for p in prompts]
@@ -81,8 +81,8 @@ def main() -> None:
 def torch_grouped_texts_per_second(texts: list[str], batch_size: int = 32) -> float:
     import torch
 
-    from prompt_retriever.models import load_model
-    from prompt_retriever.onnx_backend import equal_length_groups
+    from prompt_retriever.encoding.models import load_model
+    from prompt_retriever.encoding.onnx import equal_length_groups
 
     model = load_model("all-MiniLM-L6-v2")
     tokens = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)

@@ -39,11 +39,11 @@ def main() -> None:
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
-    from prompt_retriever import onnx_backend
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.embedding import prompt_document
-    from prompt_retriever.models import load_model
-    from prompt_retriever.querygen import generate_heuristic
+    from prompt_retriever.encoding import onnx as onnx_backend
+    from prompt_retriever.encoding.encoder import prompt_document
+    from prompt_retriever.encoding.models import load_model
+    from prompt_retriever.golden.heuristic import generate_heuristic
 
     warnings.simplefilter("ignore")
     work = Path(tempfile.mkdtemp(prefix="int8-variants-"))
@@ -190,7 +190,7 @@ def op_time_shares(path: Path, run) -> dict[str, float]:
     import json
     from collections import Counter
 
-    from prompt_retriever import onnx_backend
+    from prompt_retriever.encoding import onnx as onnx_backend
 
     prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / "profile")
     session = onnx_backend.inference_session(path, 2, enable_profiling=True, profile_file_prefix=prefix)
@@ -252,10 +252,10 @@ def per_core_worker() -> None:
     three times through the shipped int8 model and print `RESULT texts start end` (wall-clock seconds)."""
     import sys
 
-    from prompt_retriever import onnx_backend
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.embedding import prompt_document
-    from prompt_retriever.models import load_model
+    from prompt_retriever.encoding import onnx as onnx_backend
+    from prompt_retriever.encoding.encoder import prompt_document
+    from prompt_retriever.encoding.models import load_model
 
     model = load_model("all-MiniLM-L6-v2")
     docs = [prompt_document(p) for p in load_corpus()]
@@ -278,7 +278,7 @@ def per_core_worker() -> None:
 
 
 def torch_texts_per_second(docs: list[str]) -> float:
-    from prompt_retriever.embedding import Encoder
+    from prompt_retriever.encoding.encoder import Encoder
 
     enc = Encoder("all-MiniLM-L6-v2", use_cache=False, backend="torch")
     enc.encode_queries(docs[:32])

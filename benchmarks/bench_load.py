@@ -71,8 +71,8 @@ async def client(base: str, queries: list[str], until: float, lat: list[float], 
 def load_queries() -> list[str]:
     from prompt_retriever.corpus import load_corpus
     from prompt_retriever.fileio import read_jsonl
-    from prompt_retriever.golden import bundled_handwritten_path
-    from prompt_retriever.querygen import generate_heuristic
+    from prompt_retriever.golden.goldenset import bundled_handwritten_path
+    from prompt_retriever.golden.heuristic import generate_heuristic
 
     queries = [r["query"] for r in read_jsonl(bundled_handwritten_path())]
     queries += [q.text for q in generate_heuristic(load_corpus()).queries]

@@ -21,8 +21,8 @@ def main() -> None:
     os.environ["PROMPT_RETRIEVER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-cache-")
 
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.models import load_model
-    from prompt_retriever.retriever import PromptRetriever
+    from prompt_retriever.encoding.models import load_model
+    from prompt_retriever.search.retriever import PromptRetriever
 
     prompts = load_corpus()
     load_model(args.model)  # load time is not indexing time

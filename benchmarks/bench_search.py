@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     args = ap.parse_args()
     os.environ.setdefault("PROMPT_RETRIEVER_CACHE_DIR", tempfile.mkdtemp(prefix="bench-cache-"))
-    from prompt_retriever.vectorstore import ExactStore, QdrantStore
+    from prompt_retriever.search.stores import ExactStore, QdrantStore
 
     rng = np.random.default_rng(0)
     genres = [f"genre-{i}" for i in range(27)]

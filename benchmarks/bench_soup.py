@@ -1,7 +1,7 @@
 """Is a model soup better than its ingredients, and than BM25, on held-out prompts? One run, one BM25.
 
 For each pair of fine-tunes (the plain one and the one with extra keyword queries, trained on the same
-golden set), this averages their weights (`prompt_retriever.soup.make_soup`) and evaluates BM25, both
+golden set), this averages their weights (`prompt_retriever.training.soup.make_soup`) and evaluates BM25, both
 ingredients and the soup on the test split (per query kind too) and on the bundled hand-written
 queries. p: paired randomization test of each model against BM25 on test NDCG@10; `p_holm_vs_bm25`
 (soups only) is Holm-corrected over the soups of the run, the claims this benchmark tests.
@@ -43,11 +43,11 @@ def main() -> None:
 
     import numpy as np
 
-    from prompt_retriever.golden import GoldenSet, bundled_handwritten_path, load_judged_queries
-    from prompt_retriever.metrics import per_query
-    from prompt_retriever.soup import make_soup
-    from prompt_retriever.stats import holm, paired_randomization_test
-    from prompt_retriever.systems import BM25System, DenseSystem
+    from prompt_retriever.evaluation.metrics import per_query
+    from prompt_retriever.evaluation.stats import holm, paired_randomization_test
+    from prompt_retriever.evaluation.systems import BM25System, DenseSystem
+    from prompt_retriever.golden.goldenset import GoldenSet, bundled_handwritten_path, load_judged_queries
+    from prompt_retriever.training.soup import make_soup
 
     gs = GoldenSet.load(args.golden)
     hand = load_judged_queries(bundled_handwritten_path(), gs.corpus)

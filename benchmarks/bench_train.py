@@ -51,9 +51,9 @@ def main() -> None:
         return
 
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.querygen import generate_heuristic
-    from prompt_retriever.splits import split_by_prompt
-    from prompt_retriever.train import TrainConfig, train
+    from prompt_retriever.golden.heuristic import generate_heuristic
+    from prompt_retriever.golden.splits import split_by_prompt
+    from prompt_retriever.training.train import TrainConfig, train
 
     gs = split_by_prompt(generate_heuristic(load_corpus()))
     cfg = TrainConfig()
@@ -92,10 +92,10 @@ def step_profile(steps: int = 10, warmup: int = 2) -> None:
     from sentence_transformers import SentenceTransformer, losses
 
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.embedding import prompt_document
-    from prompt_retriever.models import resolve_model
-    from prompt_retriever.querygen import generate_heuristic
-    from prompt_retriever.train import TrainConfig
+    from prompt_retriever.encoding.encoder import prompt_document
+    from prompt_retriever.encoding.models import resolve_model
+    from prompt_retriever.golden.heuristic import generate_heuristic
+    from prompt_retriever.training.train import TrainConfig
 
     cfg = TrainConfig()
     prompts = load_corpus()

@@ -43,6 +43,6 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="session")
 def small_retriever(small_prompts):
-    from prompt_retriever.retriever import PromptRetriever
+    from prompt_retriever.search.retriever import PromptRetriever
 
     return PromptRetriever().index(small_prompts)

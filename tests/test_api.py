@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from prompt_retriever.api import create_app
+from prompt_retriever.serving.api import create_app
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_query_batcher_groups_concurrent_queries_and_keeps_order():
 
     import numpy as np
 
-    from prompt_retriever.api import QueryBatcher
+    from prompt_retriever.serving.api import QueryBatcher
 
     sizes = []
 
@@ -176,7 +176,7 @@ def test_query_batcher_workers_run_batches_at_once_below_the_event_loop():
     import os
     import threading
 
-    from prompt_retriever.api import QueryBatcher
+    from prompt_retriever.serving.api import QueryBatcher
 
     both = threading.Barrier(2, timeout=10)  # broken unless two batches run at the same time
     nice = []

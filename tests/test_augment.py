@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from prompt_retriever.augment import AUGMENT_KIND, augment_keyword_queries
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.keywords import TfidfKeywords
-from prompt_retriever.querygen import HeuristicConfig, generate_heuristic
-from prompt_retriever.splits import check_leakage, split_by_prompt
-from prompt_retriever.train import TrainConfig, train, training_rows
+from prompt_retriever.golden.augment import AUGMENT_KIND, augment_keyword_queries
+from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
+from prompt_retriever.golden.keywords import TfidfKeywords
+from prompt_retriever.golden.splits import check_leakage, split_by_prompt
+from prompt_retriever.training.train import TrainConfig, train, training_rows
 
 DATA = Path(__file__).parent / "data"
 

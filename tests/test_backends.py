@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.embedding import Encoder, prompt_document
-from prompt_retriever.vectorstore import ExactStore, QdrantStore, VectorStore
+from prompt_retriever.encoding.encoder import Encoder, prompt_document
+from prompt_retriever.search.stores import ExactStore, QdrantStore, VectorStore
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_int8_variant_is_close(bundled):
 
 
 def test_onnx_batches_longest_first_but_answers_in_input_order():
-    from prompt_retriever.onnx_backend import OnnxEncoder
+    from prompt_retriever.encoding.onnx import OnnxEncoder
 
     enc = OnnxEncoder("all-MiniLM-L6-v2")
     texts = ["sea", "a very long query about a lighthouse keeper who writes letters to the fog", "grief", "a dragon"]
@@ -55,7 +55,7 @@ def test_unknown_backend_is_refused():
 
 
 def test_index_remembers_its_backend(tmp_path, small_prompts):
-    from prompt_retriever.retriever import PromptRetriever
+    from prompt_retriever.search.retriever import PromptRetriever
 
     r = PromptRetriever(backend="onnx-int8").index(small_prompts[:6])
     r.save(tmp_path / "idx")
@@ -64,7 +64,7 @@ def test_index_remembers_its_backend(tmp_path, small_prompts):
     q = small_prompts[2].title
     assert [h.prompt.id for h in loaded.search(q, 3)] == [h.prompt.id for h in r.search(q, 3)]
 
-    from prompt_retriever.serving import build_retriever
+    from prompt_retriever.serving.server import build_retriever
 
     served = build_retriever(index_dir=tmp_path / "idx")  # the index's own backend: nothing re-encoded
     assert served.encoder.backend == "onnx-int8" and np.array_equal(served.embeddings, r.embeddings)
@@ -74,7 +74,7 @@ def test_index_remembers_its_backend(tmp_path, small_prompts):
 
 
 def test_onnx_backend_passes_allow_download_on(monkeypatch):
-    from prompt_retriever import onnx_backend
+    from prompt_retriever.encoding import onnx as onnx_backend
 
     seen = []
     real = onnx_backend.load_model
@@ -123,7 +123,7 @@ def test_stores_upsert_replace_and_delete(bundled):
 
 
 def test_retriever_with_qdrant_store(small_prompts):
-    from prompt_retriever.retriever import PromptRetriever
+    from prompt_retriever.search.retriever import PromptRetriever
 
     r = PromptRetriever(store=QdrantStore(384)).index(small_prompts)
     exact = PromptRetriever().index(small_prompts)

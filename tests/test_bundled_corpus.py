@@ -73,7 +73,7 @@ def test_no_overused_three_word_phrase(prompts):
 
 
 def test_no_near_duplicates(prompts):
-    from prompt_retriever.embedding import Encoder
+    from prompt_retriever.encoding.encoder import Encoder
 
     emb = Encoder("all-MiniLM-L6-v2").encode_documents([p.text for p in prompts])
     sims = emb @ emb.T

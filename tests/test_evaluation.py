@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from prompt_retriever.cli import app
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.evaluation import evaluate_systems, query_genre
-from prompt_retriever.golden import GoldenSet, Query
-from prompt_retriever.report import write_report
+from prompt_retriever.evaluation.evaluate import evaluate_systems, query_genre
+from prompt_retriever.evaluation.report import write_report
+from prompt_retriever.golden.goldenset import GoldenSet, Query
 
 DATA = Path(__file__).parent / "data"
 
@@ -146,7 +146,7 @@ def test_cli_evaluate_on_small_golden_set(tmp_path):
 
 
 def test_judged_queries_file(tmp_path):
-    from prompt_retriever.golden import bundled_handwritten_path, load_judged_queries
+    from prompt_retriever.golden.goldenset import bundled_handwritten_path, load_judged_queries
 
     prompts = load_corpus()
     gs = load_judged_queries(bundled_handwritten_path(), prompts)

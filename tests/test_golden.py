@@ -6,10 +6,10 @@ import json
 import pytest
 
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.golden import GoldenSet, read_qrels, summarize
-from prompt_retriever.keywords import TfidfKeywords, tokenize
-from prompt_retriever.querygen import HeuristicConfig, generate_heuristic
-from prompt_retriever.splits import LeakageError, check_leakage, split_by_prompt
+from prompt_retriever.golden.goldenset import GoldenSet, read_qrels, summarize
+from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
+from prompt_retriever.golden.keywords import TfidfKeywords, tokenize
+from prompt_retriever.golden.splits import LeakageError, check_leakage, split_by_prompt
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_cli_generate_split_stats(tmp_path):
 
 
 def test_paraphrases_swap_words_from_the_lexicon(gs12):
-    from prompt_retriever.keywords import synonyms
+    from prompt_retriever.golden.keywords import synonyms
 
     lex = synonyms()
     assert len(lex) > 100

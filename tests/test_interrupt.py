@@ -57,14 +57,14 @@ def test_killed_writer_never_leaves_a_torn_file(tmp_path):
 
 
 def test_killed_index_save_is_detected(tmp_path, small_prompts, small_retriever):
-    from prompt_retriever.retriever import IndexLoadError, PromptRetriever
+    from prompt_retriever.search.retriever import IndexLoadError, PromptRetriever
 
     folder = tmp_path / "idx"
     small_retriever.save(folder)
     proc = spawn(
         f"""
         from prompt_retriever.corpus import load_corpus
-        from prompt_retriever.retriever import PromptRetriever
+        from prompt_retriever.search.retriever import PromptRetriever
         prompts = load_corpus({str(DATA / "small_corpus.txt")!r})
         big = PromptRetriever().index(prompts)
         small = PromptRetriever().index(prompts[:3])
@@ -95,7 +95,7 @@ def test_killed_index_save_is_detected(tmp_path, small_prompts, small_retriever)
 def test_corrupt_cached_index_is_rebuilt_with_a_warning(small_prompts, caplog, tmp_path, monkeypatch):
     import logging
 
-    from prompt_retriever.indexcache import cached_retriever
+    from prompt_retriever.search.indexcache import cached_retriever
 
     monkeypatch.setenv("PROMPT_RETRIEVER_CACHE_DIR", str(tmp_path))
     first = cached_retriever(small_prompts)
@@ -113,7 +113,7 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
     from rich.console import Console
 
     from prompt_retriever.pipeline import PipelineConfig, run_pipeline
-    from prompt_retriever.train import TrainConfig
+    from prompt_retriever.training.train import TrainConfig
 
     corpus = DATA / "golden12.txt"
     out = tmp_path / "run"
@@ -122,7 +122,7 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
         from pathlib import Path
         from rich.console import Console
         from prompt_retriever.pipeline import PipelineConfig, run_pipeline
-        from prompt_retriever.train import TrainConfig
+        from prompt_retriever.training.train import TrainConfig
         run_pipeline(PipelineConfig(corpus=[Path({str(corpus)!r})], out=Path({str(out)!r}), test=0.25, dev=0.25,
                      train=TrainConfig(max_steps=40, batch_size=4, hard_negatives=1, max_rows=16),
                      n_bootstrap=200, n_permutations=200, plots=False), Console(quiet=True))

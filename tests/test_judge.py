@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from prompt_retriever.cli import app
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.judge import Judge
+from prompt_retriever.evaluation.judge import Judge
 from prompt_retriever.llm import ChatClient
 
 DATA = Path(__file__).parent / "data"

@@ -7,8 +7,8 @@ import pytest
 from llm_server import FakeChatServer, completion, run_llm_generate
 
 from prompt_retriever.corpus import load_corpus
+from prompt_retriever.golden.llm_queries import LLMConfig, LLMQueryGenerator, clean_queries
 from prompt_retriever.llm import ChatClient, LLMError
-from prompt_retriever.llmgen import LLMConfig, LLMQueryGenerator, clean_queries
 
 KEY = "sk-test-PLANTED-KEY-0123456789"
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}

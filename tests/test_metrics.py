@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prompt_retriever import metrics as M
+from prompt_retriever.evaluation import metrics as M
 
 KS = (1, 3, 5, 10, 50)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_retriever.models import (
+from prompt_retriever.encoding.models import (
     REGISTRY,
     ModelNotFoundError,
     find_bundled,
@@ -74,7 +74,7 @@ def _fake_split_model(tmp_path, monkeypatch, members: dict[str, bytes], prefix: 
     import io
     import zipfile
 
-    from prompt_retriever import models
+    from prompt_retriever.encoding import models
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from prompt_retriever.corpus import Prompt
-from prompt_retriever.embedding import DOCUMENT_TEMPLATES, EmbeddingCache, Encoder, prompt_document
-from prompt_retriever.retriever import IndexLoadError, PromptRetriever, SearchRequest, top_k_indices
+from prompt_retriever.encoding.encoder import DOCUMENT_TEMPLATES, EmbeddingCache, Encoder, prompt_document
+from prompt_retriever.search.retriever import IndexLoadError, PromptRetriever, SearchRequest
+from prompt_retriever.search.stores import top_k_indices
 
 
 def test_distinctive_words_find_their_prompt(small_retriever, small_prompts):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from llm_server import FakeChatServer, completion, run_llm_generate
 
+from prompt_retriever.encoding.models import load_model, resolve_model
 from prompt_retriever.llm import ChatClient, LLMError
-from prompt_retriever.models import load_model, resolve_model
 
 KEY = "sk-PLANTED-secret-key-9f8e7d6c5b4a"
 

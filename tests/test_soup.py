@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from prompt_retriever.cli import app
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.querygen import HeuristicConfig, generate_heuristic
-from prompt_retriever.soup import (
+from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
+from prompt_retriever.golden.splits import split_by_prompt
+from prompt_retriever.training.soup import (
     SoupError,
     average_state_dicts,
     ingredient_configs,
@@ -21,8 +22,7 @@ from prompt_retriever.soup import (
     train_soup,
     trained_with,
 )
-from prompt_retriever.splits import split_by_prompt
-from prompt_retriever.train import TrainConfig, update_card_with_test
+from prompt_retriever.training.train import TrainConfig, update_card_with_test
 
 DATA = Path(__file__).parent / "data"
 TINY = TrainConfig(max_steps=2, batch_size=4, hard_negatives=1, max_rows=16)

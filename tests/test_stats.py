@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prompt_retriever.stats import bootstrap_ci, holm, paired_randomization_test
+from prompt_retriever.evaluation.stats import bootstrap_ci, holm, paired_randomization_test
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():

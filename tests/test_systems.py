@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompt_retriever.systems import (
+from prompt_retriever.evaluation.systems import (
     BM25System,
     DenseSystem,
     Retriever,

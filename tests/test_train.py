@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from prompt_retriever.corpus import load_corpus
-from prompt_retriever.embedding import Encoder
-from prompt_retriever.querygen import HeuristicConfig, generate_heuristic
-from prompt_retriever.splits import split_by_prompt
-from prompt_retriever.train import (
+from prompt_retriever.encoding.encoder import Encoder
+from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
+from prompt_retriever.golden.splits import split_by_prompt
+from prompt_retriever.training.train import (
     BaseScores,
     TrainConfig,
     TrainRow,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # Hub downloads are off unless asked for (see models.py); set before huggingface_hub is imported.
 if os.environ.get("PROMPT_RETRIEVER_ALLOW_DOWNLOAD", "").lower() not in ("1", "true", "yes"):
@@ -12,8 +12,8 @@ if os.environ.get("PROMPT_RETRIEVER_ALLOW_DOWNLOAD", "").lower() not in ("1", "t
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from .corpus import CorpusError, Prompt, load_corpus, read_corpus  # noqa: E402
-from .models import DEFAULT_MODEL, ModelNotFoundError, load_model, resolve_model  # noqa: E402
-from .retriever import Hit, IndexLoadError, PromptRetriever  # noqa: E402
+from .encoding.models import DEFAULT_MODEL, ModelNotFoundError, load_model, resolve_model  # noqa: E402
+from .search.retriever import Hit, IndexLoadError, PromptRetriever  # noqa: E402
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .corpus import CorpusReport, Prompt, bundled_corpus_paths, corpus_stats, read_corpus
-from .embedding import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
-from .models import DEFAULT_MODEL, ModelNotFoundError
-from .retriever import IndexLoadError
+from .encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
+from .encoding.models import DEFAULT_MODEL
+from .errors import PromptRetrieverError
 
 app = typer.Typer(
     help="Search creative-writing prompts, build golden query sets, evaluate and fine-tune retrievers.",
@@ -86,16 +86,8 @@ def guarded(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except KeyError as exc:
-            fail(str(exc.args[0]) if exc.args else "missing key")
-        except (ModelNotFoundError, IndexLoadError, FileNotFoundError, ValueError) as exc:
+        except PromptRetrieverError as exc:
             fail(str(exc))
-        except Exception as exc:
-            from .llm import LLMError
-
-            if isinstance(exc, LLMError):
-                fail(str(exc))
-            raise
 
     return wrapper
 
@@ -163,8 +155,8 @@ def search(
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Search prompts. The index is built on first use and cached; rebuilt when corpus or model change."""
-    from .indexcache import cached_retriever
-    from .retriever import PromptRetriever
+    from .search.indexcache import cached_retriever
+    from .search.retriever import PromptRetriever
 
     if not query.strip():
         fail("empty query")
@@ -204,7 +196,7 @@ def index(
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Embed a corpus and save the index (embeddings.npy, prompts.jsonl, manifest.json)."""
-    from .retriever import PromptRetriever
+    from .search.retriever import PromptRetriever
 
     prompts = load_prompts(corpus, skip_invalid)
     r = PromptRetriever(
@@ -248,11 +240,11 @@ def queries_generate(
     """
     prompts = load_prompts(corpus, skip_invalid)
     if method == "heuristic":
-        from .querygen import HeuristicConfig, generate_heuristic
+        from .golden.heuristic import HeuristicConfig, generate_heuristic
 
         gs = generate_heuristic(prompts, HeuristicConfig(seed=seed))
     elif method == "llm":
-        from .llmgen import LLMConfig, LLMQueryGenerator
+        from .golden.llm_queries import LLMConfig, LLMQueryGenerator
 
         if not base_url or not llm_model:
             fail("--method llm needs --base-url and --llm-model")
@@ -290,8 +282,8 @@ def queries_split(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
     """Split a golden set into train/dev/test without leakage (qrels/train.tsv, dev.tsv, test.tsv)."""
-    from .golden import GoldenSet
-    from .splits import split_by_prompt
+    from .golden.goldenset import GoldenSet
+    from .golden.splits import split_by_prompt
 
     if by != "prompt":
         fail(f"unknown split unit {by!r}; supported: prompt")
@@ -307,7 +299,7 @@ def queries_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Queries per kind and relevant prompts per query, per split."""
-    from .golden import GoldenSet, summarize
+    from .golden.goldenset import GoldenSet, summarize
 
     gs = GoldenSet.load(directory)
     summary = summarize(gs)
@@ -337,7 +329,7 @@ def parse_ks(text: str) -> list[int]:
 
 def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] | None, skip_invalid: bool):
     """The golden set to evaluate: a golden folder, or judged queries (JSONL) over a corpus."""
-    from .golden import GoldenSet, load_judged_queries
+    from .golden.goldenset import GoldenSet, load_judged_queries
 
     if golden is None and judged is None:
         fail("give --golden DIR (from `queries generate`) or --judged FILE")
@@ -387,16 +379,16 @@ def evaluate(
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Compare retrieval systems on a golden split: report.json, report.md, plots and TREC runs."""
-    from .evaluation import evaluate_systems
-    from .report import write_report
-    from .systems import build_systems
+    from .evaluation.evaluate import evaluate_systems
+    from .evaluation.report import write_report
+    from .evaluation.systems import build_systems
 
     if bool(judge_base_url) != bool(judge_model):
         fail("the LLM judge needs both --judge-base-url and --judge-model")
     gs = load_eval_set(golden, judged, corpus, skip_invalid)
     eval_split = "test" if judged else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
-    specs = system or ["bm25", "all-MiniLM-L6-v2", "hybrid"]
+    specs = system or ["bm25", DEFAULT_MODEL, "hybrid"]
     systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
     rep = evaluate_systems(
         gs,
@@ -411,7 +403,7 @@ def evaluate(
         progress=True,
     )
     if judge_base_url or judge_model:
-        from .judge import Judge, judge_report
+        from .evaluation.judge import Judge, judge_report
         from .llm import ChatClient
 
         judge = Judge(ChatClient(judge_base_url, judge_model))
@@ -422,7 +414,7 @@ def evaluate(
 
 
 def print_summary(rep, out_dir: Path) -> None:
-    from .evaluation import PRIMARY
+    from .evaluation.evaluate import PRIMARY
 
     t = Table("system", PRIMARY, "mrr@10", "recall@10", title=f"{rep.split}: {len(rep.queries)} queries")
     for s in sorted(rep.systems, key=lambda s: -s.estimates[PRIMARY].mean):
@@ -466,7 +458,7 @@ TRAIN_OPTIONS = (
 
 def train_config(options: dict):
     """A TrainConfig from the training options shared by `train` and `pipeline` (their local names)."""
-    from .train import TrainConfig
+    from .training.train import TrainConfig
 
     o = {k: options[k] for k in TRAIN_OPTIONS}
     if o["loss"] not in ("mnrl", "cached-mnrl"):
@@ -486,7 +478,7 @@ def train_config(options: dict):
         early_stopping_patience=o["early_stopping"] or None,
     )
     if options.get("soup_keywords"):
-        from .soup import ingredient_configs
+        from .training.soup import ingredient_configs
 
         ingredient_configs(cfg, options["soup_keywords"])  # a bad combination fails before any work
     return cfg
@@ -542,9 +534,9 @@ def train_cmd(
     early_stopping: PatienceOpt = 0,
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
-    from .golden import GoldenSet
-    from .soup import train_soup
-    from .train import train
+    from .golden.goldenset import GoldenSet
+    from .training.soup import train_soup
+    from .training.train import train
 
     cfg = train_config(locals())
     if soup_keywords:
@@ -574,8 +566,8 @@ def soup(
     ] = None,
 ) -> None:
     """Average the weights of fine-tunes of one base model into one model (a "model soup")."""
-    from .golden import GoldenSet
-    from .soup import make_soup
+    from .golden.goldenset import GoldenSet
+    from .training.soup import make_soup
 
     res = make_soup(models, out_dir, weight or None, gs=GoldenSet.load(golden) if golden else None)
     for i in res.ingredients:
@@ -607,8 +599,8 @@ def compare(
     plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
 ) -> None:
     """Base vs fine-tuned vs BM25 vs hybrids, with deltas, CIs and Holm-corrected p-values."""
-    from .compare import compare as run_compare
-    from .golden import GoldenSet, bundled_handwritten_path, load_judged_queries
+    from .evaluation.compare import compare as run_compare
+    from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_judged_queries
 
     gs = GoldenSet.load(golden)
     gs.split_queries(split)
@@ -654,8 +646,8 @@ def push(
     plan: Annotated[Path | None, typer.Option(help="Where to write the upload plan (JSON).")] = None,
 ) -> None:
     """Upload a model folder to the Hugging Face Hub (token from HF_TOKEN)."""
-    from .push import PushError
-    from .push import push as do_push
+    from .training.push import PushError
+    from .training.push import push as do_push
 
     plan_path = plan or model_dir.parent / f"{model_dir.name}.push-plan.json"
     try:
@@ -766,8 +758,8 @@ def serve(
     import uvicorn
     from threadpoolctl import threadpool_limits
 
-    from .api import create_app
-    from .serving import build_retriever
+    from .serving.api import create_app
+    from .serving.server import build_retriever
 
     retriever = build_retriever(
         index_dir=index_dir,
@@ -814,7 +806,7 @@ EXAMPLE_QUERIES = [
 @guarded
 def demo(model: ModelOpt = DEFAULT_MODEL, allow_download: AllowDownloadOpt = False) -> None:
     """Index the bundled corpus and run a few example searches."""
-    from .indexcache import cached_retriever
+    from .search.indexcache import cached_retriever
 
     prompts = load_prompts(None)
     retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download or None)

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from .errors import InputError, PromptRetrieverError
 from .fileio import atomic_write_jsonl, atomic_write_text, sha256_text
 
 Severity = Literal["error", "warning"]
@@ -83,7 +84,7 @@ class CorpusReport:
         )
 
 
-class CorpusError(ValueError):
+class CorpusError(PromptRetrieverError, ValueError):
     """Raised when a corpus has invalid lines and `skip_invalid` is off. Carries the full report."""
 
     def __init__(self, report: CorpusReport):
@@ -404,9 +405,9 @@ def format_tagged_line(p: Prompt) -> str:
     for name in ("genre", "theme", "title"):
         value = getattr(p, name)
         if "<" in value or ">" in value or value.startswith("/") or value != _clean(value) or not value:
-            raise ValueError(f"prompt {p.id}: {name} {value!r} cannot be written as a tag (use .csv or .jsonl)")
+            raise InputError(f"prompt {p.id}: {name} {value!r} cannot be written as a tag (use .csv or .jsonl)")
     if p.text != _clean(p.text) or not p.text or p.text.startswith(":"):
-        raise ValueError(f"prompt {p.id}: text cannot be written on one tagged line (use .csv or .jsonl)")
+        raise InputError(f"prompt {p.id}: text cannot be written on one tagged line (use .csv or .jsonl)")
     return f"<{p.genre}> </{p.genre}> <{p.theme}> </{p.theme}> <{p.title}> </{p.title}> prompt {p.text}"
 
 

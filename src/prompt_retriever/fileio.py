@@ -1,4 +1,4 @@
-"""Atomic file writes and small hashing helpers.
+"""Atomic file writes, hashing, the cache root and the versions a result records.
 
 Every file the toolkit writes goes through these functions: data is written to a temporary file in
 the same folder, flushed to disk, then renamed over the target, so an interrupted run leaves either
@@ -8,15 +8,23 @@ the old file or the new one, never a torn one.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
+import platform
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
+
+from .errors import InputError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -58,8 +66,38 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_npy(path: str | Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+@dataclass(frozen=True)
+class StagedDir:
+    """A scratch folder beside a target folder. Build the new folder at `result`; `work` holds the rest."""
+
+    work: Path
+    result: Path
+
+
+@contextmanager
+def atomic_dir(target: str | Path, label: str = "tmp") -> Iterator[StagedDir]:
+    """Write a folder atomically: build it in a scratch folder beside `target`, then rename it over `target`.
+
+    On a clean exit `staged.result` must exist; it replaces `target` (the old one is removed just before
+    the rename, so a reader sees the old folder or the new one). On an exception, and always at the end,
+    the scratch folder is removed; scratch folders left by a killed run with the same label go first.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.{label}-"
+    for stale in target.parent.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try:
+        staged = StagedDir(work, work / "result")
+        yield staged
+        if not staged.result.is_dir():
+            raise FileNotFoundError(f"{staged.result}: nothing was built to replace {target}")
+        if target.exists():
+            shutil.rmtree(target)
+        staged.result.rename(target)  # atomic within one filesystem
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -87,5 +125,20 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
+                raise InputError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
     return rows
+
+def cache_root() -> Path:
+    """Root of all caches; `PROMPT_RETRIEVER_CACHE_DIR` overrides the user cache dir."""
+    env = os.environ.get("PROMPT_RETRIEVER_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("prompt-retriever"))
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("prompt-retriever", "torch", "sentence-transformers", "transformers", "numpy", "bm25s"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .errors import LLMError
+
 API_KEY_ENVS = ("PROMPT_RETRIEVER_LLM_API_KEY", "OPENAI_API_KEY")
 REDACTED = "[REDACTED]"
-
-
-class LLMError(RuntimeError):
-    """The endpoint did not give a usable answer after all retries."""
 
 
 def api_key_from_env() -> str | None:

@@ -16,10 +16,11 @@ from pathlib import Path
 from rich.console import Console
 
 from .corpus import CorpusError, bundled_corpus_paths, corpus_fingerprint, read_corpus, write_corpus
+from .encoding.models import DEFAULT_MODEL, model_fingerprint
+from .errors import InputError
 from .fileio import atomic_write_json, atomic_write_text, sha256_file, sha256_text
-from .golden import GoldenSet, bundled_handwritten_path, load_judged_queries
-from .models import model_fingerprint
-from .train import TrainConfig
+from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_judged_queries
+from .training.train import TrainConfig
 
 STAGES = ("corpus", "queries", "llm-queries", "split", "base-eval", "train", "compare", "report")
 
@@ -31,7 +32,7 @@ class PipelineConfig:
     seed: int = 42
     test: float = 0.2
     dev: float = 0.1
-    base: str = "all-MiniLM-L6-v2"
+    base: str = DEFAULT_MODEL
     systems: tuple[str, ...] = ("bm25", "hybrid")
     train: TrainConfig = field(default_factory=TrainConfig)
     soup_keywords: int = 0  # > 0: train a second model with this many extra keyword queries and average the two
@@ -95,7 +96,7 @@ def run_pipeline(cfg: PipelineConfig, console: Console | None = None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.until is not None and cfg.until not in STAGES:
-        raise ValueError(f"unknown stage {cfg.until!r}; stages: {', '.join(STAGES)}")
+        raise InputError(f"unknown stage {cfg.until!r}; stages: {', '.join(STAGES)}")
     r = Runner(out, console, cfg.force, cfg.until)
     try:
         return _run(cfg, r, out, console)
@@ -135,7 +136,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     queries_dir = out / "queries"
 
     def queries_stage() -> dict:
-        from .querygen import HeuristicConfig, generate_heuristic
+        from .golden.heuristic import HeuristicConfig, generate_heuristic
 
         gs = generate_heuristic(load_prompts(), HeuristicConfig(seed=cfg.seed))
         gs.save(queries_dir)
@@ -153,7 +154,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     if cfg.llm_base_url and cfg.llm_model:
 
         def llm_stage() -> dict:
-            from .llmgen import LLMConfig, LLMQueryGenerator
+            from .golden.llm_queries import LLMConfig, LLMQueryGenerator
 
             gen = LLMQueryGenerator(
                 LLMConfig(cfg.llm_base_url, cfg.llm_model, queries_per_prompt=cfg.llm_per_prompt, seed=cfg.seed)
@@ -183,7 +184,7 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     golden_dir = out / "golden"
 
     def split_stage() -> dict:
-        from .splits import split_by_prompt
+        from .golden.splits import split_by_prompt
 
         gs = split_by_prompt(GoldenSet.load(queries_dir), test=cfg.test, dev=cfg.dev, seed=cfg.seed)
         gs.save(golden_dir)
@@ -202,9 +203,9 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     base_dir = out / "reports" / "base"
 
     def base_stage() -> dict:
-        from .evaluation import PRIMARY, evaluate_systems
-        from .report import write_report
-        from .systems import build_systems
+        from .evaluation.evaluate import PRIMARY, evaluate_systems
+        from .evaluation.report import write_report
+        from .evaluation.systems import build_systems
 
         specs = [
             "bm25",
@@ -242,11 +243,11 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     model_dir = out / "model"
 
     def train_stage() -> dict:
-        from .train import train
+        from .training.train import train
 
         tcfg = TrainConfig(**asdict(cfg.train))
         if cfg.soup_keywords:
-            from .soup import train_soup
+            from .training.soup import train_soup
 
             soup = train_soup(
                 gs,
@@ -287,8 +288,8 @@ def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
     compare_dir = out / "reports" / "compare"
 
     def compare_stage() -> dict:
-        from .compare import compare
-        from .train import update_card_with_test
+        from .evaluation.compare import compare
+        from .training.train import update_card_with_test
 
         res = compare(
             gs,
@@ -386,7 +387,7 @@ def headline_numbers(summary: dict) -> dict:
 
 
 def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict) -> str:
-    from .compare import summary_markdown
+    from .evaluation.compare import summary_markdown
 
     return "\n".join(
         [

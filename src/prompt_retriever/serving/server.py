@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .corpus import Prompt
-from .embedding import Encoder
-from .retriever import PromptRetriever
+from ..corpus import Prompt
+from ..encoding.encoder import Encoder
+from ..encoding.models import DEFAULT_MODEL
+from ..errors import InputError
+from ..search.retriever import PromptRetriever
 
 
 def build_retriever(
     *,
     index_dir: Path | None = None,
     prompts: Sequence[Prompt] | None = None,
-    model: str = "all-MiniLM-L6-v2",
+    model: str = DEFAULT_MODEL,
     backend: str | None = None,
     qdrant_url: str | None = None,
     qdrant_path: str | None = None,
@@ -22,7 +24,7 @@ def build_retriever(
 ) -> PromptRetriever:
     """`backend` None: a saved index's own backend, else torch. Documents and queries always come from
     the same backend: asking for another one than the index's re-encodes the prompts with it."""
-    from .indexcache import cached_retriever
+    from ..search.indexcache import cached_retriever
 
     if index_dir is not None:
         retriever = PromptRetriever.load(index_dir, allow_download=allow_download)
@@ -36,12 +38,12 @@ def build_retriever(
             retriever.index(retriever.prompts)
     else:
         if not prompts:
-            raise ValueError("no prompts to serve")
+            raise InputError("no prompts to serve")
         retriever = cached_retriever(
             prompts, model, show_progress=True, allow_download=allow_download, backend=backend or "torch"
         )
     if qdrant_url or qdrant_path:
-        from .vectorstore import QdrantStore
+        from ..search.stores import QdrantStore
 
         store = QdrantStore(retriever.encoder.dimension, url=qdrant_url, path=qdrant_path)
         retriever.store = store

@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .fileio import atomic_write_json, sha256_file
+from ..errors import PushError
+from ..fileio import atomic_write_json, sha256_file
 
 # What a sentence-transformers folder needs; checkpoints, caches and temp files never go.
 EXCLUDE_PARTS = ("checkpoints", ".cache", "__pycache__")
 TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-
-
-class PushError(RuntimeError):
-    pass
 
 
 def upload_plan(model_dir: str | Path, repo_id: str) -> dict:
@@ -51,7 +48,7 @@ def push(
     token = next((os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None)
     if not token:
         raise PushError(f"no Hub token: set one of {', '.join(TOKEN_ENVS)}")
-    from .models import set_offline
+    from ..encoding.models import set_offline
 
     set_offline(False)
     from huggingface_hub import HfApi

@@ -19,8 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .corpus import Prompt, corpus_fingerprint
-from .fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl, sha256_text
+from ..corpus import Prompt, corpus_fingerprint
+from ..errors import InputError, MissingError, NotFoundError
+from ..fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl, sha256_text
 
 Qrels = dict[str, dict[str, int]]
 SPLITS = ("train", "dev", "test")
@@ -62,7 +63,13 @@ class GoldenSet:
 
     @property
     def prompt_by_id(self) -> dict[str, Prompt]:
-        return {p.id: p for p in self.corpus}
+        """Prompts by id, built once per corpus list (rebuilt if `corpus` is replaced or changes length)."""
+        key = (id(self.corpus), len(self.corpus))
+        cached = self.__dict__.get("_prompt_by_id")
+        if cached is None or cached[0] != key:
+            cached = (key, {p.id: p for p in self.corpus})
+            self.__dict__["_prompt_by_id"] = cached
+        return cached[1]
 
     def split_queries(self, split: str | None) -> list[Query]:
         """Queries of a split (None or "all": every query)."""
@@ -70,12 +77,9 @@ class GoldenSet:
             return list(self.queries)
         if split not in self.splits:
             have = ", ".join(self.splits) or "none (run `queries split` first)"
-            raise KeyError(f"golden set has no split {split!r}; splits: {have}")
+            raise MissingError(f"golden set has no split {split!r}; splits: {have}")
         wanted = set(self.splits[split])
         return [q for q in self.queries if q.id in wanted]
-
-    def split_qrels(self, split: str | None) -> Qrels:
-        return {q.id: dict(self.qrels[q.id]) for q in self.split_queries(split)}
 
     def dev_pairs(self) -> tuple[list[tuple[str, str]], Qrels] | None:
         """(query id, text) pairs and qrels of the dev split, for tuning (None without a dev split)."""
@@ -100,17 +104,17 @@ class GoldenSet:
         pids = {p.id for p in self.corpus}
         qids = {q.id for q in self.queries}
         if len(qids) != len(self.queries):
-            raise ValueError("duplicate query ids")
+            raise InputError("duplicate query ids")
         for qid, rels in self.qrels.items():
             if qid not in qids:
-                raise ValueError(f"qrels name unknown query {qid}")
+                raise InputError(f"qrels name unknown query {qid}")
             if unknown := set(rels) - pids:
-                raise ValueError(f"qrels of {qid} name unknown prompt(s) {sorted(unknown)[:3]}")
+                raise InputError(f"qrels of {qid} name unknown prompt(s) {sorted(unknown)[:3]}")
         if missing := [q.id for q in self.queries if not any(g > 0 for g in self.qrels.get(q.id, {}).values())]:
-            raise ValueError(f"{len(missing)} queries have no relevant prompt, e.g. {missing[0]}")
+            raise InputError(f"{len(missing)} queries have no relevant prompt, e.g. {missing[0]}")
         for name, ids in self.splits.items():
             if unknown := set(ids) - qids:
-                raise ValueError(f"split {name} names unknown queries {sorted(unknown)[:3]}")
+                raise InputError(f"split {name} names unknown queries {sorted(unknown)[:3]}")
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
@@ -158,7 +162,7 @@ class GoldenSet:
     def load(cls, directory: str | Path) -> GoldenSet:
         d = Path(directory)
         if not (d / "manifest.json").exists():
-            raise FileNotFoundError(f"{d}: not a golden set (no manifest.json); create one with `queries generate`")
+            raise NotFoundError(f"{d}: not a golden set (no manifest.json); create one with `queries generate`")
         import json
 
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
@@ -237,11 +241,11 @@ def read_qrels(path: str | Path) -> Qrels:
             if n == 1 and parts[0] == "query-id":
                 continue
             if len(parts) != 3:
-                raise ValueError(f"{path}:{n}: expected 3 tab-separated fields, got {len(parts)}")
+                raise InputError(f"{path}:{n}: expected 3 tab-separated fields, got {len(parts)}")
             try:
                 qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
             except ValueError as exc:
-                raise ValueError(f"{path}:{n}: score {parts[2]!r} is not an integer") from exc
+                raise InputError(f"{path}:{n}: score {parts[2]!r} is not an integer") from exc
     return qrels
 
 
@@ -286,16 +290,16 @@ def load_judged_queries(
         text = " ".join(str(row.get("query", "")).split())
         rel = row.get("relevant")
         if not text or not isinstance(rel, dict) or not rel:
-            raise ValueError(f"{path}:{n}: need a non-empty 'query' and a 'relevant' object")
+            raise InputError(f"{path}:{n}: need a non-empty 'query' and a 'relevant' object")
         judged = {}
         for key, grade in rel.items():
             pid = key if key in ids else by_title.get(str(key).casefold())
             if pid is None:
-                raise ValueError(f"{path}:{n}: relevant prompt {key!r} is not in the corpus")
+                raise InputError(f"{path}:{n}: relevant prompt {key!r} is not in the corpus")
             judged[pid] = int(grade)
         qid = make_query_id(kind, text)
         if qid in qrels:
-            raise ValueError(f"{path}:{n}: duplicate query {text!r}")
+            raise InputError(f"{path}:{n}: duplicate query {text!r}")
         queries.append(Query(qid, text, kind, None))
         qrels[qid] = judged
     manifest = {"generator": kind, "source": str(path), "parameters": {}}

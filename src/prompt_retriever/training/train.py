@@ -30,16 +30,17 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
-from .augment import augment_keyword_queries
-from .embedding import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES, Encoder, prompt_document
-from .fileio import atomic_write_json, atomic_write_text
-from .golden import GoldenSet
-from .models import load_model, model_fingerprint, resolve_model
+from ..encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES, Encoder, prompt_document
+from ..encoding.models import DEFAULT_MODEL, load_model, model_fingerprint, resolve_model
+from ..errors import InputError
+from ..fileio import atomic_write_json, atomic_write_text
+from ..golden.augment import augment_keyword_queries
+from ..golden.goldenset import GoldenSet
 
 
 @dataclass
 class TrainConfig:
-    base: str = "all-MiniLM-L6-v2"
+    base: str = DEFAULT_MODEL
     epochs: float = 3.0
     batch_size: int = 16
     learning_rate: float = 2e-5
@@ -75,7 +76,7 @@ def training_rows(gs: GoldenSet, cfg: TrainConfig) -> list[TrainRow]:
     """Every (query, positive) row from train queries and train prompts; at most N positives per query,
     preferring the highest grade, in seeded order. `select_rows` applies the `max_rows` budget."""
     if "train" not in gs.splits:
-        raise ValueError("the golden set has no train split; run `queries split` first")
+        raise InputError("the golden set has no train split; run `queries split` first")
     split_of = gs.prompt_split()
     rng = random.Random(cfg.seed)
     rows = []
@@ -210,7 +211,7 @@ class QrelsBatchSampler(DefaultBatchSampler):
             seed=seed,
         )
         if len(dataset) != len(rows):
-            raise ValueError("dataset and training rows differ in length")
+            raise InputError("dataset and training rows differ in length")
         self.rows, self.relevant = rows, relevant
         self._plans: dict[int, list[list[int]]] = {}
 
@@ -295,7 +296,7 @@ def train(
 
     cfg = cfg or TrainConfig()
     if cfg.loss not in ("mnrl", "cached-mnrl"):
-        raise ValueError(f"unknown loss {cfg.loss!r}: use mnrl or cached-mnrl")
+        raise InputError(f"unknown loss {cfg.loss!r}: use mnrl or cached-mnrl")
     out = Path(out_dir)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -305,7 +306,7 @@ def train(
     train_gs = augment_keyword_queries(gs, cfg.keyword_augment, seed=cfg.seed)
     rows = training_rows(train_gs, cfg)
     if not rows:
-        raise ValueError("no training rows: the train split has no query with a relevant train prompt")
+        raise InputError("no training rows: the train split has no query with a relevant train prompt")
     rows = select_rows(rows, cfg)
     base = BaseScores.compute(rows, train_gs, Encoder(cfg.base), cfg.template)
     rows = mine_hard_negatives(rows, train_gs, base, cfg)
@@ -412,7 +413,7 @@ def training_manifest(
     gs: GoldenSet, cfg: TrainConfig, result: TrainResult, golden_dir: str | None, augmentation: dict | None = None
 ) -> dict:
     """`gs` is the golden set as loaded (its fingerprint identifies the data); `augmentation` what was added."""
-    from .report import versions
+    from ..fileio import versions
 
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -533,7 +534,7 @@ def write_training_curves(history: list[dict], path: Path, metric_key: str) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .fileio import atomic_write_bytes
+    from ..fileio import atomic_write_bytes
 
     loss = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
     dev = [(h["step"], h[metric_key]) for h in history if metric_key in h]

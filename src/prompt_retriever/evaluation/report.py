@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .evaluation import PRIMARY, RECALL_CURVE_KS, EvaluationReport, SystemResult
-from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, versions
+from .evaluate import PRIMARY, RECALL_CURVE_KS, EvaluationReport, SystemResult
 from .metrics import rank
 
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "precision@5", "map@10", "hit@1")
 
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("prompt-retriever", "torch", "sentence-transformers", "transformers", "numpy", "bm25s"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def safe_name(name: str) -> str:

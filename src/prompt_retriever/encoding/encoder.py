@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
-from .corpus import Prompt
-from .fileio import atomic_save_npy, atomic_write_json, sha256_bytes, sha256_file, sha256_text
+from ..corpus import Prompt
+from ..errors import InputError
+from ..fileio import atomic_save_npy, atomic_write_json, cache_root, sha256_bytes, sha256_file, sha256_text
 from .models import load_model, model_fingerprint
 
 # How a prompt is turned into the text the model embeds. This choice matters for quality: "text"
@@ -33,16 +32,11 @@ def prompt_document(prompt: Prompt, template: str = DEFAULT_TEMPLATE) -> str:
     try:
         return fmt.format(title=prompt.title, genre=prompt.genre, theme=prompt.theme, text=prompt.text)
     except (KeyError, IndexError) as exc:
-        raise ValueError(
+        raise InputError(
             f"bad document template {template!r}: use {sorted(DOCUMENT_TEMPLATES)} or a format string "
             "with {title} {genre} {theme} {text}"
         ) from exc
 
-
-def cache_root() -> Path:
-    """Root of all caches; `PROMPT_RETRIEVER_CACHE_DIR` overrides the user cache dir."""
-    env = os.environ.get("PROMPT_RETRIEVER_CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("prompt-retriever"))
 
 
 class EmbeddingCache:
@@ -68,11 +62,11 @@ class EmbeddingCache:
                     blobs = {p.name: p.read_bytes() for p in paths[:2]}  # read once, check that content
                     for name, blob in blobs.items():
                         if sha256_bytes(blob) != manifest["sha256"][name]:
-                            raise ValueError(f"{name} checksum mismatch")
+                            raise InputError(f"{name} checksum mismatch")
                     keys = np.load(io.BytesIO(blobs["keys.npy"]), allow_pickle=False)
                     vecs = np.load(io.BytesIO(blobs["vectors.npy"]), allow_pickle=False)
                     if len(keys) != len(vecs) or len(keys) != manifest["count"]:
-                        raise ValueError("keys, vectors and manifest differ in length")
+                        raise InputError("keys, vectors and manifest differ in length")
                     self._map = {str(k): v for k, v in zip(keys, vecs, strict=True)}
                 except (ValueError, OSError, EOFError, KeyError, TypeError) as exc:
                     warnings.warn(f"embedding cache {self.dir} unreadable ({exc}); rebuilding", stacklevel=2)
@@ -105,11 +99,11 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 def backend_fingerprint(model: str, backend: str = "torch") -> str:
     """The weights fingerprint, plus the backend and its export version for the onnx backends."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     fingerprint = model_fingerprint(model)
     if backend == "torch":
         return fingerprint
-    from .onnx_backend import EXPORT_VERSION
+    from .onnx import EXPORT_VERSION
 
     return f"{fingerprint}+{backend}/export{EXPORT_VERSION}"
 
@@ -138,7 +132,7 @@ class Encoder:
         self.backend = backend
         self._model_override = None  # an ONNX Runtime encoder for the onnx backends
         if backend != "torch":
-            from .onnx_backend import OnnxEncoder
+            from .onnx import OnnxEncoder
 
             self._model_override = OnnxEncoder(model, quantized=backend == "onnx-int8", allow_download=allow_download)
         self.cache = EmbeddingCache(self.fingerprint) if use_cache else None

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
+from ..errors import InputError
+
 # A compact English stop-word list plus words that are instructions in prompts, not content.
 _STOP_TEXT = """
 a about above after again against all almost also although always am among an and another any anyone
@@ -67,6 +69,6 @@ def synonyms() -> dict[str, list[str]]:
             continue
         parts = line.split("\t")
         if len(parts) != 2:
-            raise ValueError(f"{path}:{n}: expected word<TAB>synonym,synonym")
+            raise InputError(f"{path}:{n}: expected word<TAB>synonym,synonym")
         out[parts[0].strip()] = [s.strip() for s in parts[1].split(",") if s.strip()]
     return out

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .corpus import Prompt
-from .embedding import cache_root
-from .fileio import atomic_write_json, sha256_text
-from .golden import GoldenSet
-from .llm import REDACTED, ChatClient, LLMError
-from .querygen import QueryBuilder, make_negatives
+from ..corpus import Prompt
+from ..errors import InputError
+from ..fileio import atomic_write_json, cache_root, sha256_text
+from ..llm import REDACTED, ChatClient, LLMError
+from .goldenset import GoldenSet
+from .heuristic import QueryBuilder, make_negatives
 
 MAX_QUERY_WORDS = 20
 _NUMBERING = re.compile(r"^\s*(?:\(?\d{1,2}[.):\]]|[-*\u2022\u2013\u2014>#]+)\s*")
@@ -104,7 +104,7 @@ class LLMRunReport:
 class LLMQueryGenerator:
     def __init__(self, config: LLMConfig, client: ChatClient | None = None):
         if not 1 <= config.queries_per_prompt <= 5:
-            raise ValueError("queries_per_prompt must be between 1 and 5")
+            raise InputError("queries_per_prompt must be between 1 and 5")
         self.cfg = config
         self.template = config.template or default_template()
         self.template_hash = sha256_text(self.template)[:12]
@@ -130,7 +130,7 @@ class LLMQueryGenerator:
                 n=self.cfg.queries_per_prompt,
             )
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
+            raise InputError(
                 f"bad query template: {exc!r}; placeholders are {{genre}} {{theme}} {{title}} {{text}} {{n}}"
             ) from exc
 

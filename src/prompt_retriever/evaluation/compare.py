@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluation import PRIMARY, EvaluationReport, evaluate_systems
-from .fileio import atomic_write_json, atomic_write_text
-from .golden import GoldenSet
+from ..fileio import atomic_write_json, atomic_write_text
+from ..golden.goldenset import GoldenSet
+from .evaluate import PRIMARY, EvaluationReport, evaluate_systems
 from .report import write_report
 from .systems import (
     BM25System,

@@ -36,7 +36,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .retriever import PromptRetriever, SearchRequest
+from ..search.retriever import PromptRetriever, SearchRequest
 
 log = logging.getLogger("prompt_retriever.api")
 MAX_QUERY_CHARS = 512
@@ -192,7 +192,7 @@ class ApiError(Exception):
 
 
 def static_dir() -> Path:
-    return Path(str(resources.files("prompt_retriever") / "web"))
+    return Path(str(resources.files("prompt_retriever.serving") / "web"))
 
 
 def create_app(

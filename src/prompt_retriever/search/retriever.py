@@ -11,18 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .corpus import Prompt
-from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
-from .fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, sha256_bytes, sha256_file
-from .models import DEFAULT_MODEL
-from .vectorstore import ExactStore, VectorStore
+from .._version import __version__
+from ..corpus import Prompt
+from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
+from ..encoding.models import DEFAULT_MODEL
+from ..errors import IndexLoadError, InputError, MissingError
+from ..fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, sha256_bytes, sha256_file
+from .stores import ExactStore, VectorStore
 
 INDEX_FORMAT = 1
-
-
-class IndexLoadError(RuntimeError):
-    """An index folder that cannot be used: missing files, corrupt data, or built with another model."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ class PromptRetriever:
         ids = [p.id for p in prompts]
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"duplicate prompt id {dup!r}")
+            raise InputError(f"duplicate prompt id {dup!r}")
         self.store.delete([p.id for p in self.prompts])
         self.prompts = prompts
         self.embeddings = self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
@@ -130,7 +127,7 @@ class PromptRetriever:
     def remove(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
         drop = set(ids)
         if not missing_ok and (unknown := drop - set(self._by_id)):
-            raise KeyError(f"unknown prompt id(s): {sorted(unknown)[:5]}")
+            raise MissingError(f"unknown prompt id(s): {sorted(unknown)[:5]}")
         keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
         removed = len(self.prompts) - len(keep)
         if removed:
@@ -151,7 +148,7 @@ class PromptRetriever:
         self, queries: Sequence[str], k: int = 5, genre: str | None = None, theme: str | None = None
     ) -> list[list[Hit]]:
         if k < 1:
-            raise ValueError("k must be at least 1")
+            raise InputError("k must be at least 1")
         if not self.prompts:
             return [[] for _ in queries]
         return self.search_vectors(self.encoder.encode_queries(list(queries)), k=k, genre=genre, theme=theme)
@@ -161,7 +158,7 @@ class PromptRetriever:
         search per distinct (k, genre, theme), so a server under load does one matrix product per batch
         instead of one per request."""
         if any(r.k < 1 for r in requests):
-            raise ValueError("k must be at least 1")
+            raise InputError("k must be at least 1")
         if not requests:
             return []
         vectors = self.encoder.encode_queries([r.query for r in requests])
@@ -179,7 +176,7 @@ class PromptRetriever:
     ) -> list[list[Hit]]:
         """Search with query embeddings that are already computed (e.g. encoded in a batch by a server)."""
         if k < 1:
-            raise ValueError("k must be at least 1")
+            raise InputError("k must be at least 1")
         if not self.prompts:
             return [[] for _ in range(len(qv))]
         if isinstance(self.store, ExactStore):
@@ -263,11 +260,3 @@ class PromptRetriever:
         retriever._sync(prompts, embeddings)
         return retriever
 
-
-def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first; ties broken by lower index (stable)."""
-    n = scores.shape[0]
-    k = min(k, n)
-    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-    order = np.lexsort((part, -scores[part]))
-    return part[order]

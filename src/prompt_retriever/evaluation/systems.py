@@ -17,9 +17,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .corpus import Prompt
-from .embedding import DEFAULT_TEMPLATE, Encoder, prompt_document
-from .retriever import top_k_indices
+from ..corpus import Prompt
+from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
+from ..encoding.models import DEFAULT_MODEL
+from ..errors import InputError
+from ..search.stores import top_k_indices
 
 Run = dict[str, dict[str, float]]
 
@@ -135,7 +137,7 @@ class WeightedFusionSystem:
 
     def __init__(self, dense: DenseSystem, bm25: BM25System, alpha: float = 0.5, name: str | None = None):
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError("alpha must be in [0, 1]")
+            raise InputError("alpha must be in [0, 1]")
         self.dense, self.bm25, self.alpha = dense, bm25, alpha
         self.name = name or "hybrid-weighted"
 
@@ -180,7 +182,7 @@ def build_systems(
     *,
     dev: tuple[Sequence[tuple[str, str]], dict[str, dict[str, int]]] | None = None,
     template: str = DEFAULT_TEMPLATE,
-    default_model: str = "all-MiniLM-L6-v2",
+    default_model: str = DEFAULT_MODEL,
     show_progress: bool = False,
 ) -> list[Retriever]:
     """Systems from specs: `bm25`, a model name or folder (dense), `hybrid[:MODEL]` (weighted fusion,

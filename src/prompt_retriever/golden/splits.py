@@ -12,11 +12,8 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from .golden import SPLITS, GoldenSet, Query
-
-
-class LeakageError(AssertionError):
-    pass
+from ..errors import InputError, LeakageError
+from .goldenset import SPLITS, GoldenSet, Query
 
 
 def _stratified_holdout(gs: GoldenSet, test: float, dev: float, rng: random.Random) -> dict[str, list[str]]:
@@ -55,7 +52,7 @@ def _group_key(q: Query, gs: GoldenSet) -> str:
 
 def split_by_prompt(gs: GoldenSet, test: float = 0.2, dev: float = 0.1, seed: int = 42) -> GoldenSet:
     if not (0 <= test < 1 and 0 <= dev < 1 and test + dev < 1):
-        raise ValueError(f"bad split fractions test={test} dev={dev}: each in [0, 1) and test + dev < 1")
+        raise InputError(f"bad split fractions test={test} dev={dev}: each in [0, 1) and test + dev < 1")
     rng = random.Random(seed)
     held = _stratified_holdout(gs, test, dev, rng)
     prompt_split = {p.id: "train" for p in gs.corpus}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import cache_root
-from .fileio import sha256_text
+from ..errors import InputError
+from ..fileio import cache_root, sha256_text
 from .models import load_model, model_fingerprint
 
 _lock = threading.Lock()
@@ -36,7 +36,7 @@ def _check_pooling(model) -> None:
     mean = mode == "mean" or (isinstance(mode, (list, tuple)) and list(mode) == ["mean"])
     mean = mean or getattr(pooling, "pooling_mode_mean_tokens", None) is True  # older sentence-transformers
     if not mean or len(model) > 3:
-        raise ValueError("the ONNX backend supports mean-pooling sentence-transformers models only")
+        raise InputError("the ONNX backend supports mean-pooling sentence-transformers models only")
 
 
 def export_onnx(model_name: str, quantized: bool = False, allow_download: bool | None = None) -> Path:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .golden import GoldenSet, Query
+from ..errors import InputError
+from ..golden.goldenset import GoldenSet, Query
 from .metrics import DEFAULT_KS, DEFAULT_METRICS, metric_names, per_query
 from .stats import Comparison, Estimate, bootstrap_ci, holm, paired_randomization_test
 from .systems import Retriever, Run
@@ -108,16 +109,16 @@ def evaluate_systems(
     """Evaluate `systems` on a split. `pairs` lists (system, reference) comparisons; default: every system
     against `baseline`. Holm's correction runs over all pairs x `compare_metrics`."""
     if not systems:
-        raise ValueError("no systems to evaluate")
+        raise InputError("no systems to evaluate")
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
-        raise ValueError(f"system names must be unique: {names}")
+        raise InputError(f"system names must be unique: {names}")
     baseline = baseline or names[0]
     if baseline not in names:
-        raise ValueError(f"baseline {baseline!r} is not one of the systems {names}")
+        raise InputError(f"baseline {baseline!r} is not one of the systems {names}")
     queries = gs.split_queries(split)
     if not queries:
-        raise ValueError(f"split {split!r} has no queries")
+        raise InputError(f"split {split!r} has no queries")
     qrels = {q.id: gs.qrels[q.id] for q in queries}
     mnames = metric_names(metrics, ks)
     for m in compare_metrics:
@@ -156,7 +157,7 @@ def evaluate_systems(
     pairs = list(pairs) if pairs is not None else [(n, baseline) for n in names if n != baseline]
     for a_name, b_name in pairs:
         if a_name not in by_name or b_name not in by_name:
-            raise ValueError(f"comparison {a_name} vs {b_name} names a system not evaluated")
+            raise InputError(f"comparison {a_name} vs {b_name} names a system not evaluated")
     raw: list[tuple[str, str, str, Estimate, float]] = []
     qids = [q.id for q in queries]
     for a_name, b_name in pairs:

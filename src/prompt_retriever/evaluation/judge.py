@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import Prompt
-from .embedding import cache_root
-from .fileio import atomic_write_json, sha256_text
-from .llm import ChatClient, LLMError
+from ..corpus import Prompt
+from ..fileio import atomic_write_json, cache_root, sha256_text
+from ..llm import ChatClient, LLMError
 from .metrics import rank
 
 JUDGE_TEMPLATE = """A writer searched a library of creative-writing prompts for: "{query}"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import Prompt
-from .golden import GoldenSet, Negative, Qrels, Query, make_query_id
+from ..corpus import Prompt
+from .goldenset import GoldenSet, Negative, Qrels, Query, make_query_id
 from .keywords import TfidfKeywords, synonyms
 
 GENRE_TEMPLATES = (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from .corpus import Prompt, corpus_fingerprint
-from .embedding import DEFAULT_TEMPLATE, backend_fingerprint, cache_root
-from .fileio import sha256_text
-from .models import DEFAULT_MODEL
+from ..corpus import Prompt, corpus_fingerprint
+from ..encoding.encoder import DEFAULT_TEMPLATE, backend_fingerprint
+from ..encoding.models import DEFAULT_MODEL
+from ..fileio import cache_root, sha256_text
 from .retriever import IndexLoadError, PromptRetriever
 
 log = logging.getLogger(__name__)

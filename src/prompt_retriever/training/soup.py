@@ -26,16 +26,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .embedding import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
-from .fileio import atomic_write_json, atomic_write_text
-from .golden import GoldenSet
+from ..encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
+from ..errors import SoupError
+from ..fileio import atomic_write_json, atomic_write_text
+from ..golden.goldenset import GoldenSet
 from .train import TrainConfig, card_number, card_test_rows, dev_evaluator, train
 
 SAME = ("base_fingerprint", "golden_fingerprint", "corpus_fingerprint", "split")
-
-
-class SoupError(ValueError):
-    pass
 
 
 @dataclass
@@ -205,7 +202,7 @@ def make_soup(
 
 
 def soup_manifest(ingredients: Sequence[Ingredient], dev_ndcg: float | None) -> dict:
-    from .report import versions
+    from ..fileio import versions
 
     first = ingredients[0].manifest
     total = sum(i.weight for i in ingredients)
@@ -320,7 +317,7 @@ def ingredient_configs(cfg: TrainConfig, keywords: int) -> dict[str, TrainConfig
 
 def trained_with(path: Path, cfg: TrainConfig, gs: GoldenSet) -> bool:
     """Whether `path` holds a fine-tune with exactly this config, base weights, golden set and split."""
-    from .models import model_fingerprint
+    from ..encoding.models import model_fingerprint
 
     try:
         m = json.loads((path / "training_manifest.json").read_text())

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 
+from ..errors import InputError
+
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
 
@@ -113,7 +115,7 @@ def metric_names(metrics: Sequence[str] = DEFAULT_METRICS, ks: Sequence[int] = D
     names = []
     for m in metrics:
         if m not in METRICS:
-            raise ValueError(f"unknown metric {m!r}; known: {', '.join(METRICS)}")
+            raise InputError(f"unknown metric {m!r}; known: {', '.join(METRICS)}")
         names.extend([m] if m == "r_precision" else [f"{m}@{k}" for k in ks])
     return names
 
@@ -121,7 +123,7 @@ def metric_names(metrics: Sequence[str] = DEFAULT_METRICS, ks: Sequence[int] = D
 def parse_name(name: str) -> tuple[MetricFn, int]:
     base, _, k = name.partition("@")
     if base not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
+        raise InputError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
     return METRICS[base], int(k) if k else 0
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import random
 
-from .golden import GoldenSet, Query, make_query_id
+from ..errors import InputError
+from .goldenset import GoldenSet, Query, make_query_id
 from .keywords import TfidfKeywords
 from .splits import check_leakage
 
@@ -33,10 +34,10 @@ def augment_keyword_queries(gs: GoldenSet, per_prompt: int, *, top: int = 8, see
     if per_prompt <= 0:
         return gs
     if "train" not in gs.splits:
-        raise ValueError("the golden set has no train split; run `queries split` first")
+        raise InputError("the golden set has no train split; run `queries split` first")
     split_of = gs.prompt_split()
     if not split_of:
-        raise ValueError("keyword augmentation needs a split by prompt (`queries split --by prompt`)")
+        raise InputError("keyword augmentation needs a split by prompt (`queries split --by prompt`)")
     out = copy.deepcopy(gs)
     tfidf = TfidfKeywords([p.text for p in gs.corpus])
     rng = random.Random(seed)

@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import InputError
+
 
 @runtime_checkable
 class VectorStore(Protocol):
@@ -54,12 +56,12 @@ class ExactStore:
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(ids) != len(vectors) or len(ids) != len(payloads):
-            raise ValueError("ids, vectors and payloads differ in length")
+            raise InputError("ids, vectors and payloads differ in length")
         existing = [i for i in ids if i in self._pos]
         if existing:
             self.delete(existing)
         if len(self.ids) and vectors.shape[1] != self.vectors.shape[1]:
-            raise ValueError(f"vector dimension {vectors.shape[1]} != store dimension {self.vectors.shape[1]}")
+            raise InputError(f"vector dimension {vectors.shape[1]} != store dimension {self.vectors.shape[1]}")
         self.vectors = vectors.copy() if not self.ids else np.vstack([self.vectors, vectors])
         genres = np.array([self._code(pl.get("genre")) for pl in payloads], dtype=np.int32)
         themes = np.array([self._code(pl.get("theme")) for pl in payloads], dtype=np.int32)
@@ -89,8 +91,6 @@ class ExactStore:
     def search_many(
         self, vectors: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
     ) -> list[list[tuple[str, float]]]:
-        from .retriever import top_k_indices
-
         if not self.ids:
             return [[] for _ in range(len(vectors))]
         m = self.mask(genre, theme)
@@ -200,3 +200,12 @@ class QdrantStore:
             search_params=m.SearchParams(exact=self.exact) if self._remote else None,
         )
         return [(p.payload["prompt_id"], float(p.score)) for p in res.points]
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first; ties broken by lower index (stable)."""
+    n = scores.shape[0]
+    k = min(k, n)
+    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    order = np.lexsort((part, -scores[part]))
+    return part[order]
