@@ -1,0 +1,52 @@
+"""Golden query sets: queries with relevance judgments (qrels), their splits and the generators that make them.
+
+A `GoldenSet` is stored in the BEIR layout (`corpus.jsonl`, `queries.jsonl`, `qrels/*.tsv`) plus a manifest.
+Generators: heuristic templates (`generate_heuristic`), an LLM endpoint (`LLMQueryGenerator`), hand-judged
+files (`load_judged_queries`), extra keyword queries for training (`augment_keyword_queries`).
+"""
+
+from ..errors import LeakageError
+from .augment import augment_keyword_queries
+from .goldenset import (
+    SPLITS,
+    GoldenSet,
+    Negative,
+    Qrels,
+    Query,
+    bundled_handwritten_path,
+    load_judged_queries,
+    make_query_id,
+    read_qrels,
+    summarize,
+)
+from .heuristic import HeuristicConfig, generate_heuristic, make_negatives
+from .keywords import TfidfKeywords, synonyms, tokenize
+from .llm_queries import LLMConfig, LLMQueryGenerator, LLMRunReport, clean_queries
+from .splits import check_leakage, split_by_prompt
+
+__all__ = [
+    "SPLITS",
+    "GoldenSet",
+    "HeuristicConfig",
+    "LLMConfig",
+    "LLMQueryGenerator",
+    "LLMRunReport",
+    "LeakageError",
+    "Negative",
+    "Qrels",
+    "Query",
+    "TfidfKeywords",
+    "augment_keyword_queries",
+    "bundled_handwritten_path",
+    "check_leakage",
+    "clean_queries",
+    "generate_heuristic",
+    "load_judged_queries",
+    "make_negatives",
+    "make_query_id",
+    "read_qrels",
+    "split_by_prompt",
+    "summarize",
+    "synonyms",
+    "tokenize",
+]
