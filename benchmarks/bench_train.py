@@ -53,7 +53,7 @@ def main() -> None:
     from prompt_retriever.corpus import load_corpus
     from prompt_retriever.golden.heuristic import generate_heuristic
     from prompt_retriever.golden.splits import split_by_prompt
-    from prompt_retriever.training.train import TrainConfig, train
+    from prompt_retriever.training import TrainConfig, train
 
     gs = split_by_prompt(generate_heuristic(load_corpus()))
     cfg = TrainConfig()
@@ -95,7 +95,7 @@ def step_profile(steps: int = 10, warmup: int = 2) -> None:
     from prompt_retriever.encoding.encoder import prompt_document
     from prompt_retriever.encoding.models import resolve_model
     from prompt_retriever.golden.heuristic import generate_heuristic
-    from prompt_retriever.training.train import TrainConfig
+    from prompt_retriever.training import TrainConfig
 
     cfg = TrainConfig()
     prompts = load_corpus()

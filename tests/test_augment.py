@@ -10,7 +10,7 @@ from prompt_retriever.golden.augment import AUGMENT_KIND, augment_keyword_querie
 from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
 from prompt_retriever.golden.keywords import TfidfKeywords
 from prompt_retriever.golden.splits import check_leakage, split_by_prompt
-from prompt_retriever.training.train import TrainConfig, train, training_rows
+from prompt_retriever.training import TrainConfig, train, training_rows
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from prompt_retriever.pipeline import PipelineConfig, run_pipeline
+from prompt_retriever.training import TrainConfig
 from prompt_retriever.training.push import PushError, push, upload_plan
-from prompt_retriever.training.train import TrainConfig
 
 DATA = Path(__file__).parent / "data"
 

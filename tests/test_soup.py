@@ -14,6 +14,7 @@ from prompt_retriever.cli import app
 from prompt_retriever.corpus import load_corpus
 from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
 from prompt_retriever.golden.splits import split_by_prompt
+from prompt_retriever.training import TrainConfig, update_card_with_test
 from prompt_retriever.training.soup import (
     SoupError,
     average_state_dicts,
@@ -22,7 +23,6 @@ from prompt_retriever.training.soup import (
     train_soup,
     trained_with,
 )
-from prompt_retriever.training.train import TrainConfig, update_card_with_test
 
 DATA = Path(__file__).parent / "data"
 TINY = TrainConfig(max_steps=2, batch_size=4, hard_negatives=1, max_rows=16)

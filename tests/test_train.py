@@ -10,19 +10,17 @@ from prompt_retriever.corpus import load_corpus
 from prompt_retriever.encoding.encoder import Encoder
 from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
 from prompt_retriever.golden.splits import split_by_prompt
-from prompt_retriever.training.train import (
+from prompt_retriever.training.batching import batch_sampler_factory, compatible, plan_batches
+from prompt_retriever.training.config import TrainConfig
+from prompt_retriever.training.data import (
     BaseScores,
-    TrainConfig,
     TrainRow,
     assert_no_heldout_in_training,
-    batch_sampler_factory,
-    compatible,
     mine_hard_negatives,
-    plan_batches,
     select_rows,
-    train,
     training_rows,
 )
+from prompt_retriever.training.train import train
 
 DATA = Path(__file__).parent / "data"
 

@@ -328,21 +328,16 @@ def parse_ks(text: str) -> list[int]:
 
 
 def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] | None, skip_invalid: bool):
-    """The golden set to evaluate: a golden folder, or judged queries (JSONL) over a corpus."""
-    from .golden.goldenset import GoldenSet, load_judged_queries
+    """The golden set to evaluate: a golden folder, or judged queries (JSONL) over a corpus (over the golden
+    folder's corpus, with its dev split for tuning, when both are given)."""
+    from .golden.goldenset import GoldenSet, load_query_set
 
     if golden is None and judged is None:
         fail("give --golden DIR (from `queries generate`) or --judged FILE")
     base = GoldenSet.load(golden) if golden else None
     if judged is None:
         return base
-    prompts = base.corpus if base else load_prompts(corpus, skip_invalid)
-    gs = load_judged_queries(judged, prompts)
-    if base is not None:
-        gs.splits["dev"] = base.splits.get("dev", [])
-        gs.queries = gs.queries + [q for q in base.queries if q.id in set(gs.splits["dev"])]
-        gs.qrels.update({q: base.qrels[q] for q in gs.splits["dev"]})
-    return gs
+    return load_query_set(judged, base.corpus if base else load_prompts(corpus, skip_invalid), dev_from=base)
 
 
 @app.command()
@@ -440,47 +435,45 @@ def print_summary(rep, out_dir: Path) -> None:
 # ----------------------------------------------------------------------------- fine-tuning
 
 
-TRAIN_OPTIONS = (
-    "base",
-    "epochs",
-    "batch_size",
-    "lr",
-    "warmup",
-    "seed",
-    "hard_negatives",
-    "max_rows",
-    "augment_keywords",
-    "max_steps",
-    "loss",
-    "early_stopping",
-)
+def train_config(
+    *,
+    base: str,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    warmup: float,
+    seed: int,
+    hard_negatives: int,
+    max_rows: int,
+    augment_keywords: int,
+    max_steps: int,
+    loss: str,
+    early_stopping: int,
+    soup_keywords: int = 0,
+):
+    """The TrainConfig of the training options shared by `train` and `pipeline`, passed by their option names.
 
+    TrainConfig rejects an unknown loss; with `soup_keywords` the soup recipe is checked as well, so a bad
+    combination fails before any work (both as `guarded` one-line errors).
+    """
+    from .training import TrainConfig, ingredient_configs
 
-def train_config(options: dict):
-    """A TrainConfig from the training options shared by `train` and `pipeline` (their local names)."""
-    from .training.train import TrainConfig
-
-    o = {k: options[k] for k in TRAIN_OPTIONS}
-    if o["loss"] not in ("mnrl", "cached-mnrl"):
-        fail(f"unknown loss {o['loss']!r}: use mnrl or cached-mnrl")
     cfg = TrainConfig(
-        base=o["base"],
-        epochs=o["epochs"],
-        batch_size=o["batch_size"],
-        learning_rate=o["lr"],
-        warmup_ratio=o["warmup"],
-        seed=o["seed"],
-        hard_negatives=o["hard_negatives"],
-        max_rows=o["max_rows"] or None,
-        keyword_augment=o["augment_keywords"],
-        max_steps=o["max_steps"],
-        loss=o["loss"],
-        early_stopping_patience=o["early_stopping"] or None,
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        warmup_ratio=warmup,
+        seed=seed,
+        hard_negatives=hard_negatives,
+        max_rows=max_rows or None,
+        keyword_augment=augment_keywords,
+        max_steps=max_steps,
+        loss=loss,
+        early_stopping_patience=early_stopping or None,
     )
-    if options.get("soup_keywords"):
-        from .training.soup import ingredient_configs
-
-        ingredient_configs(cfg, options["soup_keywords"])  # a bad combination fails before any work
+    if soup_keywords:
+        ingredient_configs(cfg, soup_keywords)
     return cfg
 
 
@@ -535,10 +528,23 @@ def train_cmd(
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
     from .golden.goldenset import GoldenSet
-    from .training.soup import train_soup
-    from .training.train import train
+    from .training import train, train_soup
 
-    cfg = train_config(locals())
+    cfg = train_config(
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        hard_negatives=hard_negatives,
+        max_rows=max_rows,
+        augment_keywords=augment_keywords,
+        max_steps=max_steps,
+        loss=loss,
+        early_stopping=early_stopping,
+        soup_keywords=soup_keywords,
+    )
     if soup_keywords:
         soup = train_soup(GoldenSet.load(golden), out_dir, cfg, soup_keywords, golden_dir=str(golden), log=out.print)
         out.print(
@@ -600,21 +606,14 @@ def compare(
 ) -> None:
     """Base vs fine-tuned vs BM25 vs hybrids, with deltas, CIs and Holm-corrected p-values."""
     from .evaluation.compare import compare as run_compare
-    from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_judged_queries
+    from .golden.goldenset import GoldenSet, load_query_set
 
     gs = GoldenSet.load(golden)
     gs.split_queries(split)
-    second_gs, second_name = None, None
-    if second is not None and second.is_dir():
-        second_gs, second_name = GoldenSet.load(second), str(second)
-    elif second is not None:
-        second_gs, second_name = load_judged_queries(second, gs.corpus), str(second)
-    else:
-        try:
-            second_gs = load_judged_queries(bundled_handwritten_path(), gs.corpus)
-            second_name = "bundled hand-written queries"
-        except ValueError:
-            out.print("[dim]no second query set: the bundled hand-written queries do not fit this corpus[/]")
+    second_gs = load_query_set(second, gs.corpus)  # no --second: the bundled hand-written queries, if they fit
+    if second_gs is None:
+        out.print("[dim]no second query set: the bundled hand-written queries do not fit this corpus[/]")
+    second_name = None if second_gs is None else str(second) if second else "bundled hand-written queries"
     res = run_compare(
         gs,
         baseline=baseline,
@@ -693,13 +692,28 @@ def pipeline(
 
     from .pipeline import PipelineConfig, run_pipeline
 
+    train_cfg = train_config(
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        hard_negatives=hard_negatives,
+        max_rows=max_rows,
+        augment_keywords=augment_keywords,
+        max_steps=max_steps,
+        loss=loss,
+        early_stopping=early_stopping,
+        soup_keywords=soup_keywords,
+    )
     cfg = PipelineConfig(
         corpus=corpus,
         out=out_dir,
         seed=seed,
         base=base,
         skip_invalid=skip_invalid,
-        train=train_config(locals()),
+        train=train_cfg,
         soup_keywords=soup_keywords,
         llm_base_url=llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL"),
         llm_model=llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL"),
@@ -751,15 +765,8 @@ def serve(
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Serve the HTTP API and the web page; the index is loaded or built once at start-up."""
-    import gc
-    import logging
-    import os
-
-    import uvicorn
-    from threadpoolctl import threadpool_limits
-
-    from .serving.api import create_app
     from .serving.server import build_retriever
+    from .serving.server import serve as run_server
 
     retriever = build_retriever(
         index_dir=index_dir,
@@ -770,26 +777,14 @@ def serve(
         qdrant_path=qdrant_path,
         allow_download=allow_download or None,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    backend = retriever.encoder.backend
-    out.print(f"serving {len(retriever)} prompts ({retriever.fingerprint}, {backend}) on http://{host}:{port}/")
-    cpus = os.cpu_count() or 1
-    workers = workers or (cpus if backend != "torch" else 1)
-    # Each batch worker gets its share of the cores: ONNX Runtime threads above, BLAS (the vector search)
-    # here. Oversubscribed, OpenBLAS threads spin against each other (measured: 700 -> 510 requests/s).
-    retriever.encoder.set_threads(max(1, cpus // workers))
-    threadpool_limits(limits=max(1, cpus // workers), user_api="blas")
-    # The index, model and tokenizer are long-lived: keep them out of the garbage collector's full
-    # scans, which otherwise pause the server for tens of milliseconds under load (p99 303 -> 124 ms).
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(
-        create_app(retriever, log_queries=log_queries, cors_origins=cors_origin or (), batch_workers=workers),
+    run_server(
+        retriever,
         host=host,
         port=port,
-        log_level="warning",
-        timeout_keep_alive=5,
-        limit_concurrency=200,
+        log_queries=log_queries,
+        cors_origins=cors_origin or (),
+        workers=workers,
+        announce=out.print,
     )
 
 

@@ -3,10 +3,15 @@
 Every stage writes its outputs atomically and then a state file `stages/<name>.json` holding a hash of
 its inputs. A stage whose inputs are unchanged and whose outputs exist is skipped, so an interrupted
 run resumes at the first unfinished stage and a second run is fast. `--force` reruns everything.
+
+Each stage is a top-level function `stage_<name>(cfg, ctx)` returning its record, with `<name>_key(cfg,
+ctx)`, its inputs, next to it; `PIPELINE` lists them in order with their outputs, and `run_pipeline`
+runs that list.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,10 +24,11 @@ from .corpus import CorpusError, bundled_corpus_paths, corpus_fingerprint, read_
 from .encoding.models import DEFAULT_MODEL, model_fingerprint
 from .errors import InputError
 from .fileio import atomic_write_json, atomic_write_text, sha256_file, sha256_text
-from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_judged_queries
-from .training.train import TrainConfig
+from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_query_set
+from .training import TrainConfig
 
-STAGES = ("corpus", "queries", "llm-queries", "split", "base-eval", "train", "compare", "report")
+STAGES = ("corpus", "queries", "llm-queries", "split", "base-eval", "train", "compare", "report")  # PIPELINE's names
+COMPARE_DIR = "reports/compare"  # the comparison's folder in a run
 
 
 @dataclass
@@ -91,6 +97,47 @@ class Runner:
         return result
 
 
+@dataclass
+class Context:
+    """What the stages of one run share: its folder, the records of the stages so far, the golden sets."""
+
+    out: Path
+    console: Console
+    files: list[Path]  # the corpus files
+    records: dict[str, dict] = field(default_factory=dict)  # stage name -> the record it returned
+    golden: GoldenSet | None = None  # the split golden set, loaded after the split stage
+    second: GoldenSet | None = None  # the comparison's second query set (None: there is none)
+    second_name: str | None = None
+
+    @property
+    def queries_dir(self) -> Path:
+        return self.out / "queries"
+
+    @property
+    def llm_dir(self) -> Path:
+        return self.out / "queries-llm"
+
+    @property
+    def golden_dir(self) -> Path:
+        return self.out / "golden"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out / "model"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: its cache key (inputs), its outputs (paths in the run folder) and its work."""
+
+    name: str
+    key: Callable[[PipelineConfig, Context], dict]
+    outputs: tuple[str, ...]
+    run: Callable[[PipelineConfig, Context], dict]  # does the work, returns the stage's record
+    disabled: Callable[[PipelineConfig], str | None] | None = None  # why the stage is not run at all, if so
+    then: Callable[[PipelineConfig, Context], None] | None = None  # after the stage, whether it ran or was skipped
+
+
 def run_pipeline(cfg: PipelineConfig, console: Console | None = None) -> dict:
     console = console or Console()
     out = Path(cfg.out)
@@ -98,269 +145,266 @@ def run_pipeline(cfg: PipelineConfig, console: Console | None = None) -> dict:
     if cfg.until is not None and cfg.until not in STAGES:
         raise InputError(f"unknown stage {cfg.until!r}; stages: {', '.join(STAGES)}")
     r = Runner(out, console, cfg.force, cfg.until)
+    ctx = Context(out, console, [Path(p) for p in (cfg.corpus or bundled_corpus_paths())])
     try:
-        return _run(cfg, r, out, console)
+        return _run(cfg, r, ctx)
     except StopPipeline as stop:
         console.print(f"stopped after stage {stop.args[0]} (--until)")
         return {"stopped_after": stop.args[0], "ran": r.ran, "skipped": r.skipped}
 
 
-def _run(cfg: PipelineConfig, r: Runner, out: Path, console: Console) -> dict:
-    files = [Path(p) for p in (cfg.corpus or bundled_corpus_paths())]
-    corpus_file = out / "corpus.jsonl"
-
-    def corpus_stage() -> dict:
-        report = read_corpus(files)
-        if report.errors and not cfg.skip_invalid:
-            raise CorpusError(report)
-        write_corpus(report.prompts, corpus_file)
-        return {
-            "prompts": len(report.prompts),
-            "fingerprint": corpus_fingerprint(report.prompts),
-            "errors": len(report.errors),
-            "warnings": len(report.warnings),
-        }
-
-    c = r.stage(
-        "corpus",
-        {"files": [(str(f), sha256_file(f)) for f in files], "skip_invalid": cfg.skip_invalid},
-        [corpus_file],
-        corpus_stage,
-    )
-
-    def load_prompts():
-        from .corpus import load_corpus
-
-        return load_corpus(corpus_file)
-
-    queries_dir = out / "queries"
-
-    def queries_stage() -> dict:
-        from .golden.heuristic import HeuristicConfig, generate_heuristic
-
-        gs = generate_heuristic(load_prompts(), HeuristicConfig(seed=cfg.seed))
-        gs.save(queries_dir)
-        return {"fingerprint": gs.fingerprint(), **gs.counts()}
-
-    q = r.stage(
-        "queries",
-        {"corpus": c["fingerprint"], "seed": cfg.seed, "generator": "heuristic/1"},
-        [queries_dir / "manifest.json"],
-        queries_stage,
-    )
-
-    llm_dir = out / "queries-llm"
-    llm = None
-    if cfg.llm_base_url and cfg.llm_model:
-
-        def llm_stage() -> dict:
-            from .golden.llm_queries import LLMConfig, LLMQueryGenerator
-
-            gen = LLMQueryGenerator(
-                LLMConfig(cfg.llm_base_url, cfg.llm_model, queries_per_prompt=cfg.llm_per_prompt, seed=cfg.seed)
-            )
-            gs, rep = gen.generate(load_prompts(), progress=True)
-            gs.save(llm_dir)
-            return {"fingerprint": gs.fingerprint(), "kept": rep.kept, "dropped": dict(rep.dropped)}
-
-        llm = r.stage(
-            "llm-queries",
-            {
-                "corpus": c["fingerprint"],
-                "model": cfg.llm_model,
-                "url": cfg.llm_base_url,
-                "per_prompt": cfg.llm_per_prompt,
-                "seed": cfg.seed,
-            },
-            [llm_dir / "manifest.json"],
-            llm_stage,
+def _run(cfg: PipelineConfig, r: Runner, ctx: Context) -> dict:
+    for stage in PIPELINE:
+        reason = stage.disabled(cfg) if stage.disabled else None
+        if reason:
+            ctx.console.print(f"[dim]{STAGES.index(stage.name) + 1}/{len(STAGES)} {stage.name}: {reason}, skipped[/]")
+            continue
+        outputs = [ctx.out / p for p in stage.outputs]
+        ctx.records[stage.name] = r.stage(
+            stage.name, stage.key(cfg, ctx), outputs, functools.partial(stage.run, cfg, ctx)
         )
-    else:
-        console.print(
-            f"[dim]{STAGES.index('llm-queries') + 1}/{len(STAGES)} llm-queries: no endpoint configured "
-            "(--llm-base-url, --llm-model), skipped[/]"
-        )
-
-    golden_dir = out / "golden"
-
-    def split_stage() -> dict:
-        from .golden.splits import split_by_prompt
-
-        gs = split_by_prompt(GoldenSet.load(queries_dir), test=cfg.test, dev=cfg.dev, seed=cfg.seed)
-        gs.save(golden_dir)
-        gs.export_pairs_csv(golden_dir / "pairs.csv")
-        return {"fingerprint": gs.fingerprint(), **{k: len(v) for k, v in gs.splits.items()}}
-
-    s = r.stage(
-        "split",
-        {"queries": q["fingerprint"], "test": cfg.test, "dev": cfg.dev, "seed": cfg.seed},
-        [golden_dir / "manifest.json", golden_dir / "qrels" / "test.tsv"],
-        split_stage,
-    )
-    gs = GoldenSet.load(golden_dir)
-    second, second_name, second_fp = _second_set(cfg, gs, llm_dir if llm else None)
-
-    base_dir = out / "reports" / "base"
-
-    def base_stage() -> dict:
-        from .evaluation.evaluate import PRIMARY, evaluate_systems
-        from .evaluation.report import write_report
-        from .evaluation.systems import build_systems
-
-        specs = [
-            "bm25",
-            cfg.base,
-            *[f"{x}:{cfg.base}" if x.startswith("hybrid") else x for x in cfg.systems if x != "bm25"],
-        ]
-        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_pairs(), show_progress=True)
-        rep = evaluate_systems(
-            gs,
-            systems,
-            split="test",
-            baseline="bm25",
-            seed=cfg.seed,
-            n_bootstrap=cfg.n_bootstrap,
-            n_permutations=cfg.n_permutations,
-            golden_dir=str(golden_dir),
-        )
-        write_report(rep, base_dir, make_plots=cfg.plots)
-        return {"ndcg@10": {x.name: x.estimates[PRIMARY].mean for x in rep.systems}}
-
-    r.stage(
-        "base-eval",
-        {
-            "golden": s["fingerprint"],
-            "base": model_fingerprint(cfg.base),
-            "systems": cfg.systems,
-            "seed": cfg.seed,
-            "boot": cfg.n_bootstrap,
-            "perm": cfg.n_permutations,
-        },
-        [base_dir / "report.json"],
-        base_stage,
-    )
-
-    model_dir = out / "model"
-
-    def train_stage() -> dict:
-        from .training.train import train
-
-        tcfg = TrainConfig(**asdict(cfg.train))
-        if cfg.soup_keywords:
-            from .training.soup import train_soup
-
-            soup = train_soup(
-                gs,
-                model_dir,
-                tcfg,
-                cfg.soup_keywords,
-                ingredients_dir=out / "ingredients",
-                reuse=not cfg.force,
-                golden_dir=str(golden_dir),
-                log=console.print,
-            )
-            manifest = soup.manifest
-            return {
-                "rows": manifest["training_rows"],
-                "steps": manifest["steps"],
-                "seconds": manifest["seconds"],
-                "dev_ndcg@10_base": manifest["dev"]["ndcg@10_base"],
-                "dev_ndcg@10_best": soup.dev_ndcg,
-                "soup": [i["path"] for i in manifest["soup"]["ingredients"]],
-            }
-        res = train(gs, model_dir, tcfg, progress=True, golden_dir=str(golden_dir))
-        return {
-            "rows": res.rows,
-            "steps": res.steps,
-            "seconds": round(res.seconds, 1),
-            "dev_ndcg@10_base": res.base_dev_ndcg,
-            "dev_ndcg@10_best": res.best_dev_ndcg,
-        }
-
-    t = r.stage(
-        "train",
-        {"golden": s["fingerprint"], "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)}
-        | ({"soup_keywords": cfg.soup_keywords} if cfg.soup_keywords else {}),  # old runs keep their key
-        [model_dir / "training_manifest.json", model_dir / "model.safetensors"],
-        train_stage,
-    )
-
-    compare_dir = out / "reports" / "compare"
-
-    def compare_stage() -> dict:
-        from .evaluation.compare import compare
-        from .training.train import update_card_with_test
-
-        res = compare(
-            gs,
-            baseline=cfg.base,
-            candidate=str(model_dir),
-            extras=cfg.systems,
-            split="test",
-            second=second,
-            second_name=second_name,
-            out_dir=compare_dir,
-            seed=cfg.seed,
-            n_bootstrap=cfg.n_bootstrap,
-            n_permutations=cfg.n_permutations,
-            golden_dir=str(golden_dir),
-            make_plots=cfg.plots,
-        )
-        cand = next(x for x in res.primary.systems if x.name != cfg.base and "(" in x.name and "hybrid" not in x.name)
-        update_card_with_test(
-            model_dir, {m: cand.estimates[m].mean for m in ("ndcg@10", "mrr@10", "recall@10", "map@10", "precision@5")}
-        )
-        return res.summary
-
-    summary = r.stage(
-        "compare",
-        {
-            "golden": s["fingerprint"],
-            "model": model_fingerprint(str(model_dir)),
-            "second": second_fp,
-            "systems": cfg.systems,
-            "seed": cfg.seed,
-            "boot": cfg.n_bootstrap,
-            "perm": cfg.n_permutations,
-        },
-        [compare_dir / "summary.json"],
-        compare_stage,
-    )
-
-    def report_stage() -> dict:
-        text = final_report(cfg, c, s, t, summary)
-        atomic_write_text(out / "REPORT.md", text)
-        headline = headline_numbers(summary)
-        atomic_write_json(
-            out / "summary.json", {"corpus": c, "split": s, "train": t, "compare": summary, "headline": headline}
-        )
-        return headline
-
-    headline = r.stage("report", {"summary": summary, "train": t}, [out / "REPORT.md"], report_stage)
-    console.print(f"\n[bold]report:[/] {out / 'REPORT.md'}")
+        if stage.then:
+            stage.then(cfg, ctx)
+    headline = ctx.records["report"]
+    ctx.console.print(f"\n[bold]report:[/] {ctx.out / 'REPORT.md'}")
     for line in headline["lines"]:
-        console.print("  " + line)
-    return {"ran": r.ran, "skipped": r.skipped, "headline": headline, "report": str(out / "REPORT.md")}
+        ctx.console.print("  " + line)
+    return {"ran": r.ran, "skipped": r.skipped, "headline": headline, "report": str(ctx.out / "REPORT.md")}
 
 
-def _second_set(
-    cfg: PipelineConfig, gs: GoldenSet, llm_dir: Path | None
-) -> tuple[GoldenSet | None, str | None, str | None]:
-    """LLM queries of held-out test prompts when generated; else a hand-judged set that fits this corpus."""
-    if llm_dir is not None:
-        llm = GoldenSet.load(llm_dir)
-        held = set(gs.manifest["split"]["prompts"]["test"])
-        test_q = [x.id for x in llm.queries if x.source_id in held]
-        llm.splits = {"test": test_q}
-        return llm, f"LLM queries of test prompts ({llm_dir})", llm.fingerprint()
-    path = cfg.judged or bundled_handwritten_path()
-    try:
-        judged = load_judged_queries(path, gs.corpus)
-    except (ValueError, OSError):
-        if cfg.judged:
-            raise
-        return None, None, None  # the bundled hand-written set does not fit a user's corpus
-    return judged, f"hand-written queries ({path.name})", judged.fingerprint()
+# ----------------------------------------------------------------------------- the stages
+
+
+def corpus_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {"files": [(str(f), sha256_file(f)) for f in ctx.files], "skip_invalid": cfg.skip_invalid}
+
+
+def stage_corpus(cfg: PipelineConfig, ctx: Context) -> dict:
+    report = read_corpus(ctx.files)
+    if report.errors and not cfg.skip_invalid:
+        raise CorpusError(report)
+    write_corpus(report.prompts, ctx.out / "corpus.jsonl")
+    return {
+        "prompts": len(report.prompts),
+        "fingerprint": corpus_fingerprint(report.prompts),
+        "errors": len(report.errors),
+        "warnings": len(report.warnings),
+    }
+
+
+def _prompts(ctx: Context):
+    from .corpus import load_corpus
+
+    return load_corpus(ctx.out / "corpus.jsonl")
+
+
+def queries_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {"corpus": ctx.records["corpus"]["fingerprint"], "seed": cfg.seed, "generator": "heuristic/1"}
+
+
+def stage_queries(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .golden.heuristic import HeuristicConfig, generate_heuristic
+
+    gs = generate_heuristic(_prompts(ctx), HeuristicConfig(seed=cfg.seed))
+    gs.save(ctx.queries_dir)
+    return {"fingerprint": gs.fingerprint(), **gs.counts()}
+
+
+def llm_disabled(cfg: PipelineConfig) -> str | None:
+    if cfg.llm_base_url and cfg.llm_model:
+        return None
+    return "no endpoint configured (--llm-base-url, --llm-model)"
+
+
+def llm_queries_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {
+        "corpus": ctx.records["corpus"]["fingerprint"],
+        "model": cfg.llm_model,
+        "url": cfg.llm_base_url,
+        "per_prompt": cfg.llm_per_prompt,
+        "seed": cfg.seed,
+    }
+
+
+def stage_llm_queries(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .golden.llm_queries import LLMConfig, LLMQueryGenerator
+
+    gen = LLMQueryGenerator(
+        LLMConfig(cfg.llm_base_url, cfg.llm_model, queries_per_prompt=cfg.llm_per_prompt, seed=cfg.seed)
+    )
+    gs, rep = gen.generate(_prompts(ctx), progress=True)
+    gs.save(ctx.llm_dir)
+    return {"fingerprint": gs.fingerprint(), "kept": rep.kept, "dropped": dict(rep.dropped)}
+
+
+def split_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {"queries": ctx.records["queries"]["fingerprint"], "test": cfg.test, "dev": cfg.dev, "seed": cfg.seed}
+
+
+def stage_split(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .golden.splits import split_by_prompt
+
+    gs = split_by_prompt(GoldenSet.load(ctx.queries_dir), test=cfg.test, dev=cfg.dev, seed=cfg.seed)
+    gs.save(ctx.golden_dir)
+    gs.export_pairs_csv(ctx.golden_dir / "pairs.csv")
+    return {"fingerprint": gs.fingerprint(), **{k: len(v) for k, v in gs.splits.items()}}
+
+
+def load_golden(cfg: PipelineConfig, ctx: Context) -> None:
+    """After the split: the golden set, and the second query set of the comparison, which is the LLM
+    queries of the held-out test prompts when generated, else a hand-judged set that fits this corpus."""
+    ctx.golden = GoldenSet.load(ctx.golden_dir)
+    if "llm-queries" in ctx.records:
+        ctx.second = load_query_set(ctx.llm_dir, ctx.golden.corpus, test_prompts_of=ctx.golden)
+        ctx.second_name = f"LLM queries of test prompts ({ctx.llm_dir})"
+    else:
+        ctx.second = load_query_set(cfg.judged, ctx.golden.corpus)  # None: the bundled set does not fit
+        path = cfg.judged or bundled_handwritten_path()
+        ctx.second_name = f"hand-written queries ({path.name})" if ctx.second else None
+
+
+def base_eval_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {
+        "golden": ctx.records["split"]["fingerprint"],
+        "base": model_fingerprint(cfg.base),
+        "systems": cfg.systems,
+        "seed": cfg.seed,
+        "boot": cfg.n_bootstrap,
+        "perm": cfg.n_permutations,
+    }
+
+
+def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .evaluation.evaluate import PRIMARY, evaluate_systems
+    from .evaluation.report import write_report
+    from .evaluation.systems import build_systems
+
+    gs = ctx.golden
+    specs = [
+        "bm25",
+        cfg.base,
+        *[f"{x}:{cfg.base}" if x.startswith("hybrid") else x for x in cfg.systems if x != "bm25"],
+    ]
+    systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_pairs(), show_progress=True)
+    rep = evaluate_systems(
+        gs,
+        systems,
+        split="test",
+        baseline="bm25",
+        seed=cfg.seed,
+        n_bootstrap=cfg.n_bootstrap,
+        n_permutations=cfg.n_permutations,
+        golden_dir=str(ctx.golden_dir),
+    )
+    write_report(rep, ctx.out / "reports" / "base", make_plots=cfg.plots)
+    return {"ndcg@10": {x.name: x.estimates[PRIMARY].mean for x in rep.systems}}
+
+
+def train_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    golden = ctx.records["split"]["fingerprint"]
+    key = {"golden": golden, "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)}
+    return key | ({"soup_keywords": cfg.soup_keywords} if cfg.soup_keywords else {})  # old runs keep their key
+
+
+def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .training import train, train_soup
+
+    tcfg = TrainConfig(**asdict(cfg.train))
+    if cfg.soup_keywords:
+        soup = train_soup(
+            ctx.golden,
+            ctx.model_dir,
+            tcfg,
+            cfg.soup_keywords,
+            ingredients_dir=ctx.out / "ingredients",
+            reuse=not cfg.force,
+            golden_dir=str(ctx.golden_dir),
+            log=ctx.console.print,
+        )
+        manifest = soup.manifest
+        return {
+            "rows": manifest["training_rows"],
+            "steps": manifest["steps"],
+            "seconds": manifest["seconds"],
+            "dev_ndcg@10_base": manifest["dev"]["ndcg@10_base"],
+            "dev_ndcg@10_best": soup.dev_ndcg,
+            "soup": [i["path"] for i in manifest["soup"]["ingredients"]],
+        }
+    res = train(ctx.golden, ctx.model_dir, tcfg, progress=True, golden_dir=str(ctx.golden_dir))
+    return {
+        "rows": res.rows,
+        "steps": res.steps,
+        "seconds": round(res.seconds, 1),
+        "dev_ndcg@10_base": res.base_dev_ndcg,
+        "dev_ndcg@10_best": res.best_dev_ndcg,
+    }
+
+
+def compare_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {
+        "golden": ctx.records["split"]["fingerprint"],
+        "model": model_fingerprint(str(ctx.model_dir)),
+        "second": ctx.second.fingerprint() if ctx.second else None,
+        "systems": cfg.systems,
+        "seed": cfg.seed,
+        "boot": cfg.n_bootstrap,
+        "perm": cfg.n_permutations,
+    }
+
+
+def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .evaluation.compare import compare
+    from .training import update_card_with_test
+
+    res = compare(
+        ctx.golden,
+        baseline=cfg.base,
+        candidate=str(ctx.model_dir),
+        extras=cfg.systems,
+        split="test",
+        second=ctx.second,
+        second_name=ctx.second_name,
+        out_dir=ctx.out / COMPARE_DIR,
+        seed=cfg.seed,
+        n_bootstrap=cfg.n_bootstrap,
+        n_permutations=cfg.n_permutations,
+        golden_dir=str(ctx.golden_dir),
+        make_plots=cfg.plots,
+    )
+    cand = res.primary.system(res.names.candidate)
+    update_card_with_test(
+        ctx.model_dir, {m: cand.estimates[m].mean for m in ("ndcg@10", "mrr@10", "recall@10", "map@10", "precision@5")}
+    )
+    return res.summary
+
+
+def report_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {"summary": ctx.records["compare"], "train": ctx.records["train"]}
+
+
+def stage_report(cfg: PipelineConfig, ctx: Context) -> dict:
+    c, s, t, summary = (ctx.records[name] for name in ("corpus", "split", "train", "compare"))
+    atomic_write_text(ctx.out / "REPORT.md", final_report(cfg, c, s, t, summary))
+    headline = headline_numbers(summary)
+    atomic_write_json(
+        ctx.out / "summary.json", {"corpus": c, "split": s, "train": t, "compare": summary, "headline": headline}
+    )
+    return headline
+
+
+PIPELINE = (
+    Stage("corpus", corpus_key, ("corpus.jsonl",), stage_corpus),
+    Stage("queries", queries_key, ("queries/manifest.json",), stage_queries),
+    Stage("llm-queries", llm_queries_key, ("queries-llm/manifest.json",), stage_llm_queries, disabled=llm_disabled),
+    Stage("split", split_key, ("golden/manifest.json", "golden/qrels/test.tsv"), stage_split, then=load_golden),
+    Stage("base-eval", base_eval_key, ("reports/base/report.json",), stage_base_eval),
+    Stage("train", train_key, ("model/training_manifest.json", "model/model.safetensors"), stage_train),
+    Stage("compare", compare_key, (f"{COMPARE_DIR}/summary.json",), stage_compare),
+    Stage("report", report_key, ("REPORT.md",), stage_report),
+)
+
+
+# ----------------------------------------------------------------------------- the report
 
 
 def headline_numbers(summary: dict) -> dict:
@@ -407,10 +451,7 @@ def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict) 
                 else "(checkpoint chosen on dev)."
             ),
             "",
-            summary_markdown(summary)
-            .replace("# ", "## ", 1)
-            .replace("Full reports: `primary/report.md`", "Full reports: `reports/compare/primary/report.md`")
-            .replace(", `second/report.md`", ", `reports/compare/second/report.md`"),
+            summary_markdown(summary, title="##", reports=f"{COMPARE_DIR}/"),
             "Base systems alone: `reports/base/report.md`. The fine-tuned model: `model/` (model card in "
             "`model/README.md`).",
             "",

@@ -2,32 +2,39 @@
 
 Systems: the baseline dense model, the candidate (fine-tuned folder), and for each extra system:
 `bm25` as is, `hybrid` / `hybrid-rrf` once with the baseline and once with the candidate. Comparisons:
-candidate vs baseline, candidate vs every other non-hybrid extra, and each hybrid with the candidate
-vs the same hybrid with the baseline; Holm runs over all of them.
+candidate vs baseline, candidate vs every other non-hybrid extra, each hybrid with the candidate vs the
+same hybrid with the baseline, and (when `bm25` is one of the systems) each hybrid with the candidate vs
+BM25; Holm runs over all of them. The systems are made by `systems.build_systems`; which system plays
+which part is in the result's `names`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fileio import atomic_write_json, atomic_write_text
 from ..golden.goldenset import GoldenSet
 from .evaluate import PRIMARY, EvaluationReport, evaluate_systems
 from .report import write_report
-from .systems import (
-    BM25System,
-    DenseSystem,
-    Retriever,
-    RRFSystem,
-    WeightedFusionSystem,
-    tune_alpha,
-)
+from .systems import System, build_systems
+
+HYBRIDS = ("hybrid", "hybrid-rrf")
 
 
 def candidate_label(candidate: str) -> str:
     return f"fine-tuned ({Path(candidate).name})" if Path(candidate).exists() else candidate
+
+
+@dataclass(frozen=True)
+class SystemNames:
+    """The names of the systems of a comparison, by the part they play."""
+
+    baseline: str
+    candidate: str
+    others: list[str] = field(default_factory=list)  # bm25 and extra models, each compared with the candidate
+    hybrids: dict[str, tuple[str, str]] = field(default_factory=dict)  # spec -> (with baseline, with candidate)
 
 
 @dataclass
@@ -36,44 +43,44 @@ class CompareResult:
     second: EvaluationReport | None
     second_name: str | None
     summary: dict
+    names: SystemNames
+
+
+def comparison_plan(
+    baseline: str, candidate: str, extras: Sequence[str]
+) -> tuple[list[str], dict[str, str], list[tuple[str, str]], SystemNames]:
+    """The `build_systems` specs and names of a comparison, its (system, reference) pairs, and who is who.
+
+    An extra `hybrid` / `hybrid-rrf` is built twice, as `SPEC:baseline` and `SPEC:candidate`, named
+    "SPEC (baseline name)" and "SPEC (candidate name)"; any other extra but `bm25` is a dense model."""
+    cand = candidate_label(candidate)
+    specs = [baseline, candidate]
+    names = {baseline: baseline, candidate: cand}
+    pairs = [(cand, baseline)]
+    others: list[str] = []
+    hybrids: dict[str, tuple[str, str]] = {}
+    for spec in extras:
+        if spec in HYBRIDS:
+            with_base, with_cand = f"{spec} ({baseline})", f"{spec} ({cand})"
+            specs += [f"{spec}:{baseline}", f"{spec}:{candidate}"]
+            names |= {f"{spec}:{baseline}": with_base, f"{spec}:{candidate}": with_cand}
+            hybrids[spec] = (with_base, with_cand)
+            pairs.append((with_cand, with_base))
+            if "bm25" in extras:  # only when BM25 is one of the systems
+                pairs.append((with_cand, "bm25"))
+        else:
+            specs.append(spec)
+            others.append(names.get(spec, spec))
+            pairs.append((cand, others[-1]))
+    return specs, names, pairs, SystemNames(baseline, cand, others, hybrids)
 
 
 def _systems(
     gs: GoldenSet, baseline: str, candidate: str, extras: Sequence[str], show_progress: bool
-) -> tuple[list[Retriever], list[tuple[str, str]]]:
-    base = DenseSystem(baseline, gs.corpus, name=baseline, show_progress=show_progress)
-    cand = DenseSystem(candidate, gs.corpus, name=candidate_label(candidate), show_progress=show_progress)
-    systems: list[Retriever] = [base, cand]
-    pairs = [(cand.name, base.name)]
-    bm25: BM25System | None = None
-    dev = gs.dev_pairs()
-    for spec in extras:
-        if spec in ("bm25", "hybrid", "hybrid-rrf") and bm25 is None:
-            bm25 = BM25System(gs.corpus)
-        if spec == "bm25":
-            systems.append(bm25)
-            pairs.append((cand.name, bm25.name))
-        elif spec in ("hybrid", "hybrid-rrf"):
-            made = []
-            for dense in (base, cand):
-                name = f"{spec} ({dense.name})"
-                if spec == "hybrid":
-                    s = WeightedFusionSystem(dense, bm25, name=name)
-                    if dev:
-                        alpha, _ = tune_alpha(s, *dev)
-                        s.report_extra = {"alpha": alpha, "tuned_on": "dev"}
-                else:
-                    s = RRFSystem([dense, bm25], name=name)
-                made.append(s)
-            systems.extend(made)
-            pairs.append((made[1].name, made[0].name))
-            if bm25 is not None:
-                pairs.append((made[1].name, bm25.name))
-        else:
-            other = DenseSystem(spec, gs.corpus, name=spec, show_progress=show_progress)
-            systems.append(other)
-            pairs.append((cand.name, other.name))
-    return systems, pairs
+) -> tuple[list[System], list[tuple[str, str]], SystemNames]:
+    specs, names, pairs, who = comparison_plan(baseline, candidate, extras)
+    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=show_progress)
+    return systems, pairs, who
 
 
 def _headline(rep: EvaluationReport) -> dict:
@@ -102,7 +109,7 @@ def compare(
     make_plots: bool = True,
 ) -> CompareResult:
     out = Path(out_dir)
-    systems, pairs = _systems(gs, baseline, candidate, extras, show_progress)
+    systems, pairs, names = _systems(gs, baseline, candidate, extras, show_progress)
     kw = dict(baseline=baseline, seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations, pairs=pairs)
     primary = evaluate_systems(gs, systems, split=split, golden_dir=golden_dir, **kw)
     write_report(primary, out / "primary", make_plots=make_plots)
@@ -112,19 +119,21 @@ def compare(
         second_rep = evaluate_systems(second, systems, split=second_split, golden_dir=second_name, **kw)
         write_report(second_rep, out / "second", make_plots=make_plots)
     summary = {
-        "baseline": baseline,
-        "candidate": candidate_label(candidate),
+        "baseline": names.baseline,
+        "candidate": names.candidate,
         "split": split,
         "primary": _headline(primary),
         "second": {"name": second_name, **_headline(second_rep)} if second_rep else None,
     }
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
-    return CompareResult(primary, second_rep, second_name, summary)
+    return CompareResult(primary, second_rep, second_name, summary, names)
 
 
-def summary_markdown(summary: dict) -> str:
-    lines = [f"# {summary['candidate']} vs {summary['baseline']}", ""]
+def summary_markdown(summary: dict, *, title: str = "#", reports: str = "") -> str:
+    """The summary as Markdown. `title`: the title's heading marks; `reports`: the folder of compare's
+    output as the reader should see it (a prefix of the report paths, e.g. "reports/compare/")."""
+    lines = [f"{title} {summary['candidate']} vs {summary['baseline']}", ""]
     for key, title in (("primary", f"Golden set, {summary['split']} split"), ("second", "Second query set")):
         block = summary.get(key)
         if not block:
@@ -141,5 +150,6 @@ def summary_markdown(summary: dict) -> str:
                 f"{c['p_holm']:.4f} |"
             )
         lines.append("")
-    lines.append("Full reports: `primary/report.md`" + (", `second/report.md`" if summary.get("second") else ""))
+    second = f", `{reports}second/report.md`" if summary.get("second") else ""
+    lines.append(f"Full reports: `{reports}primary/report.md`" + second)
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..golden.goldenset import GoldenSet, Query
 from .metrics import DEFAULT_KS, DEFAULT_METRICS, metric_names, per_query
 from .stats import Comparison, Estimate, bootstrap_ci, holm, paired_randomization_test
-from .systems import Retriever, Run
+from .systems import Retriever, Run, System
 
 PRIMARY = "ndcg@10"
 COMPARE_METRICS = ("ndcg@10", "mrr@10", "recall@10")
@@ -107,7 +107,8 @@ def evaluate_systems(
     pairs: Sequence[tuple[str, str]] | None = None,
 ) -> EvaluationReport:
     """Evaluate `systems` on a split. `pairs` lists (system, reference) comparisons; default: every system
-    against `baseline`. Holm's correction runs over all pairs x `compare_metrics`."""
+    against `baseline`. Holm's correction runs over all pairs x `compare_metrics`. Any `Retriever` works; a
+    `systems.System` also has its `fingerprint` and `report_extra` recorded."""
     if not systems:
         raise InputError("no systems to evaluate")
     names = [s.name for s in systems]
@@ -140,7 +141,7 @@ def evaluate_systems(
         results.append(
             SystemResult(
                 name=system.name,
-                fingerprint=getattr(system, "fingerprint", None),
+                fingerprint=system.fingerprint if isinstance(system, System) else None,
                 run=run,
                 per_query={m: pq[m] for m in mnames},
                 estimates=estimates,
@@ -149,7 +150,7 @@ def evaluate_systems(
                 recall_curve={k: float(np.mean(list(pq[f"recall@{k}"].values()))) for k in RECALL_CURVE_KS},
                 search_seconds=secs,
                 queries_per_second=len(query_pairs) / secs if secs > 0 else float("inf"),
-                extra=dict(getattr(system, "report_extra", {}) or {}),
+                extra=dict(system.report_extra) if isinstance(system, System) else {},
             )
         )
 

@@ -13,7 +13,6 @@ from .metrics import rank
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "precision@5", "map@10", "hit@1")
 
 
-
 def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
 

@@ -8,11 +8,14 @@
 - `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
 - `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25 over min-max normalised scores of each
   system's top candidates; alpha is chosen on the dev split only (`tune_alpha`).
+
+The fusion arithmetic itself is in `fusion` (pure functions). Every system here derives from `System`,
+which declares what a report records about it besides its run: `fingerprint` and `report_extra`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -22,6 +25,7 @@ from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import InputError
 from ..search.stores import top_k_indices
+from .fusion import normalize, rrf, weighted_sum
 
 Run = dict[str, dict[str, float]]
 
@@ -35,6 +39,18 @@ class Retriever(Protocol):
         ...
 
 
+class System:
+    """Base of the systems here: what an evaluation report records about a system besides its run."""
+
+    name: str
+    fingerprint: str | None = None  # the model's fingerprint, for provenance (dense systems)
+
+    @property
+    def report_extra(self) -> dict:
+        """Extra facts for the report (e.g. a hybrid's alpha and how it was chosen); none by default."""
+        return {}
+
+
 def _run_from_scores(qids: Sequence[str], ids: Sequence[str], scores: np.ndarray, k: int, keep=None) -> Run:
     run: Run = {}
     for qid, row in zip(qids, scores, strict=True):
@@ -43,7 +59,7 @@ def _run_from_scores(qids: Sequence[str], ids: Sequence[str], scores: np.ndarray
     return run
 
 
-class DenseSystem:
+class DenseSystem(System):
     def __init__(
         self,
         model: str,
@@ -71,7 +87,7 @@ class DenseSystem:
         return _run_from_scores(qids, self.ids, self.scores([t for _, t in queries]), k)
 
 
-class BM25System:
+class BM25System(System):
     def __init__(self, prompts: Sequence[Prompt], *, template: str = DEFAULT_TEMPLATE, name: str = "bm25"):
         import bm25s
         import Stemmer
@@ -106,7 +122,7 @@ class BM25System:
         return _run_from_scores(qids, self.ids, self.scores([t for _, t in queries]), k, keep=lambda s: s > 0)
 
 
-class RRFSystem:
+class RRFSystem(System):
     def __init__(self, systems: Sequence[Retriever], *, k_rrf: int = 60, depth: int = 100, name: str = "hybrid-rrf"):
         self.systems = list(systems)
         self.k_rrf = k_rrf
@@ -114,25 +130,11 @@ class RRFSystem:
         self.name = name
 
     def search(self, queries: Sequence[tuple[str, str]], k: int) -> Run:
-        from .metrics import rank
-
         runs = [s.search(queries, self.depth) for s in self.systems]
-        fused: Run = {}
-        for qid, _ in queries:
-            acc: dict[str, float] = {}
-            for run in runs:
-                for r, pid in enumerate(rank(run.get(qid, {})), 1):
-                    acc[pid] = acc.get(pid, 0.0) + 1.0 / (self.k_rrf + r)
-            fused[qid] = dict(sorted(acc.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:k])
-        return fused
+        return rrf(runs, self.k_rrf, top=k, qids=[q for q, _ in queries])
 
 
-def _minmax(row: np.ndarray) -> np.ndarray:
-    lo, hi = float(row.min()), float(row.max())
-    return (row - lo) / (hi - lo) if hi > lo else np.zeros_like(row)
-
-
-class WeightedFusionSystem:
+class WeightedFusionSystem(System):
     """alpha * normalised dense + (1 - alpha) * normalised BM25, scored over the full corpus."""
 
     def __init__(self, dense: DenseSystem, bm25: BM25System, alpha: float = 0.5, name: str | None = None):
@@ -140,12 +142,15 @@ class WeightedFusionSystem:
             raise InputError("alpha must be in [0, 1]")
         self.dense, self.bm25, self.alpha = dense, bm25, alpha
         self.name = name or "hybrid-weighted"
+        self.tuning: dict | None = None  # set by `tune_alpha`: the split and the metric per alpha
+
+    @property
+    def report_extra(self) -> dict:
+        return {"alpha": self.alpha, **(self.tuning or {"tuned_on": "none (no dev split)"})}
 
     def fused_scores(self, texts: Sequence[str], alpha: float | None = None) -> np.ndarray:
         a = self.alpha if alpha is None else alpha
-        d = np.apply_along_axis(_minmax, 1, self.dense.scores(texts))
-        b = np.apply_along_axis(_minmax, 1, self.bm25.scores(texts))
-        return a * d + (1 - a) * b
+        return weighted_sum(normalize(self.dense.scores(texts)), normalize(self.bm25.scores(texts)), a)
 
     def search(self, queries: Sequence[tuple[str, str]], k: int) -> Run:
         qids = [q for q, _ in queries]
@@ -159,20 +164,23 @@ def tune_alpha(
     metric: str = "ndcg@10",
     grid: Sequence[float] = tuple(round(i / 10, 1) for i in range(11)),
 ) -> tuple[float, dict[float, float]]:
-    """Pick alpha on the dev split only; returns (best alpha, metric per alpha). Ties go to the smaller."""
+    """Pick alpha on the dev split only; returns (best alpha, metric per alpha). Ties go to the smaller.
+
+    Sets the system's alpha and records the tuning in its `report_extra`."""
     from .metrics import evaluate
 
     texts = [t for _, t in dev_queries]
     qids = [q for q, _ in dev_queries]
-    dense = np.apply_along_axis(_minmax, 1, system.dense.scores(texts))
-    bm25 = np.apply_along_axis(_minmax, 1, system.bm25.scores(texts))
+    dense = normalize(system.dense.scores(texts))
+    bm25 = normalize(system.bm25.scores(texts))
     k = int(metric.split("@")[1]) if "@" in metric else 100
     results = {}
     for a in grid:
-        run = _run_from_scores(qids, system.dense.ids, a * dense + (1 - a) * bm25, k)
+        run = _run_from_scores(qids, system.dense.ids, weighted_sum(dense, bm25, a), k)
         results[a] = evaluate(run, dev_qrels, [metric])[metric]
     best = max(results, key=lambda a: (results[a], -a))
     system.alpha = best
+    system.tuning = {"tuned_on": "dev", f"dev_{metric}_by_alpha": results}
     return best, results
 
 
@@ -184,15 +192,23 @@ def build_systems(
     template: str = DEFAULT_TEMPLATE,
     default_model: str = DEFAULT_MODEL,
     show_progress: bool = False,
-) -> list[Retriever]:
+    names: Mapping[str, str] | None = None,
+) -> list[System]:
     """Systems from specs: `bm25`, a model name or folder (dense), `hybrid[:MODEL]` (weighted fusion,
-    alpha tuned on `dev` queries/qrels when given, else 0.5), `hybrid-rrf[:MODEL]` (rank fusion)."""
+    alpha tuned on `dev` queries/qrels when given, else 0.5), `hybrid-rrf[:MODEL]` (rank fusion).
+
+    BM25 and each model's corpus embedding are built once, however many specs use them. `names` maps a
+    spec to its system's name (default: the spec); a model's name applies to its dense system wherever
+    that is used."""
+    names = names or {}
     dense_cache: dict[str, DenseSystem] = {}
     bm25: list[BM25System] = []
 
     def get_dense(model: str) -> DenseSystem:
         if model not in dense_cache:
-            dense_cache[model] = DenseSystem(model, prompts, template=template, show_progress=show_progress)
+            dense_cache[model] = DenseSystem(
+                model, prompts, template=template, name=names.get(model), show_progress=show_progress
+            )
         return dense_cache[model]
 
     def get_bm25() -> BM25System:
@@ -200,22 +216,18 @@ def build_systems(
             bm25.append(BM25System(prompts, template=template))
         return bm25[0]
 
-    out: list[Retriever] = []
+    out: list[System] = []
     for spec in specs:
         kind, _, model = spec.partition(":")
         if spec == "bm25":
             out.append(get_bm25())
         elif kind == "hybrid":
-            dense = get_dense(model or default_model)
-            system = WeightedFusionSystem(dense, get_bm25(), name=spec)
+            system = WeightedFusionSystem(get_dense(model or default_model), get_bm25(), name=names.get(spec, spec))
             if dev is not None and dev[0]:
-                alpha, grid = tune_alpha(system, dev[0], dev[1])
-                system.report_extra = {"alpha": alpha, "tuned_on": "dev", "dev_ndcg@10_by_alpha": grid}
-            else:
-                system.report_extra = {"alpha": system.alpha, "tuned_on": "none (no dev split)"}
+                tune_alpha(system, dev[0], dev[1])
             out.append(system)
         elif kind == "hybrid-rrf":
-            out.append(RRFSystem([get_dense(model or default_model), get_bm25()], name=spec))
+            out.append(RRFSystem([get_dense(model or default_model), get_bm25()], name=names.get(spec, spec)))
         else:
             out.append(get_dense(spec))
     return out

@@ -306,3 +306,44 @@ def load_judged_queries(
     gs = GoldenSet(list(corpus), queries, qrels, {split: [q.id for q in queries]}, [], manifest)
     gs.validate()
     return gs
+
+
+def load_query_set(
+    path: str | Path | None,
+    corpus: list[Prompt],
+    *,
+    test_prompts_of: GoldenSet | None = None,
+    dev_from: GoldenSet | None = None,
+) -> GoldenSet | None:
+    """A query set to evaluate on (e.g. a second, differently made one), as a new golden set.
+
+    `path`: a golden set folder, or a judged JSONL file (`load_judged_queries`) over `corpus`. None: the
+    bundled hand-written queries, or None when they do not fit `corpus` (a given path that does not fit
+    is an error). `test_prompts_of`: keep, as the test split, only the folder's queries made from that
+    golden set's held-out test prompts (e.g. LLM queries of the test prompts). `dev_from`: add that
+    golden set's dev queries and dev split, e.g. to tune hybrids on. Nothing passed in is changed.
+    """
+    from dataclasses import replace
+
+    if path is None:
+        try:
+            gs = load_judged_queries(bundled_handwritten_path(), corpus)
+        except (ValueError, OSError):
+            return None
+    elif Path(path).is_dir():
+        gs = GoldenSet.load(path)
+    else:
+        gs = load_judged_queries(path, corpus)
+    if test_prompts_of is not None:
+        held = set(test_prompts_of.manifest["split"]["prompts"]["test"])
+        gs = replace(gs, splits={"test": [q.id for q in gs.queries if q.source_id in held]})
+    if dev_from is not None:
+        dev = list(dev_from.splits.get("dev", []))
+        wanted = set(dev)
+        gs = replace(
+            gs,
+            queries=gs.queries + [q for q in dev_from.queries if q.id in wanted],
+            qrels={**gs.qrels, **{qid: dev_from.qrels[qid] for qid in dev}},
+            splits={**gs.splits, "dev": dev},
+        )
+    return gs

@@ -106,6 +106,18 @@ class PromptRetriever:
         self._sync(prompts, self.embeddings)
         return self
 
+    def use_encoder(self, encoder: Encoder) -> PromptRetriever:
+        """Encode with `encoder` from now on (e.g. another inference backend); the indexed prompts are
+        re-encoded with it, so documents and queries always come from the same encoder."""
+        self.encoder = encoder
+        return self.index(self.prompts)
+
+    def attach_store(self, store: VectorStore) -> PromptRetriever:
+        """Search in `store` from now on (e.g. a `QdrantStore`); the indexed vectors are written into it."""
+        self.store = store
+        self._sync(self.prompts, self.embeddings)
+        return self
+
     def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray) -> None:
         """Tell the store about new vectors and refresh the id lookup."""
         self._by_id = {p.id: p for p in self.prompts}
@@ -179,10 +191,7 @@ class PromptRetriever:
             raise InputError("k must be at least 1")
         if not self.prompts:
             return [[] for _ in range(len(qv))]
-        if isinstance(self.store, ExactStore):
-            found = self.store.search_many(qv, k, genre, theme)
-        else:
-            found = [self.store.search(v, k, genre, theme) for v in qv]
+        found = self.store.search_many(qv, k, genre, theme)
         return [[Hit(self._by_id[pid], score, r) for r, (pid, score) in enumerate(row, 1)] for row in found]
 
     # ------------------------------------------------------------------ persistence
@@ -259,4 +268,3 @@ class PromptRetriever:
         retriever.prompts, retriever.embeddings = prompts, embeddings
         retriever._sync(prompts, embeddings)
         return retriever
-

@@ -1,4 +1,5 @@
-"""Vector stores behind one small protocol: upsert, delete, search with genre/theme filters.
+"""Vector stores behind one small protocol: upsert, delete, search (one query or many) with genre/theme
+filters.
 
 - `ExactStore` (default): in-process numpy float32 matrix, exact cosine (dot product of L2-normalised
   vectors), ties broken by insertion order. What `PromptRetriever` uses unless told otherwise.
@@ -28,6 +29,12 @@ class VectorStore(Protocol):
     def search(
         self, vector: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
     ) -> list[tuple[str, float]]: ...
+
+    def search_many(
+        self, vectors: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """`search` for each row of `vectors` (one matrix product in the exact store)."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -200,6 +207,11 @@ class QdrantStore:
             search_params=m.SearchParams(exact=self.exact) if self._remote else None,
         )
         return [(p.payload["prompt_id"], float(p.score)) for p in res.points]
+
+    def search_many(
+        self, vectors: np.ndarray, k: int, genre: str | None = None, theme: str | None = None
+    ) -> list[list[tuple[str, float]]]:
+        return [self.search(v, k, genre, theme) for v in vectors]
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:

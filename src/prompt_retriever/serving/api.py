@@ -36,6 +36,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..corpus import Prompt
 from ..search.retriever import PromptRetriever, SearchRequest
 
 log = logging.getLogger("prompt_retriever.api")
@@ -195,6 +196,65 @@ def static_dir() -> Path:
     return Path(str(resources.files("prompt_retriever.serving") / "web"))
 
 
+class ServingState:
+    """What the handlers read: the retriever, its prompts by id, genre/theme counts, and each prompt's
+    response part (built once: prompts never change while serving). Ready means prompts are loaded."""
+
+    def __init__(self, retriever: PromptRetriever):
+        self.retriever = retriever
+        self.prompts = {p.id: p for p in retriever.prompts}
+        self.genres = Counter(p.genre for p in retriever.prompts)
+        self.themes = Counter(p.theme for p in retriever.prompts)
+        self._names = {
+            "genre": {g.casefold(): g for g in self.genres},
+            "theme": {t.casefold(): t for t in self.themes},
+        }
+        self._outs: dict[str, PromptOut] = {}
+        self._rng = random.Random()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.prompts)
+
+    def prompt_out(self, p: Prompt) -> PromptOut:
+        out = self._outs.get(p.id)
+        if out is None:
+            out = self._outs[p.id] = PromptOut(
+                id=p.id, genre=p.genre, theme=p.theme, title=p.title, text=p.text, kind=p.kind
+            )
+        return out
+
+    def check_filter(self, value: str | None, what: str) -> str | None:
+        """The canonical genre/theme for a case-insensitive filter value; None for no filter."""
+        if value is None or not value.strip():
+            return None
+        names = self._names[what]
+        if value.strip().casefold() not in names:
+            raise ApiError(400, f"unknown {what} {value.strip()!r}; see /api/facets")
+        return names[value.strip().casefold()]
+
+    def filters(self, genre: str | None, theme: str | None) -> tuple[str | None, str | None]:
+        return self.check_filter(genre, "genre"), self.check_filter(theme, "theme")
+
+    def prompt(self, prompt_id: str) -> Prompt:
+        if prompt_id not in self.prompts:
+            raise ApiError(404, f"no prompt with id {prompt_id!r}")
+        return self.prompts[prompt_id]
+
+    def random_prompt(self, genre: str | None, theme: str | None) -> Prompt:
+        pool = [p for p in self.prompts.values() if genre in (None, p.genre) and theme in (None, p.theme)]
+        if not pool:
+            raise ApiError(404, "no prompt matches those filters")
+        return self._rng.choice(pool)
+
+    def facets(self) -> FacetsOut:
+        return FacetsOut(
+            total=len(self.prompts),
+            genres=[Facet(name=n, count=c) for n, c in sorted(self.genres.items())],
+            themes=[Facet(name=n, count=c) for n, c in sorted(self.themes.items())],
+        )
+
+
 def create_app(
     retriever: PromptRetriever,
     *,
@@ -210,21 +270,27 @@ def create_app(
         description="Search creative-writing prompts.",
         responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
     )
-    state = {"ready": True}
-    prompts = {p.id: p for p in retriever.prompts}
-    genres = Counter(p.genre for p in retriever.prompts)
-    themes = Counter(p.theme for p in retriever.prompts)
-    genre_names = {g.casefold(): g for g in genres}
-    theme_names = {t.casefold(): t for t in themes}
-    batcher = QueryBatcher(retriever.search_requests, max_batch=max_batch, workers=batch_workers)
-    app.state.batcher = batcher
-    rng = random.Random()
+    state = ServingState(retriever)
+    app.state.batcher = QueryBatcher(retriever.search_requests, max_batch=max_batch, workers=batch_workers)
+    add_middleware(app, log_queries=log_queries, cors_origins=cors_origins)
+    add_error_handlers(app)
+    add_search_routes(app, state, app.state.batcher)
+    add_health_routes(app, state)
+    add_page_routes(app)
+    return app
 
+
+def add_middleware(app: FastAPI, *, log_queries: bool = False, cors_origins: Sequence[str] = ()) -> None:
+    """The access log, and CORS for `cors_origins` only (off when empty)."""
     app.add_middleware(AccessLog, log_queries=log_queries)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every client mistake answers `{"error": ...}` (validation errors also with `detail`)."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -232,37 +298,35 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for e in exc.errors():
-            where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path"))
-            if where == "q" and e.get("type") in ("string_too_short", "string_pattern_mismatch"):
-                parts.append("empty query: q must contain some text")
-            else:
-                parts.append(f"{where}: {e.get('msg', 'invalid')}")
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
-        return JSONResponse({"error": "; ".join(parts) or "invalid request", "detail": detail}, status_code=422)
+        return JSONResponse(validation_body(exc.errors()), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
-    outs: dict[str, PromptOut] = {}  # prompts never change while serving: build each response part once
 
-    def prompt_out(p) -> PromptOut:
-        out = outs.get(p.id)
-        if out is None:
-            out = outs[p.id] = PromptOut(id=p.id, genre=p.genre, theme=p.theme, title=p.title, text=p.text, kind=p.kind)
-        return out
+def validation_body(errors: Sequence[dict]) -> dict:
+    """One readable message for pydantic's validation errors, e.g. "k: Input should be ..."."""
+    parts = []
+    for e in errors:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path"))
+        if where == "q" and e.get("type") in ("string_too_short", "string_pattern_mismatch"):
+            parts.append("empty query: q must contain some text")
+        else:
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]
+    return {"error": "; ".join(parts) or "invalid request", "detail": detail}
 
-    def check_filter(value: str | None, names: dict[str, str], what: str) -> str | None:
-        if value is None or not value.strip():
-            return None
-        if value.strip().casefold() not in names:
-            raise ApiError(400, f"unknown {what} {value.strip()!r}; see /api/facets")
-        return names[value.strip().casefold()]
 
-    genre_doc = {"description": "Only this genre (case-insensitive)", "json_schema_extra": {"enum": sorted(genres)}}
-    theme_doc = {"description": "Only this theme (case-insensitive)", "json_schema_extra": {"enum": sorted(themes)}}
+def filter_doc(what: str, names: Counter) -> dict:
+    """OpenAPI description of a genre/theme filter, listing the values the index has."""
+    return {"description": f"Only this {what} (case-insensitive)", "json_schema_extra": {"enum": sorted(names)}}
+
+
+def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) -> None:
+    """/api/search (batched by `batcher`), /api/prompts/{id}, /api/facets, /api/random."""
+    genre_doc = filter_doc("genre", state.genres)
+    theme_doc = filter_doc("theme", state.themes)
 
     @app.get("/api/search", response_model=SearchOut)
     async def search(
@@ -277,10 +341,8 @@ def create_app(
         genre: str | None = Query(None, max_length=200, **genre_doc),
         theme: str | None = Query(None, max_length=200, **theme_doc),
     ) -> SearchOut:
-        g = check_filter(genre, genre_names, "genre")
-        t = check_filter(theme, theme_names, "theme")
+        g, t = state.filters(genre, theme)
         t0 = time.perf_counter()
-
         hits = await batcher.submit(SearchRequest(q.strip(), k, g, t))
         return SearchOut(
             query=q.strip(),
@@ -288,36 +350,29 @@ def create_app(
             genre=g,
             theme=t,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
-            results=[HitOut(rank=h.rank, score=round(h.score, 6), prompt=prompt_out(h.prompt)) for h in hits],
+            results=[HitOut(rank=h.rank, score=round(h.score, 6), prompt=state.prompt_out(h.prompt)) for h in hits],
         )
 
     @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
     async def get_prompt(
         prompt_id: str = FastPath(..., pattern=ID_PATTERN.pattern, description="lower-case letters, digits, '-'"),
     ) -> PromptOut:
-        if prompt_id not in prompts:
-            raise ApiError(404, f"no prompt with id {prompt_id!r}")
-        return prompt_out(prompts[prompt_id])
+        return state.prompt_out(state.prompt(prompt_id))
 
     @app.get("/api/facets", response_model=FacetsOut)
     async def facets() -> FacetsOut:
-        return FacetsOut(
-            total=len(prompts),
-            genres=[Facet(name=n, count=c) for n, c in sorted(genres.items())],
-            themes=[Facet(name=n, count=c) for n, c in sorted(themes.items())],
-        )
+        return state.facets()
 
     @app.get("/api/random", response_model=PromptOut)
     async def random_prompt(
         genre: str | None = Query(None, max_length=200, **genre_doc),
         theme: str | None = Query(None, max_length=200, **theme_doc),
     ) -> PromptOut:
-        g = check_filter(genre, genre_names, "genre")
-        t = check_filter(theme, theme_names, "theme")
-        pool = [p for p in prompts.values() if (g is None or p.genre == g) and (t is None or p.theme == t)]
-        if not pool:
-            raise ApiError(404, "no prompt matches those filters")
-        return prompt_out(rng.choice(pool))
+        return state.prompt_out(state.random_prompt(*state.filters(genre, theme)))
+
+
+def add_health_routes(app: FastAPI, state: ServingState) -> None:
+    """/healthz (the process answers) and /readyz (prompts loaded, with the model's fingerprint)."""
 
     @app.get("/healthz", response_model=HealthOut)
     async def healthz() -> HealthOut:
@@ -325,10 +380,13 @@ def create_app(
 
     @app.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     async def readyz():
-        if not state["ready"] or not prompts:
+        if not state.ready:
             return JSONResponse({"status": "not ready"}, status_code=503)
-        return HealthOut(status="ready", prompts=len(prompts), model=retriever.fingerprint)
+        return HealthOut(status="ready", prompts=len(state.prompts), model=state.retriever.fingerprint)
 
+
+def add_page_routes(app: FastAPI) -> None:
+    """The web page at / and its two static files; nothing else under /static."""
     web = static_dir()
 
     @app.get("/", include_in_schema=False)
@@ -341,5 +399,3 @@ def create_app(
         if name not in allowed:
             raise ApiError(404, "not found")
         return FileResponse(web / name, media_type=allowed[name])
-
-    return app

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from ..errors import SoupError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_dir, atomic_write_json, atomic_write_text
 from ..golden.goldenset import GoldenSet
-from .train import TrainConfig, card_number, card_test_rows, dev_evaluator, train
+from .cards import soup_card
+from .config import TrainConfig
+from .train import DEV_METRIC, dev_evaluator, train
 
 SAME = ("base_fingerprint", "golden_fingerprint", "corpus_fingerprint", "split")
 
@@ -155,7 +154,7 @@ def make_soup(
     """Average `models` (weights default to equal) into a new model folder at `out_dir`.
 
     With `gs` (the golden set the ingredients were trained on) the soup's dev NDCG@10 is measured
-    and recorded. The folder is written beside `out_dir` and renamed into place.
+    and recorded. The folder is built beside `out_dir` and renamed into place (`fileio.atomic_dir`).
     """
     from sentence_transformers import SentenceTransformer
 
@@ -181,23 +180,13 @@ def make_soup(
     dev = None
     template = ingredients[0].manifest.get("hyperparameters", {}).get("template")
     if gs is not None and template and (evaluator := dev_evaluator(gs, template)) is not None:
-        dev = evaluator(soup).get("dev_cosine_ndcg@10")
+        dev = evaluator(soup).get(DEV_METRIC)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.soup-*"):  # left by a run that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.soup-", dir=out.parent))
-    try:
-        final = work / "model"
-        soup.save(str(final))
+    with atomic_dir(out, "soup") as staged:  # also removes scratch folders of a killed run
+        soup.save(str(staged.result))
         manifest = soup_manifest(ingredients, dev)
-        atomic_write_json(final / "training_manifest.json", manifest)
-        atomic_write_text(final / "README.md", soup_card(manifest))
-        if out.exists():
-            shutil.rmtree(out)
-        final.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        atomic_write_json(staged.result / "training_manifest.json", manifest)
+        atomic_write_text(staged.result / "README.md", soup_card(manifest))
     return SoupResult(out, ingredients, dev, manifest)
 
 
@@ -237,73 +226,6 @@ def soup_manifest(ingredients: Sequence[Ingredient], dev_ndcg: float | None) -> 
         "versions": versions(),
         "data_rules": rules,
     }
-
-
-def soup_card(manifest: dict) -> str:
-    rows = []
-    for n, ing in enumerate(manifest["soup"]["ingredients"], 1):
-        hp = ing.get("hyperparameters") or {}
-        aug = ing.get("augmentation")
-        data = f"+{aug['added']} keyword queries ({aug['per_prompt']} per prompt)" if aug else "golden train split"
-        dev_best = card_number((ing.get("dev") or {}).get("ndcg@10_best"))
-        rows.append(
-            f"| {n} | {ing['weight']:.2f} | {data} | {ing.get('training_rows')} | {hp.get('epochs')} | "
-            f"{hp.get('learning_rate')} | {hp.get('seed')} | {dev_best} |"
-        )
-    test_lines = card_test_rows(manifest)
-    split = manifest.get("split") or {}
-    dev = manifest["dev"]
-    hp = manifest.get("hyperparameters") or {}
-    template = hp.get("template", DEFAULT_TEMPLATE)
-    template_text = DOCUMENT_TEMPLATES.get(template, template)
-    loss = "CachedMultipleNegativesRankingLoss" if hp.get("loss") == "cached-mnrl" else "MultipleNegativesRankingLoss"
-    return f"""---
-library_name: sentence-transformers
-pipeline_tag: sentence-similarity
-base_model: {manifest["base_model"]}
-tags: [sentence-transformers, prompt-retriever, creative-writing, retrieval, model-soup]
----
-
-# prompt-retriever model soup of {manifest["base_model"]} fine-tunes
-
-A sentence-transformers model made by [prompt-retriever](https://pypi.org/project/prompt-retriever/) to
-search a library of creative-writing prompts. Its weights are the weighted average ("model soup") of
-{len(manifest["soup"]["ingredients"])} fine-tunes of {manifest["base_model"]}, each trained with
-{loss}, hard negatives and AdamW on the same golden set.
-
-## Intended use
-
-Semantic search over creative-writing prompts like those it was trained on (tagged with genre, theme
-and title). Embed each prompt as `{template_text}` (template `{template}`) and the query as plain text,
-then rank by cosine similarity. Not evaluated for other domains or languages than English.
-
-## Data
-
-Golden set `{manifest["golden"]}` (fingerprint `{manifest["golden_fingerprint"]}`), split by prompt:
-{split.get("test", "?")} of prompts held out for test and {split.get("dev", "?")} for dev (seed
-{split.get("seed", "?")}). Every ingredient trained on train queries and train prompts only; held-out
-prompts never appear in training.
-
-## Ingredients
-
-| # | weight | data | rows | epochs | learning rate | seed | dev NDCG@10 |
-|---|---|---|---|---|---|---|---|
-{chr(10).join(rows)}
-
-## Results
-
-| split | metric | base | soup |
-|---|---|---|---|
-| dev | NDCG@10 | {card_number(dev.get("ndcg@10_base"))} | {card_number(dev.get("ndcg@10_best"))} |
-
-Test split (held-out prompts, never used for training, checkpoint selection or the soup):
-
-| metric | value |
-|---|---|
-{test_lines}
-
-Provenance: `training_manifest.json` (versions, fingerprints, every ingredient's hyperparameters).
-"""
 
 
 def ingredient_configs(cfg: TrainConfig, keywords: int) -> dict[str, TrainConfig]:

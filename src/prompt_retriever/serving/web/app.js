@@ -1,10 +1,16 @@
 // prompt-retriever web page: search as you type (debounced), filters, copy, surprise me. No dependencies.
+// The search lives in the URL (/?q=...&genre=...&theme=...): loading such a URL runs it, a submitted search
+// is a history entry, and back/forward bring back that entry's form and results. An empty q means no search.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
   const q = $("q"), genre = $("genre"), theme = $("theme"), results = $("results");
   const statusEl = $("status"), empty = $("empty"), errorEl = $("error"), card = $("card");
+  const info = $("system-info");
   let timer = null, seq = 0;
+  // The current history entry was made by search-as-you-type and not submitted yet: further typing and
+  // the submit update it in place, so one search is one entry rather than one entry per pause in typing.
+  let draft = false;
 
   function showError(message) {
     errorEl.textContent = message;
@@ -78,7 +84,65 @@
     }
   }
 
-  function schedule() { clearTimeout(timer); timer = setTimeout(search, 250); }
+  // --- the search in the URL ---
+
+  function formState() {
+    return { q: q.value.trim(), genre: genre.value, theme: theme.value };
+  }
+
+  function stateURL(s) {
+    const p = new URLSearchParams();
+    if (s.q) p.set("q", s.q);
+    if (s.genre) p.set("genre", s.genre);
+    if (s.theme) p.set("theme", s.theme);
+    const query = p.toString();
+    return location.pathname + (query ? "?" + query : "");
+  }
+
+  function urlState() {
+    const p = new URLSearchParams(location.search);
+    return { q: (p.get("q") || "").trim(), genre: p.get("genre") || "", theme: p.get("theme") || "" };
+  }
+
+  // The option of `select` whose value matches `value` case-insensitively (as the API does), else "".
+  function pick(select, value) {
+    const wanted = value.trim().toLowerCase();
+    if (!wanted) return "";
+    for (const o of select.options) if (o.value.toLowerCase() === wanted) return o.value;
+    return "";
+  }
+
+  function applyState(s) {
+    q.value = s.q.slice(0, q.maxLength > 0 ? q.maxLength : undefined);
+    genre.value = pick(genre, s.genre);
+    theme.value = pick(theme, s.theme);
+  }
+
+  // Put the form's search in the URL: a new history entry, or the current one when that is a draft.
+  // `commit` (submit, a filter change, clearing) ends the draft: the next search gets its own entry.
+  function record(commit) {
+    const url = stateURL(formState());
+    const moved = url !== location.pathname + location.search;
+    if (moved) {
+      if (draft) history.replaceState(null, "", url);
+      else history.pushState(null, "", url);
+    }
+    draft = commit ? false : draft || moved;
+  }
+
+  function commitSearch() { clearTimeout(timer); record(true); search(); }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(() => { record(false); search(); }, 250);
+  }
+
+  window.addEventListener("popstate", () => {
+    clearTimeout(timer);
+    draft = false;
+    applyState(urlState());
+    search();
+  });
 
   async function surprise() {
     seq++;
@@ -88,24 +152,57 @@
     } catch (e) { showError("Surprise failed: " + e.message); }
   }
 
+  // --- which system answers: one quiet line, nothing at all when the server has no /api/info ---
+
+  function score(v) { return typeof v === "number" && Number.isFinite(v); }
+
+  function infoText(data) {
+    if (!data || typeof data.system !== "string" || !data.system.trim()) return "";
+    let text = data.system.trim();
+    if (score(data["test_ndcg@10"])) text += " · test NDCG@10 " + data["test_ndcg@10"].toFixed(2);
+    else if (score(data["dev_ndcg@10"])) text += " · dev NDCG@10 " + data["dev_ndcg@10"].toFixed(2);
+    return text;
+  }
+
+  async function loadInfo() {
+    try {
+      const text = infoText(await getJSON("/api/info"));
+      info.textContent = text;
+      info.hidden = !text;
+    } catch (e) {
+      info.textContent = ""; info.hidden = true; // older server, or it failed: say nothing
+    } finally {
+      info.dataset.state = info.hidden ? "none" : "shown";
+    }
+  }
+
   async function init() {
+    let facets = false;
     try {
       const f = await getJSON("/api/facets");
       for (const g of f.genres) genre.add(new Option(g.name + " (" + g.count + ")", g.name));
       for (const t of f.themes) theme.add(new Option(t.name + " (" + t.count + ")", t.name));
       statusEl.textContent = f.total + " prompts";
+      facets = true;
     } catch (e) { showError("Could not load the prompt library: " + e.message); }
-    empty.hidden = false;
+    if (location.search) {
+      applyState(urlState());
+      // spell the URL as the form reads it (canonical genre names, unknown filters dropped)
+      if (facets) history.replaceState(null, "", stateURL(formState()));
+    }
+    if (q.value.trim()) search();
+    else empty.hidden = false;
   }
 
   q.addEventListener("input", schedule);
-  genre.addEventListener("change", search);
-  theme.addEventListener("change", search);
+  genre.addEventListener("change", commitSearch);
+  theme.addEventListener("change", commitSearch);
   $("surprise").addEventListener("click", surprise);
-  $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); clearTimeout(timer); search(); });
+  $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); commitSearch(); });
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "/" && document.activeElement !== q) { ev.preventDefault(); q.focus(); }
-    if (ev.key === "Escape" && document.activeElement === q) { q.value = ""; search(); }
+    if (ev.key === "Escape" && document.activeElement === q) { q.value = ""; commitSearch(); }
   });
+  loadInfo();
   init();
 })();

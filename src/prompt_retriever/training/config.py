@@ -1,0 +1,39 @@
+"""The fine-tuning settings: one `TrainConfig`, checked once when it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..encoding.encoder import DEFAULT_TEMPLATE
+from ..encoding.models import DEFAULT_MODEL
+from ..errors import InputError
+
+# loss option -> the sentence-transformers loss it trains with
+LOSSES = {"mnrl": "MultipleNegativesRankingLoss", "cached-mnrl": "CachedMultipleNegativesRankingLoss"}
+
+
+@dataclass
+class TrainConfig:
+    base: str = DEFAULT_MODEL
+    epochs: float = 3.0
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    hard_negatives: int = 3
+    relative_margin: float = 0.05
+    max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
+    max_rows: int | None = 512  # training-row budget (CPU time), a seeded uniform sample; None = all
+    keyword_augment: int = 0  # extra keyword queries per train prompt, train split only (see augment.py)
+    loss: str = "mnrl"  # mnrl | cached-mnrl
+    cached_mini_batch_size: int = 16
+    early_stopping_patience: int | None = None
+    evals_per_epoch: int = 1
+    max_steps: int = -1  # > 0 overrides epochs (for quick runs)
+    template: str = DEFAULT_TEMPLATE
+    max_seq_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss {self.loss!r}: use {' or '.join(LOSSES)}")
