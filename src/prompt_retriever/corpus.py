@@ -5,7 +5,10 @@ Tagged-line format, one prompt per line::
     <Genre> </Genre> <Theme> </Theme> <Title> </Title> prompt TEXT
 
 Every line of an input file ends up either as a `Prompt` or as an `Issue` naming the file, the line
-and the problem; nothing is dropped silently. Blank lines are counted, not reported.
+and the problem; nothing is dropped silently. Blank lines are counted, not reported. In every format
+only LF and CRLF end a line (`split_lines`); every format obeys the same field rules (strings,
+not empty, no NUL, length caps, safe ids, duplicates compared by `title_key`); and every parser runs
+in linear time on any input.
 """
 
 from __future__ import annotations
@@ -114,13 +117,70 @@ def _clean(value: str) -> str:
     return re.sub(r"\s+", " ", value).strip()
 
 
+# ----------------------------------------------------------------------------- lines and fields
+
+# What `str.splitlines` also breaks on. Here only "\n" and "\r\n" end a line, in every format; these are
+# content, read as a space (like any whitespace) with a warning, so they never cut a prompt short or
+# shift the numbers of later lines.
+_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAK_RE = re.compile(f"[{_LINE_BREAKS}]")
+_FIELD_BREAK_RE = re.compile(f"[\n{_LINE_BREAKS}]")  # in a CSV or JSON field, "\n" is content too
+_BREAK_NAMES = {
+    "\n": "LINE FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x0b": "LINE TABULATION",
+    "\x0c": "FORM FEED",
+    "\x1c": "FILE SEPARATOR",
+    "\x1d": "GROUP SEPARATOR",
+    "\x1e": "RECORD SEPARATOR",
+}
+# Invisible characters that make two titles look the same; ignored by the duplicate check.
+_INVISIBLE_RE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# A given id (CSV/JSONL): safe as a file name and in a URL, and never a path.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+ID_RULE = "1-120 characters from A-Z a-z 0-9 . _ - starting with a letter or digit"
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a file: only LF and CRLF end a line (unlike `str.splitlines`)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _describe_breaks(value: str) -> str:
+    found = Counter(m.group() for m in _FIELD_BREAK_RE.finditer(value))
+    parts = []
+    for ch, n in found.items():
+        name = _BREAK_NAMES.get(ch) or unicodedata.name(ch, "")
+        parts.append(f"U+{ord(ch):04X} {name}" + (f" ({n}x)" if n > 1 else ""))
+    return ", ".join(parts)
+
+
+def title_key(title: str) -> str:
+    """What the duplicate check compares: NFKC, case-folded, invisible characters dropped, spaces collapsed."""
+    norm = _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", title))
+    return _clean(unicodedata.normalize("NFKC", norm.casefold()))
+
+
+def id_problem(pid: str) -> str | None:
+    """Why `pid` is not a safe prompt id, or None."""
+    if _ID_RE.fullmatch(pid):
+        return None
+    shown = pid if len(pid) <= 40 else pid[:40] + "..."
+    return f"invalid id {shown!r}: an id is {ID_RULE}"
+
+
 # ----------------------------------------------------------------------------- tagged lines
 
 _FIELDS = ("genre", "theme", "title")
-_OPEN = re.compile(r"\s*<(?!/)([^<>]*)>")
-_OPEN_NO_GT = re.compile(r"\s*<(?!/)([^<>]*?)\s*(?=</)")
-_CLOSE = re.compile(r"\s*</([^<>]*)>")
+_WS = re.compile(r"\s*")
+_ANGLE = re.compile(r"[<>]")
 _KEYWORD = re.compile(r"\s*prompt\b\s*:?\s*", re.IGNORECASE)
+_TAGGISH = re.compile(r"</?[A-Za-z][^<>]*>")
+# Every scan below is a find of the next "<" or ">" from a position that only moves forward, so a line
+# is read in linear time whatever it holds (the regexes have no nested or overlapping repetition).
 
 
 @dataclass
@@ -131,47 +191,94 @@ class _LineResult:
     warnings: list[str]
 
 
-def parse_tagged_line(line: str) -> _LineResult:
-    """Parse one tagged line into its fields. Pure: no file, no line number."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    values: dict[str, str] = {}
+def _read_open(line: str, pos: int) -> tuple[str, int, bool] | None:
+    """An opening tag after optional spaces: (content, end, missing '>'), or None if there is none."""
+    pos = _WS.match(line, pos).end()
+    if not line.startswith("<", pos) or line.startswith("</", pos):
+        return None
+    m = _ANGLE.search(line, pos + 1)
+    if m is None:
+        return None
+    if m.group() == ">":
+        return line[pos + 1 : m.start()], m.end(), False
+    if line.startswith("</", m.start()):  # "<Title </Title>": the '>' is missing
+        return line[pos + 1 : m.start()], m.start(), True
+    return None
+
+
+def _read_close(line: str, pos: int) -> tuple[str, int] | None:
+    pos = _WS.match(line, pos).end()
+    if not line.startswith("</", pos):
+        return None
+    m = _ANGLE.search(line, pos + 2)
+    if m is None or m.group() != ">":
+        return None
+    return line[pos + 2 : m.start()], m.end()
+
+
+def _scan_pairs(
+    line: str, first: int, values: dict[str, str], errors: list[str], warnings: list[str]
+) -> tuple[int, str]:
+    """Read the tag pairs of `_FIELDS[first:]` into `values`. Returns (end, status): status "ok" (all read),
+    "stop" (no opening tag where the next pair should start; end is where it stopped) or "broken" (an
+    error was appended and reading cannot go on)."""
     pos = 0
-    for name in _FIELDS:
-        m_open = _OPEN.match(line, pos)
-        missing_gt = False
-        if not m_open:
-            m_open = _OPEN_NO_GT.match(line, pos)
-            missing_gt = m_open is not None
-        if not m_open:
-            found = len(values)
-            errors.append(
-                f"expected <{name.capitalize()}> tag pair number {found + 1} of 3 (genre, theme, title); "
-                f"found {found} tag pair(s)"
-            )
-            return _LineResult(None, None, errors, warnings)
-        opened = _clean(m_open.group(1))
-        m_close = _CLOSE.match(line, m_open.end())
-        if not m_close:
+    genre_ok = "genre" in values
+    for idx in range(first, len(_FIELDS)):
+        name = _FIELDS[idx]
+        opening = _read_open(line, pos)
+        if opening is None:
+            return pos, "stop"
+        raw, end, missing_gt = opening
+        opened = _clean(raw)
+        closing = _read_close(line, end)
+        if closing is None:
             errors.append(f"{name} tag <{opened}> has no closing tag </{opened}>")
-            return _LineResult(None, None, errors, warnings)
-        closed = _clean(m_close.group(1))
+            return end, "broken"
+        closed = _clean(closing[0])
         if missing_gt:
             warnings.append(f"{name} tag <{opened} is missing its '>'; repaired from </{closed}>")
+        n_errors = len(errors)
         if not opened:
             errors.append(f"empty {name} tag <>")
         elif opened.casefold() != closed.casefold():
-            errors.append(f"{name} closing tag </{closed}> does not match its opening tag <{opened}>")
-        elif len(opened) > MAX_FIELD_CHARS:
+            genre = values.get("genre")
+            if idx > 0 and genre_ok and not missing_gt and genre and closed.casefold() == genre.casefold():
+                warnings.append(
+                    f"{name} tag <{opened}> is closed by </{closed}>, the genre's name; read as <{opened}> </{opened}>"
+                )
+            else:
+                errors.append(f"{name} closing tag </{closed}> does not match its opening tag <{opened}>")
+        if len(errors) == n_errors and len(opened) > MAX_FIELD_CHARS:
             errors.append(f"{name} is longer than {MAX_FIELD_CHARS} characters")
+        if idx == 0:
+            genre_ok = len(errors) == n_errors
         values[name] = opened
-        pos = m_close.end()
+        pos = closing[1]
+    return pos, "ok"
+
+
+def _parse_fields(
+    line: str, first: int = 0, given: dict[str, str] | None = None, need_keyword: bool = False
+) -> _LineResult:
+    errors: list[str] = []
+    warnings: list[str] = []
+    values: dict[str, str] = dict(given or {})
+    pos, status = _scan_pairs(line, first, values, errors, warnings)
+    if status == "stop":
+        found = len(values)
+        errors.append(
+            f"expected <{_FIELDS[found].capitalize()}> tag pair number {found + 1} of 3 (genre, theme, title); "
+            f"found {found} tag pair(s)"
+        )
     if errors:
         return _LineResult(None, None, errors, warnings)
     rest = line[pos:]
     m_kw = _KEYWORD.match(rest)
     if m_kw:
         text = rest[m_kw.end() :]
+    elif need_keyword:
+        return _LineResult(None, None, ["no 'prompt' keyword"], warnings)
     else:
         text = rest
         if text.strip():
@@ -183,9 +290,25 @@ def parse_tagged_line(line: str) -> _LineResult:
     if len(text) > MAX_TEXT_CHARS:
         errors.append(f"prompt text is longer than {MAX_TEXT_CHARS} characters ({len(text)})")
         return _LineResult(None, None, errors, warnings)
-    if "<" in text and re.search(r"</?[A-Za-z][^<>]*>", text):
+    if "<" in text and _TAGGISH.search(text):
         warnings.append("prompt text contains something that looks like a tag")
     return _LineResult(values, text, errors, warnings)
+
+
+def parse_tagged_line(line: str) -> _LineResult:
+    """Parse one tagged line into its fields. Pure: no file, no line number."""
+    return _parse_fields(line)
+
+
+def _head_pairs(line: str) -> tuple[dict[str, str], list[str]] | None:
+    """The first half of a record broken over two lines: 1-3 valid tag pairs and nothing else."""
+    values: dict[str, str] = {}
+    errors: list[str] = []
+    warnings: list[str] = []
+    pos, status = _scan_pairs(line, 0, values, errors, warnings)
+    if status == "broken" or errors or not values or line[pos:].strip():
+        return None
+    return values, warnings
 
 
 def _infer_kind(path: str) -> str | None:
@@ -202,7 +325,7 @@ class _Collector:
 
     def __init__(self) -> None:
         self.report = CorpusReport()
-        self._titles: dict[str, str] = {}
+        self._titles: dict[str, tuple[str, str]] = {}
         self._ids: dict[str, str] = {}
 
     def issue(self, path: str, line: int, severity: Severity, message: str) -> None:
@@ -220,15 +343,17 @@ class _Collector:
         given_id: str | None = None,
     ) -> None:
         where = f"{path}:{line}"
-        key = title.casefold()
+        key = title_key(title)
         if key in self._titles:
-            self.issue(path, line, "error", f"duplicate title {title!r} (first at {self._titles[key]})")
+            first_where, first_title = self._titles[key]
+            same = f" as {first_title!r}" if first_title != title else ""
+            self.issue(path, line, "error", f"duplicate title {title!r} (first at {first_where}{same})")
             return
         pid = given_id or make_prompt_id(genre, theme, title, text)
         if pid in self._ids:
             self.issue(path, line, "error", f"duplicate id {pid!r} (first at {self._ids[pid]})")
             return
-        self._titles[key] = where
+        self._titles[key] = (where, title)
         self._ids[pid] = where
         self.report.prompts.append(
             Prompt(id=pid, genre=genre, theme=theme, title=title, text=text, kind=kind, source=where)
@@ -253,81 +378,247 @@ def _read_text(path: Path, collector: _Collector) -> str | None:
         return raw.decode("utf-8-sig", errors="replace")
 
 
+def _tagged_line(raw: str) -> tuple[str | None, list[str]]:
+    """A line ready to parse (None if it holds a NUL byte) and the warnings about it."""
+    if "\x00" in raw:
+        return None, []
+    if _LINE_BREAK_RE.search(raw) is None:
+        return raw, []
+    warning = (
+        f"line break character(s) inside the line ({_describe_breaks(raw)}): only \\n and \\r\\n end a line, "
+        "so each is read as a space"
+    )
+    return _LINE_BREAK_RE.sub(" ", raw), [warning]
+
+
 def _parse_tagged(path: Path, text: str, kind: str | None, c: _Collector) -> None:
-    for n, line in enumerate(text.splitlines(), 1):
-        c.report.lines_read += 1
-        if "\x00" in line:
-            c.issue(str(path), n, "error", "line contains a NUL byte")
+    where = str(path)
+    lines = split_lines(text)
+    c.report.lines_read += len(lines)
+    after_unjoined_head = False  # the line before was only tag pairs and could not be joined
+    i = 0
+    while i < len(lines):
+        n = i + 1
+        i += 1
+        line, warnings = _tagged_line(lines[n - 1])
+        if line is None:
+            c.issue(where, n, "error", "line contains a NUL byte")
+            after_unjoined_head = False
             continue
         if not line.strip():
             c.report.blank_lines += 1
+            after_unjoined_head = False
             continue
         res = parse_tagged_line(line)
-        for w in res.warnings:
-            c.issue(str(path), n, "warning", w)
-        if res.errors or res.values is None or res.text is None:
-            for e in res.errors:
-                c.issue(str(path), n, "error", e)
+        if not res.errors and res.values is not None and res.text is not None:
+            for w in warnings + res.warnings:
+                c.issue(where, n, "warning", w)
+            v = res.values
+            c.add(where, n, v["genre"], v["theme"], v["title"], res.text, kind)
+            after_unjoined_head = False
             continue
-        v = res.values
-        c.add(str(path), n, v["genre"], v["theme"], v["title"], res.text, kind)
+        head = _head_pairs(line)
+        if head is not None and not after_unjoined_head and n < len(lines):
+            nxt, next_warnings = _tagged_line(lines[n])
+            if nxt is not None:
+                values, head_warnings = head
+                cont = _parse_fields(nxt, len(values), values, need_keyword=True)
+                if not cont.errors and cont.values is not None and cont.text is not None:
+                    for w in warnings + head_warnings:
+                        c.issue(where, n, "warning", w)
+                    v = cont.values
+                    c.add(where, n, v["genre"], v["theme"], v["title"], cont.text, kind)
+                    joined = (
+                        f"record broken over lines {n} and {n + 1} (line {n} has only tag pairs); "
+                        "joined into one prompt"
+                    )
+                    for w in [*next_warnings, *cont.warnings, joined]:
+                        c.issue(where, n + 1, "warning", w)
+                    i += 1
+                    after_unjoined_head = False
+                    continue
+        for w in warnings + res.warnings:
+            c.issue(where, n, "warning", w)
+        for e in res.errors:
+            c.issue(where, n, "error", e)
+        after_unjoined_head = head is not None
 
+
+# ----------------------------------------------------------------------------- CSV and JSONL records
 
 _REQUIRED = ("genre", "theme", "title", "text")
+_OPTIONAL = ("id", "kind")
 
 
-def _add_record(path: Path, n: int, row: dict, kind: str | None, c: _Collector) -> None:
-    missing = [k for k in _REQUIRED if not _clean(str(row.get(k) or ""))]
+def _add_record(path: Path, n: int, row: dict, kind: str | None, c: _Collector, span: str = "") -> None:
+    """One CSV row or JSON object, under the same field rules as a tagged line."""
+    where = str(path)
+    errors: list[str] = []
+    raw: dict[str, str] = {}
+    for k in (*_REQUIRED, *_OPTIONAL):
+        value = row.get(k)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors.append(f"field {k} must be a string, got {type(value).__name__}")
+            continue
+        raw[k] = value
+    bad_type = {e.split()[1] for e in errors}
+    missing = [k for k in _REQUIRED if k not in bad_type and not _clean(raw.get(k, ""))]
     if missing:
-        c.issue(str(path), n, "error", f"missing or empty field(s): {', '.join(missing)}")
+        errors.append(f"missing or empty field(s): {', '.join(missing)}")
+    nul = [k for k, v in raw.items() if "\x00" in v]
+    if nul:
+        errors.append(f"field(s) contain a NUL byte: {', '.join(nul)}")
+    if errors:
+        for e in errors:
+            c.issue(where, n, "error", e + span)
         return
-    vals = {k: _clean(str(row[k])) for k in _REQUIRED}
+    # every column, known or not, so that a CSV record spanning several lines always says so
+    broken = [k for k, v in row.items() if isinstance(v, str) and _FIELD_BREAK_RE.search(v)]
+    if broken:
+        codes = _describe_breaks("".join(row[k] for k in broken))
+        fields = ", ".join(broken)
+        c.issue(where, n, "warning", f"line break(s) inside field(s) {fields} ({codes}); read as spaces{span}")
+    vals = {k: _clean(raw[k]) for k in _REQUIRED}
     too_long = [k for k in ("genre", "theme", "title") if len(vals[k]) > MAX_FIELD_CHARS]
     if too_long:
-        c.issue(str(path), n, "error", f"field(s) longer than {MAX_FIELD_CHARS} characters: {too_long}")
+        errors.append(f"field(s) longer than {MAX_FIELD_CHARS} characters: {too_long}")
+    if len(vals["text"]) > MAX_TEXT_CHARS:
+        errors.append(f"prompt text is longer than {MAX_TEXT_CHARS} characters ({len(vals['text'])})")
+    given_id = raw.get("id", "").strip() or None
+    if given_id is not None and (problem := id_problem(given_id)):
+        errors.append(problem)
+    if errors:
+        for e in errors:
+            c.issue(where, n, "error", e + span)
         return
-    row_kind = _clean(str(row.get("kind") or "")) or kind
-    given_id = _clean(str(row.get("id") or "")) or None
-    c.add(str(path), n, vals["genre"], vals["theme"], vals["title"], vals["text"], row_kind, given_id)
+    row_kind = _clean(raw.get("kind", "")) or kind
+    c.add(where, n, vals["genre"], vals["theme"], vals["title"], vals["text"], row_kind, given_id)
+
+
+@dataclass
+class _CsvRecord:
+    line: int  # first physical line
+    last_line: int
+    fields: list[str]
+    error: str | None
+
+
+_CSV_FIELD_END = re.compile(r"[,\n]")
+
+
+def _next_line(text: str, pos: int, line: int) -> tuple[int, int]:
+    """(position, number) of the line after the one holding `pos`, which is line `line`."""
+    eol = text.find("\n", pos)
+    return (len(text), line) if eol < 0 else (eol + 1, line + 1)
+
+
+def _csv_records(text: str) -> Iterable[_CsvRecord]:
+    """Split CSV text (RFC 4180, the `csv` module's default dialect) into records, in linear time.
+
+    Records end at LF or CRLF outside quotes; a lone CR is content. A record with a quoting error
+    (an unclosed quote, text after a closing quote) is yielded with `error` set, and reading resumes on
+    the line after the one where the offending quoted field opened, so one stray quote cannot swallow
+    the rest of the file."""
+    pos, line, size = 0, 1, len(text)
+    while pos < size:
+        start_line = line
+        fields: list[str] = []
+        error: str | None = None
+        resume: tuple[int, int] | None = None  # (position, line) to go on from after a quoting error
+        while True:
+            if text.startswith('"', pos):
+                q_line = line
+                chunks: list[str] = []
+                p = pos + 1
+                q = text.find('"', p)
+                while q >= 0 and text.startswith('"', q + 1):  # "" is an escaped quote
+                    chunks.append(text[p : q + 1])
+                    p = q + 2
+                    q = text.find('"', p)
+                opened_at = pos
+                if q < 0:
+                    error = (
+                        f"unclosed quote: field {len(fields) + 1} opens a quote on line {q_line} that is never "
+                        f"closed; reading goes on with line {q_line + 1}"
+                    )
+                    resume = _next_line(text, opened_at, q_line)
+                    break
+                chunks.append(text[p:q])
+                value = "".join(chunks)
+                line += text.count("\n", pos, q)
+                pos = q + 1
+                if text.startswith("\r", pos) and (pos + 1 == size or text[pos + 1] == "\n"):
+                    pos += 1
+                if pos < size and text[pos] not in ",\n":
+                    if line == q_line:
+                        error = f"text after the closing quote of field {len(fields) + 1}"
+                    else:
+                        error = (
+                            f"text after the closing quote of field {len(fields) + 1} (the quote opens on line "
+                            f"{q_line} and closes on line {line}); reading goes on with line {q_line + 1}"
+                        )
+                        resume = _next_line(text, opened_at, q_line)
+                        break
+                    m = _CSV_FIELD_END.search(text, pos)
+                    pos = size if m is None else m.start()
+            else:
+                m = _CSV_FIELD_END.search(text, pos)
+                end = size if m is None else m.start()
+                value = text[pos:end]
+                if m is not None and value.endswith("\r"):  # the "\r" of "\r\n"
+                    value = value[:-1]
+                pos = end
+            fields.append(value)
+            if pos < size and text[pos] == ",":
+                pos += 1
+                continue
+            break
+        if resume is not None:
+            yield _CsvRecord(start_line, resume[1] - 1 if resume[0] < size else line, fields, error)
+            pos, line = resume
+            continue
+        yield _CsvRecord(start_line, line, fields, error)
+        if pos < size:  # at the "\n" ending the record
+            pos += 1
+            line += 1
 
 
 def _parse_csv(path: Path, text: str, kind: str | None, c: _Collector) -> None:
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
+    where = str(path)
+    records = iter(_csv_records(text))
+    first = next(records, None)
+    if first is None:
         return
-    except csv.Error as exc:
-        c.issue(str(path), 1, "error", f"unreadable CSV header: {exc}")
+    if first.error:
+        c.issue(where, 1, "error", f"unreadable CSV header: {first.error}")
         return
+    header = [h.strip().lower() for h in first.fields]
     missing = [k for k in _REQUIRED if k not in header]
     if missing:
-        c.issue(str(path), 1, "error", f"CSV header lacks column(s) {missing}; need id,genre,theme,title,text")
+        c.issue(where, 1, "error", f"CSV header lacks column(s) {missing}; need id,genre,theme,title,text")
         return
-    c.report.lines_read += 1
-    prev_line = reader.line_num
-    while True:
-        n = prev_line + 1  # first physical line of this record
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            c.issue(str(path), n, "error", f"malformed CSV: {exc}")
-            break
-        c.report.lines_read += reader.line_num - prev_line
-        prev_line = reader.line_num
-        if not any(cell.strip() for cell in row):
+    c.report.lines_read += len(split_lines(text))
+    for rec in records:
+        n = rec.line
+        span = f" (the record spans lines {n}-{rec.last_line})" if rec.last_line > n else ""
+        if rec.error:
+            c.issue(where, n, "error", rec.error if "reading goes on" in rec.error else rec.error + span)
+            continue
+        blank = not any(cell.strip() for cell in rec.fields) and rec.last_line == n
+        if blank and len(rec.fields) in (1, len(header)):  # an empty line, or a row of empty cells
             c.report.blank_lines += 1
             continue
-        if len(row) != len(header):
-            c.issue(str(path), n, "error", f"row has {len(row)} fields, header has {len(header)}")
+        if len(rec.fields) != len(header):
+            c.issue(where, n, "error", f"row has {len(rec.fields)} fields, header has {len(header)}{span}")
             continue
-        _add_record(path, n, dict(zip(header, row, strict=True)), kind, c)
+        _add_record(path, n, dict(zip(header, rec.fields, strict=True)), kind, c, span)
 
 
 def _parse_jsonl(path: Path, text: str, kind: str | None, c: _Collector) -> None:
-    for n, line in enumerate(text.splitlines(), 1):
+    where = str(path)
+    for n, line in enumerate(split_lines(text), 1):
         c.report.lines_read += 1
         if not line.strip():
             c.report.blank_lines += 1
@@ -335,10 +626,16 @@ def _parse_jsonl(path: Path, text: str, kind: str | None, c: _Collector) -> None
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            c.issue(str(path), n, "error", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            c.issue(where, n, "error", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecursionError:
+            c.issue(where, n, "error", "invalid JSON: nested too deeply")
+            continue
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            c.issue(where, n, "error", f"invalid JSON: {str(exc).split(';')[0]}")
             continue
         if not isinstance(row, dict):
-            c.issue(str(path), n, "error", f"expected a JSON object, got {type(row).__name__}")
+            c.issue(where, n, "error", f"expected a JSON object, got {type(row).__name__}")
             continue
         _add_record(path, n, row, kind, c)
 
@@ -415,6 +712,10 @@ def write_corpus(prompts: Iterable[Prompt], path: str | Path) -> Path:
     """Write prompts in the format the file suffix implies (.txt tagged, .csv, .jsonl), atomically."""
     prompts = list(prompts)
     fmt = detect_format(path)
+    if fmt in ("csv", "jsonl"):  # the tagged format stores no id (it is made from the content)
+        for p in prompts:
+            if problem := id_problem(p.id):
+                raise InputError(f"prompt {p.id[:40]!r}: {problem}; it would not read back")
     if fmt == "jsonl":
         return atomic_write_jsonl(path, [p.to_dict() | {"source": None} for p in prompts])
     if fmt == "csv":
