@@ -49,7 +49,7 @@ def test_search_json_with_filters(small_corpus_path):
             "2",
             "--genre",
             "Horror",
-            "--json",
+            "--jsonl",
             "--corpus",
             str(small_corpus_path),
         ],
@@ -81,7 +81,7 @@ def test_index_with_the_int8_backend(tmp_path, small_corpus_path):
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["backend"] == "onnx-int8"
     res = runner.invoke(
-        app, ["search", "robot on a space station", "--index", str(tmp_path / "idx"), "--json", "-k", "1"]
+        app, ["search", "robot on a space station", "--index", str(tmp_path / "idx"), "--jsonl", "-k", "1"]
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[-1])["title"] == "Orbit of Small Repairs"
@@ -95,7 +95,7 @@ def test_index_then_search_saved_index(tmp_path, small_corpus_path):
     res = runner.invoke(app, ["index", "--out", str(tmp_path / "idx"), "--corpus", str(small_corpus_path)])
     assert res.exit_code == 0, res.output
     res = runner.invoke(
-        app, ["search", "robot on a space station", "--index", str(tmp_path / "idx"), "--json", "-k", "1"]
+        app, ["search", "robot on a space station", "--index", str(tmp_path / "idx"), "--jsonl", "-k", "1"]
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[-1])["title"] == "Orbit of Small Repairs"

@@ -148,6 +148,6 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
         Console(quiet=True),
     )
     assert res["skipped"] == ["corpus", "queries", "split", "base-eval"]
-    assert res["ran"] == ["train", "compare", "report"]
+    assert res["ran"] == ["train", "compare", "choose", "report"]
     assert (out / "model" / "model.safetensors").exists()
     assert not list(out.glob(".model.training-*"))  # the killed run's work folder was cleaned up

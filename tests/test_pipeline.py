@@ -41,7 +41,7 @@ def test_pipeline_resumes_after_an_interruption_and_skips_unchanged_stages(tmp_p
 
     second = run_pipeline(tiny_config(tmp_path, corpus), quiet)
     assert second["skipped"] == ["corpus", "queries", "split"]
-    assert second["ran"] == ["base-eval", "train", "compare", "report"]
+    assert second["ran"] == ["base-eval", "train", "compare", "choose", "report"]
     run = tmp_path / "run"
     for path in (
         "REPORT.md",
@@ -98,7 +98,7 @@ def test_pipeline_resumes_after_an_interruption_and_skips_unchanged_stages(tmp_p
     assert ("fine-tuned (model)", "all-MiniLM-L6-v2") in pairs and ("fine-tuned (model)", "bm25") in pairs
 
     third = run_pipeline(tiny_config(tmp_path, corpus), quiet)
-    assert third["ran"] == [] and len(third["skipped"]) == 7
+    assert third["ran"] == [] and len(third["skipped"]) == 8
 
     # an edited corpus reruns everything downstream of it
     corpus.write_text(corpus.read_text().replace("every night the lamp", "each night the lamp"))

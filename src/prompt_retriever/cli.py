@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .corpus import CorpusReport, Prompt, bundled_corpus_paths, corpus_stats, read_corpus
@@ -33,6 +35,17 @@ err = Console(stderr=True)
 CorpusOpt = Annotated[
     list[Path] | None,
     typer.Option("--corpus", "-c", help="Corpus file(s): tagged .txt, .csv or .jsonl. Default: the bundled corpus."),
+]
+RunOpt = Annotated[
+    Path | None,
+    typer.Option("--run", help="A pipeline run folder: serve the system it chose (system.json), as measured."),
+]
+SystemOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--system",
+        help="Build a system by hand: dense | bm25 | hybrid | hybrid-rrf (with --model; default dense).",
+    ),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name (bundled, local folder or hub id).")]
 BackendOpt = Annotated[
@@ -147,38 +160,83 @@ def search(
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=100, help="Number of results.")] = 5,
     genre: Annotated[str | None, typer.Option(help="Only this genre.")] = None,
     theme: Annotated[str | None, typer.Option(help="Only this theme.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON lines.")] = False,
+    run_dir: RunOpt = None,
+    system: SystemOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (the API's shape).")] = False,
+    as_jsonl: Annotated[bool, typer.Option("--jsonl", help="Print one JSON object per result.")] = False,
     corpus: CorpusOpt = None,
     index_dir: Annotated[Path | None, typer.Option("--index", help="A saved index folder.")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
-    """Search prompts. The index is built on first use and cached; rebuilt when corpus or model change."""
-    from .search.indexcache import cached_retriever
-    from .search.retriever import PromptRetriever
+    """Search prompts: with --run, the system a pipeline run chose; else an index built on first use and
+    cached (rebuilt when corpus or model change)."""
+    from .serving.server import build_retriever
 
     if not query.strip():
         fail("empty query")
-    if index_dir:
-        retriever = PromptRetriever.load(index_dir, allow_download=allow_download or None)
-    else:
-        prompts = load_prompts(corpus, skip_invalid)
-        retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download or None)
+    if as_json and as_jsonl:
+        fail("--json and --jsonl: choose one")
+    retriever = build_retriever(
+        run_dir=run_dir,
+        system=system,
+        index_dir=index_dir,
+        prompts=None if run_dir or index_dir else load_prompts(corpus, skip_invalid),
+        model=model,
+        allow_download=allow_download or None,
+    )
     known = {p.genre.casefold() for p in retriever.prompts}
     if genre and genre.strip().casefold() not in known:
         fail(f"unknown genre {genre!r}; known: {', '.join(sorted({p.genre for p in retriever.prompts}))}")
+    t0 = time.perf_counter()
     hits = retriever.search(query, k=k, genre=genre, theme=theme)
-    if as_json:
+    took = round((time.perf_counter() - t0) * 1000, 2)
+    if as_jsonl:
         for h in hits:
             print(json.dumps(h.to_dict(), ensure_ascii=False))
         return
+    if as_json:
+        print(json.dumps(search_document(query, k, genre, theme, took, hits), ensure_ascii=False, indent=2))
+        return
+    info = retriever.describe()
+    score = f" · test NDCG@10 {info['test_ndcg@10']:.2f}" if info.get("test_ndcg@10") is not None else ""
+    out.print(f"[dim]{escape(info['system'])}{score}[/]", highlight=False)
     if not hits:
         out.print("no prompts match those filters")
     for h in hits:
         p = h.prompt
-        out.print(f"[bold]{h.rank}. {p.title}[/]  [dim]{p.genre} · {p.theme} · {h.score:.3f}[/]", highlight=False)
-        out.print(f"   {p.text}", highlight=False, soft_wrap=True)
+        out.print(
+            f"[bold]{h.rank}. {escape(p.title)}[/]  [dim]{escape(p.genre)} · {escape(p.theme)} · {h.score:.3f}[/]",
+            highlight=False,
+        )
+        out.print(f"   {escape(p.text)}", highlight=False, soft_wrap=True)
+
+
+def search_document(query: str, k: int, genre: str | None, theme: str | None, took_ms: float, hits) -> dict:
+    """`search --json`: the same shape as the API's /api/search response."""
+    return {
+        "query": query.strip(),
+        "k": k,
+        "genre": genre,
+        "theme": theme,
+        "took_ms": took_ms,
+        "results": [
+            {
+                "rank": h.rank,
+                "score": round(h.score, 6),
+                "prompt": {
+                    "id": h.prompt.id,
+                    "genre": h.prompt.genre,
+                    "theme": h.prompt.theme,
+                    "title": h.prompt.title,
+                    "text": h.prompt.text,
+                    "kind": h.prompt.kind,
+                },
+            }
+            for h in hits
+        ],
+    }
 
 
 @app.command()
@@ -733,6 +791,8 @@ def pipeline(
 @app.command()
 @guarded
 def serve(
+    run_dir: RunOpt = None,
+    system: SystemOpt = None,
     index_dir: Annotated[Path | None, typer.Option("--index", help="A saved index folder.")] = None,
     corpus: CorpusOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -769,8 +829,10 @@ def serve(
     from .serving.server import serve as run_server
 
     retriever = build_retriever(
+        run_dir=run_dir,
+        system=system,
         index_dir=index_dir,
-        prompts=None if index_dir else load_prompts(corpus, skip_invalid),
+        prompts=None if run_dir or index_dir else load_prompts(corpus, skip_invalid),
         model=model,
         backend=backend,
         qdrant_url=qdrant_url,

@@ -25,9 +25,20 @@ from .encoding.models import DEFAULT_MODEL, model_fingerprint
 from .errors import InputError
 from .fileio import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_query_set
+from .search.systems import SystemSpec
 from .training import TrainConfig
 
-STAGES = ("corpus", "queries", "llm-queries", "split", "base-eval", "train", "compare", "report")  # PIPELINE's names
+STAGES = (
+    "corpus",
+    "queries",
+    "llm-queries",
+    "split",
+    "base-eval",
+    "train",
+    "compare",
+    "choose",
+    "report",
+)  # PIPELINE's names
 COMPARE_DIR = "reports/compare"  # the comparison's folder in a run
 
 
@@ -378,16 +389,107 @@ def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
     return res.summary
 
 
+def choose_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    return {
+        "golden": ctx.records["split"]["fingerprint"],
+        "base": model_fingerprint(cfg.base),
+        "model": model_fingerprint(str(ctx.model_dir)),
+        "systems": cfg.systems,
+        "format": "system/1",
+    }
+
+
+def _system_spec(system) -> tuple[SystemSpec, str | None]:
+    """The servable spec of an evaluated system, and the model it embeds with (None for BM25)."""
+    if system.kind == "dense":
+        return SystemSpec("dense"), system.model
+    if system.kind == "bm25":
+        return SystemSpec("bm25"), None
+    if system.kind == "hybrid":
+        return SystemSpec("hybrid", alpha=system.alpha), system.dense.model
+    dense = next(s for s in system.systems if s.kind == "dense")
+    return SystemSpec("hybrid-rrf", k_rrf=system.k_rrf, depth=system.depth), dense.model
+
+
+def stage_choose(cfg: PipelineConfig, ctx: Context) -> dict:
+    """Choose the system to serve on dev (mean NDCG@10 over the query families), measure it on test,
+    and write it into the run: `index/` and `system.json`, which `search/serve --run` load."""
+    from .evaluation.choose import choose_system, family_scores
+    from .evaluation.compare import comparison_plan
+    from .evaluation.metrics import evaluate
+    from .evaluation.systems import build_systems
+    from .search.retriever import PromptRetriever
+
+    gs = ctx.golden
+    model = str(ctx.model_dir)
+    extras = list(dict.fromkeys(["bm25", *cfg.systems]))
+    specs, names, _, _ = comparison_plan(cfg.base, model, extras)
+    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=True)
+    choice = choose_system(systems, gs)
+    chosen = next(s for s in systems if s.name == choice.name)
+    spec, used = _system_spec(chosen)
+    tuned = Path(used or "").name == ctx.model_dir.name
+    short = cfg.base.rstrip("/").split("/")[-1]
+    dense_label = f"fine-tuned {short}" if tuned else f"{short} (base)"
+    label = {
+        "dense": dense_label,
+        "bm25": "BM25",
+        "hybrid": f"{dense_label} + BM25 hybrid",
+        "hybrid-rrf": f"{dense_label} + BM25 rank fusion",
+    }[spec.kind]
+    test_queries = gs.split_queries("test")
+    run = chosen.search([(q.id, q.text) for q in test_queries], 10)
+    test_all = evaluate(run, {q.id: gs.qrels[q.id] for q in test_queries}, ["ndcg@10"])["ndcg@10"]
+    info = {
+        "label": label,
+        "name": chosen.name,
+        "chosen_on": {
+            "split": "dev",
+            "metric": "ndcg@10",
+            "rule": "best mean over the query families with dev queries",
+            "families": choice.families,
+            "candidates": {n: {**v, "mean": choice.mean[n]} for n, v in choice.dev.items()},
+        },
+        "dev_ndcg@10": choice.mean[chosen.name],
+        "dev": choice.dev[chosen.name],
+        "test_ndcg@10": test_all,
+        "test": family_scores(chosen, gs, "test", judged_only=True),
+    }
+    retriever = PromptRetriever(used or cfg.base, system=spec, show_progress=True).index(gs.corpus)
+    retriever.save_run(ctx.out, info)
+    return {
+        "label": label,
+        "name": chosen.name,
+        "kind": spec.kind,
+        **{k: info[k] for k in ("dev", "test")},
+        "dev_ndcg@10": info["dev_ndcg@10"],
+        "test_ndcg@10": test_all,
+    }
+
+
 def report_key(cfg: PipelineConfig, ctx: Context) -> dict:
-    return {"summary": ctx.records["compare"], "train": ctx.records["train"]}
+    return {"summary": ctx.records["compare"], "train": ctx.records["train"], "choose": ctx.records["choose"]}
 
 
 def stage_report(cfg: PipelineConfig, ctx: Context) -> dict:
     c, s, t, summary = (ctx.records[name] for name in ("corpus", "split", "train", "compare"))
-    atomic_write_text(ctx.out / "REPORT.md", final_report(cfg, c, s, t, summary))
+    chosen = json.loads((ctx.out / "system.json").read_text(encoding="utf-8"))
+    atomic_write_text(ctx.out / "REPORT.md", final_report(cfg, c, s, t, summary, chosen))
     headline = headline_numbers(summary)
+    headline["lines"].append(
+        f"serving: {chosen['label']} (chosen on dev, mean NDCG@10 {chosen['dev_ndcg@10']:.3f}; "
+        f"test NDCG@10 {chosen['test_ndcg@10']:.3f}): prompt-retriever serve --run {ctx.out}"
+    )
     atomic_write_json(
-        ctx.out / "summary.json", {"corpus": c, "split": s, "train": t, "compare": summary, "headline": headline}
+        ctx.out / "summary.json",
+        {
+            "corpus": c,
+            "split": s,
+            "train": t,
+            "compare": summary,
+            "system": ctx.records["choose"],
+            "headline": headline,
+        },
     )
     return headline
 
@@ -400,6 +502,7 @@ PIPELINE = (
     Stage("base-eval", base_eval_key, ("reports/base/report.json",), stage_base_eval),
     Stage("train", train_key, ("model/training_manifest.json", "model/model.safetensors"), stage_train),
     Stage("compare", compare_key, (f"{COMPARE_DIR}/summary.json",), stage_compare),
+    Stage("choose", choose_key, ("system.json", "index/manifest.json"), stage_choose),
     Stage("report", report_key, ("REPORT.md",), stage_report),
 )
 
@@ -430,30 +533,124 @@ def headline_numbers(summary: dict) -> dict:
     return out
 
 
-def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict) -> str:
+def _comparison(block: dict | None, system: str, baseline: str) -> dict | None:
+    for c in (block or {}).get("comparisons", []):
+        if c["system"] == system and c["baseline"] == baseline:
+            return c
+    return None
+
+
+def _delta(c: dict) -> str:
+    d = c["diff"]
+    return f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], Holm p = {c['p_holm']:.4f}"
+
+
+def verdict(cfg: PipelineConfig, summary: dict, chosen: dict) -> list[str]:
+    """Two or three sentences: did fine-tuning help, where and by how much; what is served and why."""
+    cand, base = summary["candidate"], summary["baseline"]
+    parts = []
+    for key in ("primary", "second"):
+        block = summary.get(key)
+        c = _comparison(block, cand, base)
+        if not c:
+            continue
+        nd = block["ndcg@10"]
+        where = "the template test split" if key == "primary" else (block.get("name") or "the second query set")
+        sig = c["p_holm"] < 0.05
+        moved = "raised" if c["diff"]["mean"] > 0 else "lowered"
+        parts.append(
+            f"on {where} it {moved} NDCG@10 from {nd[base]['mean']:.3f} to {nd[cand]['mean']:.3f} "
+            f"({_delta(c)}{'' if sig else ', not significant'})"
+        )
+    helped = [p for p in parts if " raised " in p and "not significant" not in p]
+    lead = "Fine-tuning helped" if helped else "Fine-tuning did not clearly help"
+    out = [f"{lead}: " + "; ".join(parts) + "." if parts else f"{lead}."]
+    ranked = sorted(chosen["chosen_on"]["candidates"].items(), key=lambda kv: -kv[1]["mean"])
+    runner_up = next(((n, v) for n, v in ranked if n != chosen["name"]), None)
+    fams = ", ".join(f"{f} {v:.3f}" for f, v in chosen["dev"].items())
+    why = f"the best mean dev NDCG@10 over the query families ({chosen['dev_ndcg@10']:.3f}: {fams})"
+    if runner_up:
+        why += f"; next best {runner_up[0]} ({runner_up[1]['mean']:.3f})"
+    out.append(
+        f"The run serves **{chosen['label']}** (`{chosen['name']}`), chosen on the dev split only by {why}; "
+        f"on the test split it scores NDCG@10 {chosen['test_ndcg@10']:.3f}."
+    )
+    return out
+
+
+def _plots(out: Path) -> list[str]:
+    lines = []
+    for rel, caption in (
+        (f"{COMPARE_DIR}/primary/metrics.png", "Test split: metrics per system"),
+        (f"{COMPARE_DIR}/primary/recall_at_k.png", "Test split: recall at k"),
+        (f"{COMPARE_DIR}/primary/ndcg_by_genre.png", "Test split: NDCG@10 by genre"),
+        (f"{COMPARE_DIR}/second/metrics.png", "Second query set: metrics per system"),
+        ("model/training_curves.png", "Fine-tuning: loss and dev NDCG@10"),
+    ):
+        if (out / rel).exists():
+            lines += [f"![{caption}]({rel})", ""]
+    return lines
+
+
+def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict, chosen: dict | None = None) -> str:
     from .evaluation.compare import summary_markdown
 
-    return "\n".join(
-        [
-            "# prompt-retriever pipeline report",
+    out = Path(cfg.out)
+    lines = ["# prompt-retriever pipeline report", ""]
+    if chosen:
+        lines += [" ".join(verdict(cfg, summary, chosen)), ""]
+    lines += [
+        "## Data and training",
+        "",
+        f"Corpus: {c['prompts']} prompts (fingerprint `{c['fingerprint']}`). Queries split by prompt: "
+        f"train {s.get('train', 0)}, dev {s.get('dev', 0)}, test {s.get('test', 0)} queries "
+        f"(test {cfg.test:.0%} / dev {cfg.dev:.0%} of prompts held out, seed {cfg.seed}).",
+        "",
+        f"Fine-tuning: base `{cfg.base}`, {t['rows']} training rows, {t['steps']} steps in {t['seconds']} s; "
+        f"dev NDCG@10 {t['dev_ndcg@10_base'] or 0:.3f} -> {t['dev_ndcg@10_best'] or 0:.3f} "
+        + (
+            f"(a model soup: the weight average of {len(t['soup'])} fine-tunes, "
+            + ", ".join(f"`{Path(p).name}`" for p in t["soup"])
+            + ", each with its checkpoint chosen on dev)."
+            if t.get("soup")
+            else "(checkpoint chosen on dev)."
+        ),
+        "",
+        summary_markdown(summary, title="##", reports=f"{COMPARE_DIR}/"),
+        "Base systems alone: `reports/base/report.md`. The fine-tuned model: `model/` (model card in "
+        "`model/README.md`).",
+        "",
+    ]
+    if chosen:
+        lines += [
+            "## The system this run serves",
             "",
-            f"Corpus: {c['prompts']} prompts (fingerprint `{c['fingerprint']}`). Queries split by prompt: "
-            f"train {s.get('train', 0)}, dev {s.get('dev', 0)}, test {s.get('test', 0)} queries "
-            f"(test {cfg.test:.0%} / dev {cfg.dev:.0%} of prompts held out, seed {cfg.seed}).",
+            "| system | " + " | ".join(chosen["chosen_on"]["families"]) + " | mean (dev) |",
+            "|---|" + "---|" * (len(chosen["chosen_on"]["families"]) + 1),
+        ]
+        for name, v in sorted(chosen["chosen_on"]["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+            mark = " (chosen)" if name == chosen["name"] else ""
+            lines.append(
+                f"| {name}{mark} | "
+                + " | ".join(f"{v.get(f, 0):.3f}" for f in chosen["chosen_on"]["families"])
+                + f" | {v['mean']:.3f} |"
+            )
+        tests = ", ".join(f"{f} {v:.3f}" for f, v in chosen["test"].items())
+        lines += ["", f"Test split, the chosen system: NDCG@10 {chosen['test_ndcg@10']:.3f} ({tests}).", ""]
+    plots = _plots(out)
+    if plots:
+        lines += ["## Plots", "", *plots]
+    if chosen:
+        lines += [
+            "## Search and serve this system",
             "",
-            f"Fine-tuning: base `{cfg.base}`, {t['rows']} training rows, {t['steps']} steps in {t['seconds']} s; "
-            f"dev NDCG@10 {t['dev_ndcg@10_base'] or 0:.3f} -> {t['dev_ndcg@10_best'] or 0:.3f} "
-            + (
-                f"(a model soup: the weight average of {len(t['soup'])} fine-tunes, "
-                + ", ".join(f"`{Path(p).name}`" for p in t["soup"])
-                + ", each with its checkpoint chosen on dev)."
-                if t.get("soup")
-                else "(checkpoint chosen on dev)."
-            ),
+            "```bash",
+            f'prompt-retriever search "haunted lighthouse" --run {out}',
+            f"prompt-retriever serve --run {out}                 # http://127.0.0.1:8000/",
+            f"prompt-retriever serve --run {out} --backend onnx-int8",
+            "```",
             "",
-            summary_markdown(summary, title="##", reports=f"{COMPARE_DIR}/"),
-            "Base systems alone: `reports/base/report.md`. The fine-tuned model: `model/` (model card in "
-            "`model/README.md`).",
+            "From Python: `PromptRetriever.from_run(" + repr(str(out)) + ")`.",
             "",
         ]
-    )
+    return "\n".join(lines)

@@ -13,9 +13,9 @@
 Importing this package stays cheap: models, BM25 and plotting load when first used.
 """
 
+from ..search.fusion import normalize, rrf, weighted_sum
 from .compare import CompareResult, SystemNames, candidate_label, compare, summary_markdown
 from .evaluate import COMPARE_METRICS, PRIMARY, EvaluationReport, SystemResult, evaluate_systems, query_genre
-from .fusion import normalize, rrf, weighted_sum
 from .judge import Judge, judge_report
 from .metrics import (
     DEFAULT_KS,

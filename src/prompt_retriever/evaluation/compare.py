@@ -133,13 +133,20 @@ def compare(
 def summary_markdown(summary: dict, *, title: str = "#", reports: str = "") -> str:
     """The summary as Markdown. `title`: the title's heading marks; `reports`: the folder of compare's
     output as the reader should see it (a prefix of the report paths, e.g. "reports/compare/")."""
-    lines = [f"{title} {summary['candidate']} vs {summary['baseline']}", ""]
+    lines = [
+        f"{title} {summary['candidate']} vs {summary['baseline']}",
+        "",
+        "NDCG@10 of every system with a 95% bootstrap CI, then paired differences (bootstrap CI, paired "
+        "randomization test, Holm-corrected over all comparisons).",
+        "",
+    ]
+    sub = title + "#"
     for key, title in (("primary", f"Golden set, {summary['split']} split"), ("second", "Second query set")):
         block = summary.get(key)
         if not block:
             continue
         name = f" ({block['name']})" if block.get("name") else ""
-        lines += [f"## {title}{name}: {block['queries']} queries", "", "| system | NDCG@10 [95% CI] |", "|---|---|"]
+        lines += [f"{sub} {title}{name}: {block['queries']} queries", "", "| system | NDCG@10 [95% CI] |", "|---|---|"]
         for sys_name, est in sorted(block["ndcg@10"].items(), key=lambda kv: -kv[1]["mean"]):
             lines.append(f"| {sys_name} | {est['mean']:.3f} [{est['ci_low']:.3f}, {est['ci_high']:.3f}] |")
         lines += ["", "| system | reference | ΔNDCG@10 [95% CI] | p (Holm) |", "|---|---|---|---|"]

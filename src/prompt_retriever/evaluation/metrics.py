@@ -23,14 +23,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import InputError
+from ..search.runs import rank  # trec_eval's order; shared with the systems that make runs
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
-
-
-def rank(scores: Mapping[str, float]) -> list[str]:
-    """Prompt ids best first: score descending, ties by id descending (trec_eval's order)."""
-    return [d for d, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
 
 
 def _n_rel(rels: Mapping[str, int]) -> int:

@@ -1,4 +1,5 @@
-"""`PromptRetriever`: a dense index over prompts with filters, add/remove and save/load."""
+"""`PromptRetriever`: an index over prompts (dense, BM25 or a hybrid of the two) with filters,
+add/remove, save/load, and `from_run` to load the system a pipeline run chose."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..corpus import Prompt
+from ..corpus import Prompt, corpus_fingerprint, load_corpus
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import IndexLoadError, InputError, MissingError
 from ..fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, sha256_bytes, sha256_file
+from .runs import filter_mask, rank
 from .stores import ExactStore, VectorStore
+from .systems import BM25System, SystemSpec, system_run
 
 INDEX_FORMAT = 1
+SYSTEM_FORMAT = 1
+SYSTEM_FILE = "system.json"
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,15 @@ class PromptRetriever:
         allow_download: bool | None = None,
         store: VectorStore | None = None,
         backend: str = "torch",
+        system: SystemSpec | str | None = None,
     ):
         """`store`: where vectors are searched; default an in-process `ExactStore`, or e.g. a `QdrantStore`.
-        `backend`: torch, onnx or onnx-int8 inference (see `Encoder`)."""
+        `backend`: torch, onnx or onnx-int8 inference (see `Encoder`). `system`: what answers, `dense`
+        (default), `bm25`, `hybrid` or `hybrid-rrf` (a kind or a `SystemSpec` with fusion parameters);
+        BM25 and the hybrids score every prompt exactly as the evaluation does (`search.systems`)."""
+        self.system = SystemSpec(system) if isinstance(system, str) else (system or SystemSpec())
         self.store: VectorStore = store if store is not None else ExactStore()
+        self._bm25: BM25System | None = None
         self.encoder = Encoder(
             model,
             batch_size=batch_size,
@@ -77,6 +87,7 @@ class PromptRetriever:
         self.prompts: list[Prompt] = []
         self.embeddings = np.zeros((0, 0), dtype=np.float32)
         self._by_id: dict[str, Prompt] = {}
+        self.run_info: dict | None = None  # system.json of the run this was loaded from (`from_run`)
 
     # ------------------------------------------------------------------ building
     @property
@@ -119,8 +130,9 @@ class PromptRetriever:
         return self
 
     def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray) -> None:
-        """Tell the store about new vectors and refresh the id lookup."""
+        """Tell the store about new vectors and refresh the id lookup (and drop a stale BM25 index)."""
         self._by_id = {p.id: p for p in self.prompts}
+        self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
         if prompts:
             payloads = [{"genre": p.genre, "theme": p.theme} for p in prompts]
             self.store.upsert([p.id for p in prompts], vectors, payloads)
@@ -147,6 +159,7 @@ class PromptRetriever:
             self.prompts = [self.prompts[i] for i in keep]
             self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
             self._by_id = {p.id: p for p in self.prompts}
+            self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
         return removed
 
     def get(self, prompt_id: str) -> Prompt | None:
@@ -163,6 +176,8 @@ class PromptRetriever:
             raise InputError("k must be at least 1")
         if not self.prompts:
             return [[] for _ in queries]
+        if self.system.kind != "dense":
+            return self.search_requests([SearchRequest(q, k, genre, theme) for q in queries])
         return self.search_vectors(self.encoder.encode_queries(list(queries)), k=k, genre=genre, theme=theme)
 
     def search_requests(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
@@ -173,6 +188,10 @@ class PromptRetriever:
             raise InputError("k must be at least 1")
         if not requests:
             return []
+        if not self.prompts:
+            return [[] for _ in requests]
+        if self.system.kind != "dense":
+            return self._search_fused(requests)
         vectors = self.encoder.encode_queries([r.query for r in requests])
         groups: dict[tuple[int, str | None, str | None], list[int]] = {}
         for i, r in enumerate(requests):
@@ -181,6 +200,45 @@ class PromptRetriever:
         for (k, genre, theme), idx in groups.items():
             for i, hits in zip(idx, self.search_vectors(vectors[idx], k, genre, theme), strict=True):
                 out[i] = hits
+        return out
+
+    @property
+    def bm25(self) -> BM25System:
+        """The BM25 index over the same document text (rebuilt whenever the prompts change)."""
+        if self._bm25 is None:
+            self._bm25 = BM25System(self.prompts, template=self.template)
+        return self._bm25
+
+    def _search_fused(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """BM25 and the hybrids: score every prompt with each component once per batch, then rank per
+        (k, genre, theme) with the same functions the evaluation uses."""
+        texts = [r.query for r in requests]
+        spec = self.system
+        dense = self.encoder.encode_queries(texts) @ self.embeddings.T if spec.kind != "bm25" else None
+        bm25 = self.bm25.scores(texts)
+        ids = [p.id for p in self.prompts]
+        genres, themes = [p.genre for p in self.prompts], [p.theme for p in self.prompts]
+        groups: dict[tuple[int, str | None, str | None], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.k, r.genre, r.theme), []).append(i)
+        out: list[list[Hit]] = [[] for _ in requests]
+        for (k, genre, theme), idx in groups.items():
+            qids = [str(i) for i in idx]
+            run = system_run(
+                spec.kind,
+                qids,
+                ids,
+                dense[idx] if dense is not None else None,
+                bm25[idx],
+                k,
+                alpha=spec.alpha,
+                k_rrf=spec.k_rrf,
+                depth=spec.depth,
+                mask=filter_mask(genres, themes, genre, theme),
+            )
+            for i, qid in zip(idx, qids, strict=True):
+                scores = run[qid]
+                out[i] = [Hit(self._by_id[pid], scores[pid], r) for r, pid in enumerate(rank(scores), 1)]
         return out
 
     def search_vectors(
@@ -193,6 +251,70 @@ class PromptRetriever:
             return [[] for _ in range(len(qv))]
         found = self.store.search_many(qv, k, genre, theme)
         return [[Hit(self._by_id[pid], score, r) for r, (pid, score) in enumerate(row, 1)] for row in found]
+
+    # ------------------------------------------------------------------ what answers
+    def describe(self) -> dict:
+        """Which system answers: kind, model, backend, corpus, and the numbers it was chosen on (from a run)."""
+        run = self.run_info or {}
+        return {
+            "system": run.get("label") or system_label(self.system.kind, self.model_name),
+            "kind": self.system.kind,
+            "model": None if self.system.kind == "bm25" else run.get("model") or self.model_name,
+            "backend": None if self.system.kind == "bm25" else self.encoder.backend,
+            "prompts": len(self.prompts),
+            "corpus_fingerprint": corpus_fingerprint(self.prompts),
+            "dev_ndcg@10": run.get("dev_ndcg@10"),
+            "test_ndcg@10": run.get("test_ndcg@10"),
+        }
+
+    def save_run(self, run_dir: str | Path, info: dict) -> Path:
+        """Make `run_dir` deployable: the index in `run_dir/index/`, then (last) `run_dir/system.json`
+        holding `info` (label, how it was chosen, its numbers) with the system, model and fingerprints."""
+        d = Path(run_dir)
+        self.save(d / "index")
+        model, root = Path(self.model_name).resolve(), d.resolve()
+        rel = model.relative_to(root).as_posix() if model.is_relative_to(root) else None
+        record = {
+            "format": SYSTEM_FORMAT,
+            **info,
+            **self.system.to_dict(),
+            "model": rel or self.model_name,
+            "model_fingerprint": self.fingerprint,
+            "backend": self.encoder.backend,
+            "template": self.template,
+            "index": "index",
+            "corpus_fingerprint": corpus_fingerprint(self.prompts),
+        }
+        atomic_write_json(d / SYSTEM_FILE, record)
+        return d / SYSTEM_FILE
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, backend: str | None = None, **kwargs) -> PromptRetriever:
+        """The system a pipeline run chose (`run_dir/system.json`), exactly as it was measured. Refuses a
+        run whose corpus, model or index changed since; `backend` switches inference (e.g. onnx-int8)."""
+        d = Path(run_dir)
+        info = read_system(d)
+        model_dir = d / info["model"]
+        model = str(model_dir) if model_dir.is_dir() else info["model"]
+        r = cls.load(d / info.get("index", "index"), model=model, **kwargs)
+        if r.fingerprint != info["model_fingerprint"]:
+            raise IndexLoadError(
+                f"{d}: the model changed since this system was chosen ({info['model_fingerprint']} -> "
+                f"{r.fingerprint}); rerun the pipeline"
+            )
+        now = corpus_fingerprint(r.prompts)
+        if now != info["corpus_fingerprint"]:
+            raise IndexLoadError(f"{d}: the index holds another corpus than the one this system was chosen on")
+        if (d / "corpus.jsonl").exists() and corpus_fingerprint(load_corpus(d / "corpus.jsonl")) != now:
+            raise IndexLoadError(
+                f"{d}: the run's corpus changed since this system was chosen; rerun the pipeline to choose again"
+            )
+        if r.system != SystemSpec.from_dict(info):
+            raise IndexLoadError(f"{d}: system.json and the index disagree about the system")
+        if backend is not None and backend != r.encoder.backend:
+            r.use_encoder(Encoder(model, backend=backend, allow_download=kwargs.get("allow_download")))
+        r.run_info = info
+        return r
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
@@ -209,6 +331,7 @@ class PromptRetriever:
             "dimension": int(self.embeddings.shape[1]) if self.embeddings.ndim == 2 else 0,
             "count": len(self.prompts),
             "template": self.template,
+            "system": self.system.to_dict(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "prompt_retriever_version": __version__,
             "checksums": {
@@ -246,6 +369,11 @@ class PromptRetriever:
                 raise IndexLoadError(f"{d}: missing or unreadable {name}") from exc
             if digest is None or sha256_bytes(blobs[name]) != digest:
                 raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
+        try:
+            system = SystemSpec.from_dict(manifest.get("system", {}))
+        except (InputError, TypeError) as exc:
+            raise IndexLoadError(f"{d}: bad system in manifest.json ({exc})") from exc
+        kwargs.setdefault("system", system)
         retriever = cls(
             model or manifest["model"],
             template=manifest.get("template", DEFAULT_TEMPLATE),
@@ -268,3 +396,34 @@ class PromptRetriever:
         retriever.prompts, retriever.embeddings = prompts, embeddings
         retriever._sync(prompts, embeddings)
         return retriever
+
+
+def system_label(kind: str, model: str) -> str:
+    """A human name for a system: "all-MiniLM-L6-v2", "BM25", "all-MiniLM-L6-v2 + BM25 hybrid", ..."""
+    name = Path(model).name if Path(model).is_dir() else model
+    return {
+        "dense": name,
+        "bm25": "BM25",
+        "hybrid": f"{name} + BM25 hybrid",
+        "hybrid-rrf": f"{name} + BM25 rank fusion",
+    }[kind]
+
+
+def read_system(run_dir: str | Path) -> dict:
+    """`run_dir/system.json`, checked; a clear error when the folder is not a deployable run."""
+    d = Path(run_dir)
+    path = d / SYSTEM_FILE
+    if not path.exists():
+        raise IndexLoadError(
+            f"{d}: not a deployable run (no {SYSTEM_FILE}); `prompt-retriever pipeline --out {d}` makes one"
+        )
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexLoadError(f"{path}: corrupt ({exc})") from exc
+    need = ("kind", "model", "model_fingerprint", "corpus_fingerprint")
+    if not isinstance(info, dict) or any(not isinstance(info.get(k), str) for k in need):
+        raise IndexLoadError(f"{path}: not a system description (needs {', '.join(need)})")
+    if info.get("format") != SYSTEM_FORMAT:
+        raise IndexLoadError(f"{path}: format {info.get('format')!r}, this version reads {SYSTEM_FORMAT}")
+    return info

@@ -4,6 +4,7 @@
     GET /api/prompts/{id}                 one prompt
     GET /api/facets                       genres and themes with counts
     GET /api/random?genre=&theme=         a random prompt ("surprise me")
+    GET /api/info                         which system answers, and the numbers it was chosen on
     GET /healthz, /readyz                 liveness, readiness (index loaded)
     GET /                                 the web page (static files, no CDN, works offline)
 
@@ -33,7 +34,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..corpus import Prompt
@@ -86,6 +87,21 @@ class FacetsOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str = Field(description="What is wrong with the request")
     detail: list[dict] | None = None
+
+
+class InfoOut(BaseModel):
+    """Which system answers, and the numbers it was chosen on (null when not served from a run)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    system: str = Field(description="A human name, e.g. 'fine-tuned all-MiniLM-L6-v2 + BM25 hybrid'")
+    kind: str = Field(description="dense | bm25 | hybrid | hybrid-rrf")
+    model: str | None
+    backend: str | None
+    prompts: int
+    corpus_fingerprint: str
+    dev_ndcg10: float | None = Field(None, alias="dev_ndcg@10")
+    test_ndcg10: float | None = Field(None, alias="test_ndcg@10")
 
 
 class HealthOut(BaseModel):
@@ -210,6 +226,7 @@ class ServingState:
             "theme": {t.casefold(): t for t in self.themes},
         }
         self._outs: dict[str, PromptOut] = {}
+        self.info = InfoOut(**retriever.describe())
         self._rng = random.Random()
 
     @property
@@ -372,7 +389,11 @@ def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) 
 
 
 def add_health_routes(app: FastAPI, state: ServingState) -> None:
-    """/healthz (the process answers) and /readyz (prompts loaded, with the model's fingerprint)."""
+    """/api/info (which system answers), /healthz (the process answers), /readyz (prompts loaded)."""
+
+    @app.get("/api/info", response_model=InfoOut, response_model_by_alias=True)
+    async def info() -> InfoOut:
+        return state.info
 
     @app.get("/healthz", response_model=HealthOut)
     async def healthz() -> HealthOut:

@@ -15,6 +15,8 @@ from ..search.retriever import PromptRetriever
 
 def build_retriever(
     *,
+    run_dir: Path | None = None,
+    system: str | None = None,
     index_dir: Path | None = None,
     prompts: Sequence[Prompt] | None = None,
     model: str = DEFAULT_MODEL,
@@ -23,12 +25,19 @@ def build_retriever(
     qdrant_path: str | None = None,
     allow_download: bool | None = None,
 ) -> PromptRetriever:
-    """`backend` None: a saved index's own backend, else torch. Documents and queries always come from
+    """The retriever to serve: a pipeline run's chosen system (`run_dir`, exactly as measured), a saved index,
+    or `prompts` indexed with `model`; `system` (dense, bm25, hybrid, hybrid-rrf) builds one by hand.
+    `backend` None: the run's or index's own backend, else torch. Documents and queries always come from
     the same backend: asking for another one than the index's re-encodes the prompts with it."""
     from ..search.indexcache import cached_retriever
 
-    if index_dir is not None:
-        retriever = PromptRetriever.load(index_dir, allow_download=allow_download)
+    if run_dir is not None:
+        if system is not None or index_dir is not None:
+            raise InputError("--run serves the run's chosen system: drop --system and --index")
+        retriever = PromptRetriever.from_run(run_dir, backend=backend, allow_download=allow_download)
+    elif index_dir is not None:
+        extra = {"system": system} if system else {}
+        retriever = PromptRetriever.load(index_dir, allow_download=allow_download, **extra)
         if backend is not None and retriever.encoder.backend != backend:
             retriever.use_encoder(
                 Encoder(retriever.model_name, show_progress=True, allow_download=allow_download, backend=backend)
@@ -37,7 +46,12 @@ def build_retriever(
         if not prompts:
             raise InputError("no prompts to serve")
         retriever = cached_retriever(
-            prompts, model, show_progress=True, allow_download=allow_download, backend=backend or "torch"
+            prompts,
+            model,
+            show_progress=True,
+            allow_download=allow_download,
+            backend=backend or "torch",
+            system=system,
         )
     if qdrant_url or qdrant_path:
         from ..search.stores import QdrantStore

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .metrics import Run, rank
+from .runs import Run, rank
 
 
 def minmax(row: np.ndarray) -> np.ndarray:

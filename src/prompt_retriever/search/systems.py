@@ -1,0 +1,251 @@
+"""Retrieval systems behind one protocol: `search(queries, k, mask=None) -> run` over the whole corpus.
+
+- `DenseSystem`: any model the registry resolves (bundled, fine-tuned folder, local folder), exact
+  cosine search, queries encoded in batches, corpus embeddings cached by model fingerprint.
+- `BM25System`: `bm25s` (Lucene BM25, k1=1.5, b=0.75) over the same document text as the dense
+  system; tokenizer: lower-case word tokens, English stop words removed, Snowball English stemmer
+  (PyStemmer), so "lighthouses" matches "lighthouse". Prompts with score 0 are not retrieved.
+- `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
+- `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25 over min-max normalised scores over the
+  whole corpus; alpha is chosen on the dev split only (`evaluation.tune_alpha`).
+
+`mask` (from `runs.filter_mask`) restricts a search to the prompts a genre/theme filter allows, after
+scoring, so a filtered search ranks exactly as the unfiltered one does among the allowed prompts. The
+arithmetic of each kind is one function (`dense_run`, `bm25_run`, `weighted_run`, `rrf_run`), called by
+these classes during evaluation and by `PromptRetriever` when it serves a system: the run a metric
+scores and the hits a server returns come from the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..corpus import Prompt
+from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
+from ..errors import InputError
+from .fusion import normalize, rrf, weighted_sum
+from .runs import Run, run_from_scores
+
+KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf")
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """Which system a `PromptRetriever` answers with, and its fusion parameters.
+
+    `dense` (cosine over the model's embeddings), `bm25`, `hybrid` (alpha * dense + (1 - alpha) * BM25,
+    min-max normalised) or `hybrid-rrf` (reciprocal rank fusion of the two, k_rrf, over the top `depth`).
+    """
+
+    kind: str = "dense"
+    alpha: float = 0.5
+    k_rrf: int = 60
+    depth: int = 100
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise InputError(f"unknown system {self.kind!r}: use {', '.join(KINDS)}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.k_rrf < 1 or self.depth < 1:
+            raise InputError("k_rrf and depth must be at least 1")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SystemSpec:
+        if not isinstance(data, dict):
+            raise InputError(f"a system must be an object, got {type(data).__name__}")
+        known = {"kind", "alpha", "k_rrf", "depth"}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def uses_bm25(self) -> bool:
+        return self.kind != "dense"
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    name: str
+
+    def search(self, queries: Sequence[tuple[str, str]], k: int) -> Run:
+        """queries: (query id, text) pairs. Returns query id -> {prompt id: score}, best k."""
+        ...
+
+
+class System:
+    """Base of the systems here: what an evaluation report records about a system besides its run."""
+
+    name: str
+    kind: str = "dense"
+    fingerprint: str | None = None  # the model's fingerprint, for provenance (dense systems)
+
+    @property
+    def report_extra(self) -> dict:
+        """Extra facts for the report (e.g. a hybrid's alpha and how it was chosen); none by default."""
+        return {}
+
+
+def dense_run(qids, ids, dense: np.ndarray, k: int, mask=None) -> Run:
+    return run_from_scores(qids, ids, dense, k, mask=mask)
+
+
+def bm25_run(qids, ids, bm25: np.ndarray, k: int, mask=None) -> Run:
+    return run_from_scores(qids, ids, bm25, k, keep=lambda s: s > 0, mask=mask)
+
+
+def weighted_run(qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k: int, mask=None) -> Run:
+    """Normalised over the whole corpus first, then restricted by `mask`."""
+    return run_from_scores(qids, ids, weighted_sum(normalize(dense), normalize(bm25), alpha), k, mask=mask)
+
+
+def rrf_run(qids, ids, dense: np.ndarray, bm25: np.ndarray, k: int, *, k_rrf: int = 60, depth: int = 100, mask=None):
+    runs = [dense_run(qids, ids, dense, depth, mask), bm25_run(qids, ids, bm25, depth, mask)]
+    return rrf(runs, k_rrf, top=k, qids=qids)
+
+
+def system_run(
+    kind: str,
+    qids: Sequence[str],
+    ids: Sequence[str],
+    dense: np.ndarray | None,
+    bm25: np.ndarray | None,
+    k: int,
+    *,
+    alpha: float = 0.5,
+    k_rrf: int = 60,
+    depth: int = 100,
+    mask=None,
+) -> Run:
+    """The run of a system of `kind` from its component score matrices (queries x prompts)."""
+    if kind == "dense":
+        return dense_run(qids, ids, dense, k, mask)
+    if kind == "bm25":
+        return bm25_run(qids, ids, bm25, k, mask)
+    if kind == "hybrid":
+        return weighted_run(qids, ids, dense, bm25, alpha, k, mask)
+    if kind == "hybrid-rrf":
+        return rrf_run(qids, ids, dense, bm25, k, k_rrf=k_rrf, depth=depth, mask=mask)
+    raise InputError(f"unknown system kind {kind!r}: use {', '.join(KINDS)}")
+
+
+class DenseSystem(System):
+    kind = "dense"
+
+    def __init__(
+        self,
+        model: str,
+        prompts: Sequence[Prompt],
+        *,
+        template: str = DEFAULT_TEMPLATE,
+        name: str | None = None,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ):
+        self.encoder = Encoder(model, batch_size=batch_size, show_progress=show_progress)
+        self.model = model
+        self.template = template
+        self.name = name or model
+        self.ids = [p.id for p in prompts]
+        self.matrix = self.encoder.encode_documents([prompt_document(p, template) for p in prompts])
+
+    @property
+    def fingerprint(self) -> str:
+        return self.encoder.fingerprint
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode_queries(list(texts)) @ self.matrix.T
+
+    def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
+        qids = [q for q, _ in queries]
+        return dense_run(qids, self.ids, self.scores([t for _, t in queries]), k, mask)
+
+
+class BM25System(System):
+    kind = "bm25"
+
+    def __init__(self, prompts: Sequence[Prompt], *, template: str = DEFAULT_TEMPLATE, name: str = "bm25"):
+        import bm25s
+        import Stemmer
+
+        self._bm25s = bm25s
+        self.stemmer = Stemmer.Stemmer("english")
+        self.name = name
+        self.template = template
+        self.ids = [p.id for p in prompts]
+        tokens = bm25s.tokenize(
+            [prompt_document(p, template) for p in prompts],
+            stopwords="en",
+            stemmer=self.stemmer,
+            show_progress=False,
+        )
+        self.model = bm25s.BM25(k1=1.5, b=0.75)
+        self.model.index(tokens, show_progress=False)
+        self.vocab = tokens.vocab
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.ids)), dtype=np.float32)
+        if not self.ids:
+            return out
+        toks = self._bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False
+        )
+        for i, words in enumerate(toks):
+            known = [w for w in words if w in self.vocab]
+            if known:
+                out[i] = self.model.get_scores(known)
+        return out
+
+    def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
+        qids = [q for q, _ in queries]
+        return bm25_run(qids, self.ids, self.scores([t for _, t in queries]), k, mask)
+
+
+class RRFSystem(System):
+    kind = "hybrid-rrf"
+
+    def __init__(self, systems: Sequence[Retriever], *, k_rrf: int = 60, depth: int = 100, name: str = "hybrid-rrf"):
+        self.systems = list(systems)
+        self.k_rrf = k_rrf
+        self.depth = depth
+        self.name = name
+
+    @property
+    def report_extra(self) -> dict:
+        return {"k_rrf": self.k_rrf, "depth": self.depth}
+
+    def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
+        runs = [s.search(queries, self.depth, *([] if mask is None else [mask])) for s in self.systems]
+        return rrf(runs, self.k_rrf, top=k, qids=[q for q, _ in queries])
+
+
+class WeightedFusionSystem(System):
+    """alpha * normalised dense + (1 - alpha) * normalised BM25, scored over the full corpus."""
+
+    kind = "hybrid"
+
+    def __init__(self, dense: DenseSystem, bm25: BM25System, alpha: float = 0.5, name: str | None = None):
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError("alpha must be in [0, 1]")
+        self.dense, self.bm25, self.alpha = dense, bm25, alpha
+        self.name = name or "hybrid-weighted"
+        self.tuning: dict | None = None  # set by `tune_alpha`: the split and the metric per alpha
+
+    @property
+    def report_extra(self) -> dict:
+        return {"alpha": self.alpha, **(self.tuning or {"tuned_on": "none (no dev split)"})}
+
+    def fused_scores(self, texts: Sequence[str], alpha: float | None = None) -> np.ndarray:
+        a = self.alpha if alpha is None else alpha
+        return weighted_sum(normalize(self.dense.scores(texts)), normalize(self.bm25.scores(texts)), a)
+
+    def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
+        qids = [q for q, _ in queries]
+        texts = [t for _, t in queries]
+        dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
+        return weighted_run(qids, self.dense.ids, dense, bm25, self.alpha, k, mask)
