@@ -11,6 +11,22 @@ an httpx client instead.
 
     python benchmarks/bench_load.py [--clients 50] [--seconds 30] [--prompts 10000]
                                     [--backend onnx-int8] [--client wrk|python]
+    python benchmarks/bench_load.py --run DIR [--rounds 1] [...]
+
+`--run DIR` measures the system a pipeline run chose (DIR/system.json: kind, model, alpha, k_rrf, depth,
+template) under the same load, in three servers started one after another in the same invocation, so
+that a shared, noisy machine slows them alike:
+
+- `dense-base-10000`: the dense base model on the 10k corpus, exactly what the plain bench serves today
+  (`serve --corpus <10k> --backend B`): the baseline of the ratios;
+- `run-system-10000`: the run's system on the 10k corpus: an index folder built here with
+  `PromptRetriever(<run model>, system=<run's SystemSpec>, template=..., backend=B).index(...).save()`,
+  so its manifest carries the run's system (alpha included), then `serve --index THAT --backend B`;
+- `run-own-corpus`: `serve --run DIR --backend B`, the run's own index and corpus, as deployed.
+
+`--rounds N` repeats the three, reversing the order every other round. The result records the CPU model
+and SIMD flags and the load average around each measurement, and goes to
+`results/bench_load_run_<backend>.json`.
 """
 
 from __future__ import annotations
@@ -19,8 +35,10 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,62 +161,211 @@ async def run_load(base: str, clients: int, seconds: float, pid: int, queries: l
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--prompts", type=int, default=10000)
-    ap.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
-    ap.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
-    ap.add_argument("--port", type=int, default=8765)
-    args = ap.parse_args()
-    if args.client == "wrk" and not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
-    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    os.environ.setdefault("PROMPT_RETRIEVER_CACHE_DIR", str(work / "cache"))
-    corpus = work / "corpus.jsonl"
-    make_corpus(args.prompts, corpus)
-    base = f"http://127.0.0.1:{args.port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prompt_retriever.cli",
-            "serve",
-            "--corpus",
-            str(corpus),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.port),
-            "--backend",
-            args.backend,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+SIMD_PREFIXES = ("sse", "ssse", "avx", "fma", "f16c", "amx")
+
+
+def cpu_info() -> dict:
+    """The CPU model and its SIMD flags (/proc/cpuinfo), which decide the int8 kernels ONNX Runtime uses."""
+    model, flags = None, []
     try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 900:
-                raise SystemExit("server did not start")
-            time.sleep(1)
-        startup = time.monotonic() - t0
-        queries = load_queries()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value.split()
+    except OSError:
+        pass
+    simd = [f for f in flags if f.startswith(SIMD_PREFIXES)]
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = None
+    return {
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "simd": simd,
+        "vnni": any("vnni" in f for f in simd),
+        "onnxruntime": ort,
+    }
+
+
+def wait_ready(base: str, proc: subprocess.Popen, log: Path) -> float:
+    t0 = time.monotonic()
+    while True:
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return time.monotonic() - t0
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() - t0 > 900:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise SystemExit(f"server did not start: {log}\n{tail}")
+        time.sleep(1)
+
+
+def measure(label: str, serve_args: list[str], args, queries: list[str], work: Path, port: int) -> dict:
+    """Start `prompt-retriever serve SERVE_ARGS` on 127.0.0.1:port, warm it up for 5 s, load it for
+    args.seconds, stop it. Returns the load numbers, the server's own /api/info and the load average."""
+    base = f"http://127.0.0.1:{port}"
+    cmd = [*serve_args, "--host", "127.0.0.1", "--port", str(port), "--backend", args.backend]
+    log = work / f"server-{label}.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "prompt_retriever.cli", "serve", *cmd], stdout=fh, stderr=fh)
+    try:
+        startup = wait_ready(base, proc, log)
+        served = httpx.get(base + "/api/info", timeout=10).json()
+        load_before = os.getloadavg()[0]
         if args.client == "wrk":
             run_wrk(base, args.clients, 5, proc.pid, queries, work)  # warm-up
             res = run_wrk(base, args.clients, args.seconds, proc.pid, queries, work)
         else:
             asyncio.run(run_load(base, args.clients, 5, proc.pid, queries))  # warm-up
             res = asyncio.run(run_load(base, args.clients, args.seconds, proc.pid, queries))
+        load_after = os.getloadavg()[0]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    return {
+        "label": label,
+        "command": "prompt-retriever serve " + " ".join(cmd),
+        "served": {k: served.get(k) for k in ("system", "kind", "model", "backend", "prompts")},
+        "startup_seconds": round(startup, 1),
+        **res,
+        "rss_growth_mb": round(res["rss_mb_end"] - res["rss_mb_start"], 1),
+        "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_after": round(load_after, 2),
+    }
+
+
+def build_run_index(run_dir: Path, corpus: Path, backend: str, out: Path) -> dict:
+    """Index `corpus` with the run's model and the run's system (kind, alpha, k_rrf, depth, template) and
+    save it to `out`, whose manifest then carries that system for `serve --index`."""
+    from prompt_retriever.corpus import load_corpus
+    from prompt_retriever.encoding.encoder import DEFAULT_TEMPLATE
+    from prompt_retriever.encoding.models import model_fingerprint
+    from prompt_retriever.search import PromptRetriever
+    from prompt_retriever.search.retriever import read_system
+    from prompt_retriever.search.systems import SystemSpec
+
+    info = read_system(run_dir)
+    model_dir = run_dir / info["model"]
+    model = str(model_dir.resolve()) if model_dir.is_dir() else info["model"]
+    if model_fingerprint(model) != info["model_fingerprint"]:
+        raise SystemExit(f"{run_dir}: the model changed since the run chose its system")
+    spec = SystemSpec.from_dict(info)
+    t0 = time.perf_counter()
+    r = PromptRetriever(model, template=info.get("template", DEFAULT_TEMPLATE), backend=backend, system=spec)
+    r.index(load_corpus(corpus)).save(out)
+    seconds = time.perf_counter() - t0
+    del r
+    return {
+        "run": str(run_dir),
+        "label": info.get("label"),
+        "system": spec.to_dict(),
+        "model": model,
+        "model_fingerprint": info["model_fingerprint"],
+        "template": info.get("template", DEFAULT_TEMPLATE),
+        "dev_ndcg@10": info.get("dev_ndcg@10"),
+        "test_ndcg@10": info.get("test_ndcg@10"),
+        "index_build_seconds": round(seconds, 1),
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per label: the median over rounds of requests/s and latencies, and all errors summed."""
+    out = {}
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        out[label] = {
+            "rounds": len(mine),
+            "requests_per_second": round(statistics.median(r["requests_per_second"] for r in mine), 1),
+            "latency_ms_p50": round(statistics.median(r["latency_ms_p50"] for r in mine), 1),
+            "latency_ms_p99": round(statistics.median(r["latency_ms_p99"] for r in mine), 1),
+            "errors": sum(r["errors"] for r in mine),
+            "rss_growth_mb_max": max(r["rss_growth_mb"] for r in mine),
+        }
+    return out
+
+
+def main_run(args, work: Path, corpus: Path) -> None:
+    run_dir = args.run.resolve()
+    run_index = work / "run-index"
+    system = build_run_index(run_dir, corpus, args.backend, run_index)
+    queries = load_queries()
+    dense_label = f"dense-base-{args.prompts}"
+    plan = [
+        (dense_label, ["--corpus", str(corpus)]),
+        (f"run-system-{args.prompts}", ["--index", str(run_index)]),
+        ("run-own-corpus", ["--run", str(run_dir)]),
+    ]
+    rows = []
+    for i in range(args.rounds):
+        for label, serve_args in plan if i % 2 == 0 else plan[::-1]:
+            row = measure(label, serve_args, args, queries, work, args.port)
+            row["round"] = i + 1
+            if label != dense_label and row["served"]["kind"] != system["system"]["kind"]:
+                raise SystemExit(f"{label}: the server answers with {row['served']['kind']}, not the run's system")
+            print(json.dumps(row), file=sys.stderr)
+            rows.append(row)
+    summary = summarise(rows)
+    dense = summary[dense_label]
+    ratios = {
+        label: {
+            "requests_per_second_vs_dense": round(s["requests_per_second"] / dense["requests_per_second"], 3),
+            "latency_p99_vs_dense": round(s["latency_ms_p99"] / dense["latency_ms_p99"], 3),
+        }
+        for label, s in summary.items()
+        if label != dense_label
+    }
+    emit(
+        f"bench_load_run_{args.backend}",
+        {
+            "prompts": args.prompts,
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "backend": args.backend,
+            "client": args.client,
+            "distinct_queries": len(queries),
+            "rounds": args.rounds,
+            "run_system": system,
+            "summary": summary,
+            "ratios": ratios,
+            "measurements": rows,
+            "cpu": cpu_info(),
+            "note": "all servers measured one after another in this one invocation on a shared machine: "
+            "compare them through the ratios, not with other runs",
+            "bar": "zero errors, p99 < 100 ms at 10k prompts, flat memory",
+        },
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--prompts", type=int, default=10000)
+    ap.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    ap.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--run", type=Path, help="a pipeline run folder: measure the system it chose (see above)")
+    ap.add_argument("--rounds", type=int, default=1, help="with --run: times to measure the three servers")
+    args = ap.parse_args()
+    if args.client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    os.environ.setdefault("PROMPT_RETRIEVER_CACHE_DIR", str(work / "cache"))
+    corpus = work / "corpus.jsonl"
+    make_corpus(args.prompts, corpus)
+    if args.run is not None:
+        main_run(args, work, corpus)
+        return
+    queries = load_queries()
+    row = measure("dense", ["--corpus", str(corpus)], args, queries, work, args.port)
+    res = {k: row[k] for k in row if k not in ("label", "command", "served", "startup_seconds")}
     emit(
         f"bench_load_{args.backend}",
         {
@@ -208,9 +375,9 @@ def main() -> None:
             "backend": args.backend,
             "client": args.client,
             "distinct_queries": len(queries),
-            "startup_seconds_incl_indexing": round(startup, 1),
+            "startup_seconds_incl_indexing": row["startup_seconds"],
             **res,
-            "rss_growth_mb": round(res["rss_mb_end"] - res["rss_mb_start"], 1),
+            "cpu": cpu_info(),
             "bar": "zero errors, p99 < 100 ms at 10k prompts, flat memory",
         },
     )
