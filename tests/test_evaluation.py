@@ -156,3 +156,38 @@ def test_judged_queries_file(tmp_path):
     bad.write_text('{"query": "x", "relevant": {"No Such Title": 2}}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:1: relevant prompt 'No Such Title' is not in the corpus"):
         load_judged_queries(bad, prompts)
+
+
+def test_trec_run_files_reproduce_the_report_under_trec_eval(tmp_path):
+    """Scored by pytrec_eval (trec_eval's code), each system's run file gives the report's NDCG@10 exactly:
+    scores are written in full, so rounding creates no ties that trec_eval would order by id."""
+    import pytrec_eval
+
+    from prompt_retriever.evaluation.systems import build_systems
+    from prompt_retriever.golden import generate_heuristic, split_by_prompt
+    from prompt_retriever.golden.heuristic import HeuristicConfig
+
+    prompts = load_corpus(DATA / "golden12.txt")
+    gs = split_by_prompt(generate_heuristic(prompts, HeuristicConfig(seed=5)), test=0.5, dev=0.25, seed=5)
+    specs = ["all-MiniLM-L6-v2", "bm25", "hybrid", "hybrid-rrf"]
+    ids = sorted(p.id for p in prompts)
+
+    class CloseScores:  # scores that differ only past the sixth decimal, best first by ascending id
+        name = "close"
+
+        def search(self, queries, k):
+            return {q: {pid: 0.5 + (len(ids) - i) * 1e-8 for i, pid in enumerate(ids[:k])} for q, _ in queries}
+
+    systems = [*build_systems(specs, prompts, dev=gs.dev_pairs()), CloseScores()]
+    rep = evaluate_systems(gs, systems, split="test", n_bootstrap=50, n_permutations=50)
+    write_report(rep, tmp_path / "rep", make_plots=False)
+    qrels = {q.id: gs.qrels[q.id] for q in gs.split_queries("test")}
+    for s in rep.systems:
+        run: dict[str, dict[str, float]] = {}
+        text = (tmp_path / "rep" / "runs" / f"{s.name}.trec").read_text()
+        for line in text.splitlines():
+            qid, _, pid, _, score, _ = line.split()
+            run.setdefault(qid, {})[pid] = float(score)
+        per = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+        trec = sum(per.get(q, {}).get("ndcg_cut_10", 0.0) for q in qrels) / len(qrels)
+        assert trec == pytest.approx(s.estimates["ndcg@10"].mean, abs=1e-12), s.name

@@ -18,10 +18,16 @@ def safe_name(name: str) -> str:
 
 
 def trec_run(result: SystemResult, tag: str) -> str:
+    """The run in TREC format, ranked as the report ranks it. The score column is the rank as a descending
+    whole number (depth - rank + 1): trec_eval reads scores as 32-bit floats and orders ties by document id,
+    so real scores closer than about 1e-7 (common in fused and BM25 runs) would reorder and change the
+    metrics. With these scores trec_eval reproduces the report exactly (the real scores are what the system
+    returns when it searches)."""
     lines = []
     for qid in sorted(result.run):
-        for r, pid in enumerate(rank(result.run[qid]), 1):
-            lines.append(f"{qid} Q0 {pid} {r} {result.run[qid][pid]:.6f} {tag}")
+        ranking = rank(result.run[qid])
+        for r, pid in enumerate(ranking, 1):
+            lines.append(f"{qid} Q0 {pid} {r} {len(ranking) - r + 1} {tag}")
     return "\n".join(lines) + "\n"
 
 
