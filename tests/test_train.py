@@ -179,3 +179,43 @@ def test_early_stopping_ends_training_when_dev_ndcg_stops_improving(tmp_path, gs
     assert len(evals) == 2 and evals[0]["eval_dev_cosine_ndcg@10"] == evals[1]["eval_dev_cosine_ndcg@10"]
     assert result.steps == evals[1]["step"] < 12
     assert (tmp_path / "m" / "modules.json").exists()
+
+
+# Runs the `train` command in a fresh interpreter, so warnings and log records reach the real stderr (pytest
+# would capture them in-process). A trainer callback raises a warning and logs one mid-training.
+TRAIN_WITH_A_WARNING = """
+import importlib, logging, sys, warnings
+from transformers import TrainerCallback
+t = importlib.import_module("prompt_retriever.training.train")
+
+class Warn(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            warnings.warn("a warning from inside training")
+            logging.getLogger("prompt_retriever.test").warning("a logged warning from inside training")
+
+original = t.training_callbacks
+t.training_callbacks = lambda cfg, evaluator: [*original(cfg, evaluator), Warn()]
+from prompt_retriever.cli import app
+app(sys.argv[1:], prog_name="prompt-retriever")
+"""
+
+
+def test_train_command_shows_one_bar_and_warnings_but_no_library_bars_or_log_dicts(tmp_path, gs):
+    import subprocess
+    import sys
+
+    gs.save(tmp_path / "golden")
+    args = ["train", "--golden", str(tmp_path / "golden"), "--out", str(tmp_path / "m"), "--max-steps", "2"]
+    args += ["--batch-size", "4", "--hard-negatives", "1", "--max-rows", "16"]
+    res = subprocess.run(
+        [sys.executable, "-c", TRAIN_WITH_A_WARNING, *args], capture_output=True, text=True, timeout=600
+    )
+    console = res.stdout + res.stderr
+    assert res.returncode == 0, console
+    for noise in ("Loading weights", "Batches:", "{'loss'", "{'eval_", "Computing widget examples", "Writing model"):
+        assert noise not in console, f"{noise!r} printed:\n{console}"
+    assert "UserWarning: a warning from inside training" in console
+    assert "a logged warning from inside training" in console
+    assert "training" in res.stdout and "2/2 steps" in res.stdout  # the one bar, its final state
+    assert "trained 16 rows, 2 steps in" in res.stdout  # the command's summary line

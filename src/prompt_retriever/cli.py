@@ -17,6 +17,7 @@ from .corpus import CorpusReport, Prompt, bundled_corpus_paths, corpus_stats, re
 from .encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from .encoding.models import DEFAULT_MODEL
 from .errors import PromptRetrieverError
+from .progress import display, task
 
 app = typer.Typer(
     help="Search creative-writing prompts, build golden query sets, evaluate and fine-tune retrievers.",
@@ -92,13 +93,15 @@ def load_prompts(corpus: list[Path] | None, skip_invalid: bool = False, quiet: b
 
 
 def guarded(fn):
-    """Turn the library's expected errors into one clear line and exit code 2, no traceback."""
+    """Turn the library's expected errors into one clear line and exit code 2, no traceback; progress
+    bars, where a command asks for them, are drawn on the console the command prints on."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with display(out):
+                return fn(*args, **kwargs)
         except PromptRetrieverError as exc:
             fail(str(exc))
 
@@ -442,19 +445,20 @@ def evaluate(
     eval_split = "test" if judged else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
     specs = system or ["bm25", DEFAULT_MODEL, "hybrid"]
-    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
-    rep = evaluate_systems(
-        gs,
-        systems,
-        split=eval_split,
-        baseline=baseline,
-        ks=parse_ks(k),
-        seed=seed,
-        n_bootstrap=bootstrap,
-        n_permutations=permutations,
-        golden_dir=str(judged or golden),
-        progress=True,
-    )
+    ks = parse_ks(k)
+    with task("embedding", unit="texts"):  # one bar for every encode call
+        systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
+        rep = evaluate_systems(
+            gs,
+            systems,
+            split=eval_split,
+            baseline=baseline,
+            ks=ks,
+            seed=seed,
+            n_bootstrap=bootstrap,
+            n_permutations=permutations,
+            golden_dir=str(judged or golden),
+        )
     if judge_base_url or judge_model:
         from .evaluation.judge import Judge, judge_report
         from .llm import ChatClient
@@ -604,7 +608,9 @@ def train_cmd(
         soup_keywords=soup_keywords,
     )
     if soup_keywords:
-        soup = train_soup(GoldenSet.load(golden), out_dir, cfg, soup_keywords, golden_dir=str(golden), log=out.print)
+        soup = train_soup(
+            GoldenSet.load(golden), out_dir, cfg, soup_keywords, progress=True, golden_dir=str(golden), log=out.print
+        )
         out.print(
             f"model soup of {len(soup.ingredients)} fine-tunes ({', '.join(str(i.path) for i in soup.ingredients)}); "
             f"dev NDCG@10 {soup.dev_ndcg or 0:.3f}; model: {out_dir}"
@@ -782,7 +788,7 @@ def pipeline(
         n_permutations=permutations,
         plots=plots,
     )
-    run_pipeline(cfg, out)
+    run_pipeline(cfg, out, progress=True)
 
 
 # ----------------------------------------------------------------------------- serving

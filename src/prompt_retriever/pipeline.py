@@ -25,6 +25,7 @@ from .encoding.models import DEFAULT_MODEL, model_fingerprint
 from .errors import InputError
 from .fileio import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_query_set
+from .progress import display, task
 from .search.systems import SystemSpec
 from .training import TrainConfig
 
@@ -119,6 +120,7 @@ class Context:
     golden: GoldenSet | None = None  # the split golden set, loaded after the split stage
     second: GoldenSet | None = None  # the comparison's second query set (None: there is none)
     second_name: str | None = None
+    progress: bool = False  # progress bars (one per stage, on `console`)
 
     @property
     def queries_dir(self) -> Path:
@@ -149,16 +151,19 @@ class Stage:
     then: Callable[[PipelineConfig, Context], None] | None = None  # after the stage, whether it ran or was skipped
 
 
-def run_pipeline(cfg: PipelineConfig, console: Console | None = None) -> dict:
+def run_pipeline(cfg: PipelineConfig, console: Console | None = None, *, progress: bool = False) -> dict:
+    """Run the stages in order. `progress`: a progress bar inside the slow stages (training steps, texts
+    embedded), drawn on `console`; without it only the stage lines are printed."""
     console = console or Console()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.until is not None and cfg.until not in STAGES:
         raise InputError(f"unknown stage {cfg.until!r}; stages: {', '.join(STAGES)}")
     r = Runner(out, console, cfg.force, cfg.until)
-    ctx = Context(out, console, [Path(p) for p in (cfg.corpus or bundled_corpus_paths())])
+    ctx = Context(out, console, [Path(p) for p in (cfg.corpus or bundled_corpus_paths())], progress=progress)
     try:
-        return _run(cfg, r, ctx)
+        with display(console):
+            return _run(cfg, r, ctx)
     except StopPipeline as stop:
         console.print(f"stopped after stage {stop.args[0]} (--until)")
         return {"stopped_after": stop.args[0], "ran": r.ran, "skipped": r.skipped}
@@ -179,7 +184,7 @@ def _run(cfg: PipelineConfig, r: Runner, ctx: Context) -> dict:
     headline = ctx.records["report"]
     ctx.console.print(f"\n[bold]report:[/] {ctx.out / 'REPORT.md'}")
     for line in headline["lines"]:
-        ctx.console.print("  " + line)
+        ctx.console.print("  " + line, soft_wrap=True)
     return {"ran": r.ran, "skipped": r.skipped, "headline": headline, "report": str(ctx.out / "REPORT.md")}
 
 
@@ -243,7 +248,7 @@ def stage_llm_queries(cfg: PipelineConfig, ctx: Context) -> dict:
     gen = LLMQueryGenerator(
         LLMConfig(cfg.llm_base_url, cfg.llm_model, queries_per_prompt=cfg.llm_per_prompt, seed=cfg.seed)
     )
-    gs, rep = gen.generate(_prompts(ctx), progress=True)
+    gs, rep = gen.generate(_prompts(ctx), progress=ctx.progress)
     gs.save(ctx.llm_dir)
     return {"fingerprint": gs.fingerprint(), "kept": rep.kept, "dropped": dict(rep.dropped)}
 
@@ -296,17 +301,18 @@ def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
         cfg.base,
         *[f"{x}:{cfg.base}" if x.startswith("hybrid") else x for x in cfg.systems if x != "bm25"],
     ]
-    systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_pairs(), show_progress=True)
-    rep = evaluate_systems(
-        gs,
-        systems,
-        split="test",
-        baseline="bm25",
-        seed=cfg.seed,
-        n_bootstrap=cfg.n_bootstrap,
-        n_permutations=cfg.n_permutations,
-        golden_dir=str(ctx.golden_dir),
-    )
+    with task("embedding", unit="texts", enabled=ctx.progress):  # one bar for the stage's encode calls
+        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_pairs(), show_progress=ctx.progress)
+        rep = evaluate_systems(
+            gs,
+            systems,
+            split="test",
+            baseline="bm25",
+            seed=cfg.seed,
+            n_bootstrap=cfg.n_bootstrap,
+            n_permutations=cfg.n_permutations,
+            golden_dir=str(ctx.golden_dir),
+        )
     write_report(rep, ctx.out / "reports" / "base", make_plots=cfg.plots)
     return {"ndcg@10": {x.name: x.estimates[PRIMARY].mean for x in rep.systems}}
 
@@ -329,6 +335,7 @@ def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
             cfg.soup_keywords,
             ingredients_dir=ctx.out / "ingredients",
             reuse=not cfg.force,
+            progress=ctx.progress,
             golden_dir=str(ctx.golden_dir),
             log=ctx.console.print,
         )
@@ -341,7 +348,7 @@ def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
             "dev_ndcg@10_best": soup.dev_ndcg,
             "soup": [i["path"] for i in manifest["soup"]["ingredients"]],
         }
-    res = train(ctx.golden, ctx.model_dir, tcfg, progress=True, golden_dir=str(ctx.golden_dir))
+    res = train(ctx.golden, ctx.model_dir, tcfg, progress=ctx.progress, golden_dir=str(ctx.golden_dir))
     return {
         "rows": res.rows,
         "steps": res.steps,
@@ -380,6 +387,7 @@ def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
         n_bootstrap=cfg.n_bootstrap,
         n_permutations=cfg.n_permutations,
         golden_dir=str(ctx.golden_dir),
+        show_progress=ctx.progress,
         make_plots=cfg.plots,
     )
     cand = res.primary.system(res.names.candidate)
@@ -414,6 +422,11 @@ def _system_spec(system) -> tuple[SystemSpec, str | None]:
 def stage_choose(cfg: PipelineConfig, ctx: Context) -> dict:
     """Choose the system to serve on dev (mean NDCG@10 over the query families), measure it on test,
     and write it into the run: `index/` and `system.json`, which `search/serve --run` load."""
+    with task("embedding", unit="texts", enabled=ctx.progress):  # one bar for the stage's encode calls
+        return _choose(cfg, ctx)
+
+
+def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
     from .evaluation.choose import choose_system, family_scores
     from .evaluation.compare import comparison_plan
     from .evaluation.metrics import evaluate
@@ -424,7 +437,7 @@ def stage_choose(cfg: PipelineConfig, ctx: Context) -> dict:
     model = str(ctx.model_dir)
     extras = list(dict.fromkeys(["bm25", *cfg.systems]))
     specs, names, _, _ = comparison_plan(cfg.base, model, extras)
-    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=True)
+    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=ctx.progress)
     choice = choose_system(systems, gs)
     chosen = next(s for s in systems if s.name == choice.name)
     spec, used = _system_spec(chosen)
@@ -455,7 +468,7 @@ def stage_choose(cfg: PipelineConfig, ctx: Context) -> dict:
         "test_ndcg@10": test_all,
         "test": family_scores(chosen, gs, "test", judged_only=True),
     }
-    retriever = PromptRetriever(used or cfg.base, system=spec, show_progress=True).index(gs.corpus)
+    retriever = PromptRetriever(used or cfg.base, system=spec, show_progress=ctx.progress).index(gs.corpus)
     retriever.save_run(ctx.out, info)
     return {
         "label": label,

@@ -13,6 +13,7 @@ import numpy as np
 from ..corpus import Prompt
 from ..errors import InputError
 from ..fileio import atomic_save_npy, atomic_write_json, cache_root, sha256_bytes, sha256_file, sha256_text
+from ..progress import showing, task
 from .models import load_model, model_fingerprint
 
 # How a prompt is turned into the text the model embeds. This choice matters for quality: "text"
@@ -156,19 +157,38 @@ class Encoder:
         return int(getter())
 
     def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        """With `progress`, the texts count towards the showing "embedding" bar (`progress.task`), else a
+        new one: encoded a few batches per call, longest first as sentence-transformers batches them."""
+        if not progress or not texts:
+            return self._encode_call(list(texts))
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        step = self.batch_size * 4
+        parts: list[np.ndarray] = []
+        with task("embedding", unit="texts") as bar:
+            bar.grow(len(texts))
+            for start in range(0, len(texts), step):
+                parts.append(self._encode_call([texts[i] for i in order[start : start + step]]))
+                bar.advance(len(parts[-1]))
+        out = np.empty((len(texts), parts[0].shape[1]), np.float32)
+        out[order] = np.concatenate(parts)
+        return out
+
+    def _encode_call(self, texts: list[str]) -> np.ndarray:
         vecs = self.model.encode(
-            list(texts),
+            texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=progress,
+            show_progress_bar=False,  # the libraries' per-call bars stay off: see `progress`
         )
         return np.asarray(vecs, dtype=np.float32)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         if not queries:
             return np.zeros((0, self.dimension), np.float32)
-        return self._encode(queries, progress=self.show_progress and len(queries) > 256)
+        big = len(queries) > 256  # a bar of its own, or part of the one showing
+        return self._encode(queries, progress=self.show_progress and (big or showing("texts")))
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Encode corpus texts, taking unchanged ones from the cache."""

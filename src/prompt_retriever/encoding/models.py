@@ -244,8 +244,11 @@ def load_model(
         set_offline(not allowed)
         from sentence_transformers import SentenceTransformer
 
+        from ..progress import quiet_libraries
+
         try:
-            model = SentenceTransformer(resolved.location, device=device, trust_remote_code=trust_remote_code)
+            with quiet_libraries(downloads=allowed):  # no "Loading weights" bar per model
+                model = SentenceTransformer(resolved.location, device=device, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as exc:
             if resolved.local:
                 raise ModelNotFoundError(f"cannot load model from {resolved.location}: {exc}") from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..fileio import atomic_write_json, atomic_write_text
 from ..golden.goldenset import GoldenSet
+from ..progress import task
 from .evaluate import PRIMARY, EvaluationReport, evaluate_systems
 from .report import write_report
 from .systems import System, build_systems
@@ -109,14 +110,16 @@ def compare(
     make_plots: bool = True,
 ) -> CompareResult:
     out = Path(out_dir)
-    systems, pairs, names = _systems(gs, baseline, candidate, extras, show_progress)
-    kw = dict(baseline=baseline, seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations, pairs=pairs)
-    primary = evaluate_systems(gs, systems, split=split, golden_dir=golden_dir, **kw)
+    with task("embedding", unit="texts", enabled=show_progress):  # one bar for every encode call below
+        systems, pairs, names = _systems(gs, baseline, candidate, extras, show_progress)
+        kw = dict(baseline=baseline, seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations, pairs=pairs)
+        primary = evaluate_systems(gs, systems, split=split, golden_dir=golden_dir, **kw)
+        second_rep = None
+        if second is not None:
+            second_split = "test" if "test" in second.splits else "all"
+            second_rep = evaluate_systems(second, systems, split=second_split, golden_dir=second_name, **kw)
     write_report(primary, out / "primary", make_plots=make_plots)
-    second_rep = None
-    if second is not None:
-        second_split = "test" if "test" in second.splits else "all"
-        second_rep = evaluate_systems(second, systems, split=second_split, golden_dir=second_name, **kw)
+    if second_rep is not None:
         write_report(second_rep, out / "second", make_plots=make_plots)
     summary = {
         "baseline": names.baseline,

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import InputError
 from ..golden.goldenset import GoldenSet, Query
+from ..progress import task
 from .metrics import DEFAULT_KS, DEFAULT_METRICS, metric_names, per_query
 from .stats import Comparison, Estimate, bootstrap_ci, holm, paired_randomization_test
 from .systems import Retriever, Run, System
@@ -131,28 +131,30 @@ def evaluate_systems(
     query_pairs = [(q.id, q.text) for q in queries]
 
     results: list[SystemResult] = []
-    for system in tqdm(systems, desc="systems", disable=not progress):
-        t0 = time.perf_counter()
-        run = system.search(query_pairs, max(depth, max(ks)))
-        secs = time.perf_counter() - t0
-        pq = per_query(run, qrels, mnames + [c for c in curve_names if c not in mnames])
-        estimates = {m: bootstrap_ci(list(pq[m].values()), n_resamples=n_bootstrap, seed=seed) for m in mnames}
-        breakdown_metrics = [m for m in (PRIMARY, "recall@10", "mrr@10") if m in pq]
-        results.append(
-            SystemResult(
-                name=system.name,
-                fingerprint=system.fingerprint if isinstance(system, System) else None,
-                run=run,
-                per_query={m: pq[m] for m in mnames},
-                estimates=estimates,
-                by_kind=_breakdown(pq, breakdown_metrics, kinds, seed, n_bootstrap),
-                by_genre=_breakdown(pq, breakdown_metrics, genres, seed, n_bootstrap),
-                recall_curve={k: float(np.mean(list(pq[f"recall@{k}"].values()))) for k in RECALL_CURVE_KS},
-                search_seconds=secs,
-                queries_per_second=len(query_pairs) / secs if secs > 0 else float("inf"),
-                extra=dict(system.report_extra) if isinstance(system, System) else {},
+    with task("evaluating", unit="systems", total=len(systems), enabled=progress) as bar:
+        for system in systems:
+            t0 = time.perf_counter()
+            run = system.search(query_pairs, max(depth, max(ks)))
+            secs = time.perf_counter() - t0
+            pq = per_query(run, qrels, mnames + [c for c in curve_names if c not in mnames])
+            estimates = {m: bootstrap_ci(list(pq[m].values()), n_resamples=n_bootstrap, seed=seed) for m in mnames}
+            breakdown_metrics = [m for m in (PRIMARY, "recall@10", "mrr@10") if m in pq]
+            results.append(
+                SystemResult(
+                    name=system.name,
+                    fingerprint=system.fingerprint if isinstance(system, System) else None,
+                    run=run,
+                    per_query={m: pq[m] for m in mnames},
+                    estimates=estimates,
+                    by_kind=_breakdown(pq, breakdown_metrics, kinds, seed, n_bootstrap),
+                    by_genre=_breakdown(pq, breakdown_metrics, genres, seed, n_bootstrap),
+                    recall_curve={k: float(np.mean(list(pq[f"recall@{k}"].values()))) for k in RECALL_CURVE_KS},
+                    search_seconds=secs,
+                    queries_per_second=len(query_pairs) / secs if secs > 0 else float("inf"),
+                    extra=dict(system.report_extra) if isinstance(system, System) else {},
+                )
             )
-        )
+            bar.advance()
 
     by_name = {r.name: r for r in results}
     pairs = list(pairs) if pairs is not None else [(n, baseline) for n in names if n != baseline]

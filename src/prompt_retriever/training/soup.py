@@ -27,6 +27,7 @@ from pathlib import Path
 from ..errors import SoupError
 from ..fileio import atomic_dir, atomic_write_json, atomic_write_text
 from ..golden.goldenset import GoldenSet
+from ..progress import quiet_libraries
 from .cards import soup_card
 from .config import TrainConfig
 from .train import DEV_METRIC, dev_evaluator, train
@@ -170,7 +171,8 @@ def make_soup(
     if gs is not None and (why := data_mismatch(ingredients[0].manifest, gs)):
         raise SoupError(f"{ingredients[0].path} {why}")
 
-    loaded = [SentenceTransformer(str(i.path), device="cpu") for i in ingredients]
+    with quiet_libraries():  # no "Loading weights" bar per ingredient
+        loaded = [SentenceTransformer(str(i.path), device="cpu") for i in ingredients]
     soup = loaded[0]
     soup.load_state_dict(
         average_state_dicts([m.state_dict() for m in loaded], weights, [str(i.path) for i in ingredients])
@@ -183,7 +185,8 @@ def make_soup(
         dev = evaluator(soup).get(DEV_METRIC)
 
     with atomic_dir(out, "soup") as staged:  # also removes scratch folders of a killed run
-        soup.save(str(staged.result))
+        with quiet_libraries():  # nor "Writing model shards"
+            soup.save(str(staged.result))
         manifest = soup_manifest(ingredients, dev)
         atomic_write_json(staged.result / "training_manifest.json", manifest)
         atomic_write_text(staged.result / "README.md", soup_card(manifest))
@@ -261,7 +264,7 @@ def train_soup(
     *,
     ingredients_dir: str | Path | None = None,
     reuse: bool = True,
-    progress: bool = True,
+    progress: bool = False,
     golden_dir: str | None = None,
     log=print,
 ) -> SoupResult:

@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..fileio import atomic_dir, atomic_write_json, atomic_write_text
 from ..golden.augment import augment_keyword_queries
 from ..golden.goldenset import GoldenSet
+from ..progress import quiet_libraries, task
 from .cards import model_card, write_training_curves
 from .config import TrainConfig
 from .data import (
@@ -57,12 +58,20 @@ def train(
     out_dir: str | Path,
     cfg: TrainConfig | None = None,
     *,
-    progress: bool = True,
+    progress: bool = False,
     golden_dir: str | None = None,
 ) -> TrainResult:
-    from sentence_transformers import SentenceTransformerTrainer
+    """`progress`: one bar for the training steps (`progress.task`); the libraries' own bars and the
+    trainer's printed log dicts are off either way."""
+    from sentence_transformers import SentenceTransformerTrainer  # imported before the libraries are quieted
 
-    cfg = cfg or TrainConfig()
+    with quiet_libraries():
+        return _train(SentenceTransformerTrainer, gs, out_dir, cfg or TrainConfig(), progress, golden_dir)
+
+
+def _train(
+    trainer_cls, gs: GoldenSet, out_dir: str | Path, cfg: TrainConfig, progress: bool, golden_dir: str | None
+) -> TrainResult:
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     rows, relevant, train_gs = prepare_rows(gs, cfg)
@@ -73,15 +82,19 @@ def train(
     base_dev = evaluator(load_model(cfg.base)) if evaluator else None  # the shared, untrained base model
 
     with atomic_dir(out_dir, "training") as staged:  # also removes scratch folders of a killed run
-        trainer = SentenceTransformerTrainer(
+        trainer = trainer_cls(
             model=model,
-            args=training_arguments(cfg, staged.work / "checkpoints", rows, relevant, evaluator, progress=progress),
+            args=training_arguments(cfg, staged.work / "checkpoints", rows, relevant, evaluator),
             train_dataset=dataset,
             loss=loss,
             evaluator=evaluator,
             callbacks=training_callbacks(cfg, evaluator),
         )
-        trainer.train()
+        silence_log_printing(trainer)
+        with task("training", unit="steps", enabled=progress) as bar:
+            if bar.active:
+                trainer.add_callback(progress_callback(bar))
+            trainer.train()
         trainer.model.save(str(staged.result))
         result = TrainResult(
             Path(out_dir),
@@ -178,10 +191,9 @@ def training_arguments(
     rows: list[TrainRow],
     relevant: dict[str, set[str]],
     evaluator,
-    *,
-    progress: bool,
 ):
-    """The trainer's arguments: schedule, evaluation and checkpoints (under `checkpoints`), batch sampler."""
+    """The trainer's arguments: schedule, evaluation and checkpoints (under `checkpoints`), batch sampler.
+    The trainer's tqdm bar is off: `train` shows its own (`progress_callback`)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     from .batching import batch_sampler_factory, plan_batches
@@ -215,7 +227,7 @@ def training_arguments(
         report_to="none",
         use_cpu=True,
         dataloader_num_workers=0,
-        disable_tqdm=not progress,
+        disable_tqdm=True,
         batch_sampler=batch_sampler_factory(rows, relevant),
     )
 
@@ -226,6 +238,39 @@ def training_callbacks(cfg: TrainConfig, evaluator) -> list:
     if cfg.early_stopping_patience and evaluator:
         return [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
     return []
+
+
+def silence_log_printing(trainer) -> None:
+    """Stop the trainer printing its log dicts (`{'loss': ...}`); they stay in `trainer.state.log_history`."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+
+
+def progress_callback(bar):
+    """A TrainerCallback feeding `bar`: steps done of the total, the latest loss and dev NDCG@10."""
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        def __init__(self):
+            self.info: dict[str, str] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            bar.update(total=state.max_steps, completed=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            bar.update(completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" in logs:
+                self.info["loss"] = f"loss {float(logs['loss']):.3f}"
+            if BEST_METRIC in logs:
+                self.info["dev"] = f"dev NDCG@10 {float(logs[BEST_METRIC]):.3f}"
+            bar.update(info=", ".join(self.info.values()))
+
+    return TrainingProgress()
 
 
 def write_model_folder(
