@@ -18,10 +18,9 @@ from prompt_retriever.evaluation.choose import choose_system
 from prompt_retriever.evaluation.metrics import evaluate
 from prompt_retriever.evaluation.systems import build_systems
 from prompt_retriever.golden import GoldenSet
-from prompt_retriever.pipeline import PipelineConfig, run_pipeline
+from prompt_retriever.pipeline import PipelineConfig, _system_spec, run_pipeline
 from prompt_retriever.search import PromptRetriever, SearchRequest
 from prompt_retriever.search.runs import filter_mask, rank
-from prompt_retriever.search.systems import SystemSpec
 from prompt_retriever.serving.api import create_app
 from prompt_retriever.training import TrainConfig
 
@@ -90,13 +89,15 @@ def test_the_served_system_reproduces_the_reported_test_ndcg(run_dir):
     assert ndcg_of(served, gs, queries) == info["test_ndcg@10"]
 
 
-@pytest.mark.parametrize("kind", ["dense", "bm25", "hybrid", "hybrid-rrf"])
+@pytest.mark.parametrize("kind", ["dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive"])
 def test_every_kind_serves_exactly_what_evaluation_scores_with_and_without_filters(run_dir, kind):
     gs = GoldenSet.load(run_dir / "golden")
     model = str(run_dir / "model")
-    spec = {"dense": model, "bm25": "bm25", "hybrid": f"hybrid:{model}", "hybrid-rrf": f"hybrid-rrf:{model}"}[kind]
+    spec = model if kind == "dense" else "bm25" if kind == "bm25" else f"{kind}:{model}"
     (system,) = build_systems([spec], gs.corpus, dev=gs.dev_pairs())
-    served = PromptRetriever(model, system=SystemSpec(kind, alpha=getattr(system, "alpha", 0.5))).index(gs.corpus)
+    served_spec, used = _system_spec(system)
+    assert served_spec.kind == kind
+    served = PromptRetriever(used or model, system=served_spec).index(gs.corpus)
     queries = [(q.id, q.text) for q in gs.split_queries("test")]
     genre = gs.corpus[0].genre
     for filt in (None, genre):

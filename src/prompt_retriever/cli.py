@@ -512,6 +512,7 @@ def train_config(
     loss: str,
     early_stopping: int,
     soup_keywords: int = 0,
+    natural_share: float | None = None,
 ):
     """The TrainConfig of the training options shared by `train` and `pipeline`, passed by their option names.
 
@@ -533,6 +534,7 @@ def train_config(
         max_steps=max_steps,
         loss=loss,
         early_stopping_patience=early_stopping or None,
+        natural_share=natural_share,
     )
     if soup_keywords:
         ingredient_configs(cfg, soup_keywords)
@@ -566,6 +568,14 @@ SoupOpt = Annotated[
 ]
 MaxStepsOpt = Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs; -1 = off).")]
 LossOpt = Annotated[str, typer.Option(help="mnrl | cached-mnrl (large batches on little memory).")]
+NaturalShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the --max-rows budget drawn from natural-language queries (default: uniform over all).",
+    ),
+]
 PatienceOpt = Annotated[int, typer.Option(min=0, help="Early stopping after N evaluations without gain (0 = off).")]
 
 
@@ -587,6 +597,7 @@ def train_cmd(
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
+    natural_share: NaturalShareOpt = None,
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
     from .golden.goldenset import GoldenSet
@@ -605,6 +616,7 @@ def train_cmd(
         max_steps=max_steps,
         loss=loss,
         early_stopping=early_stopping,
+        natural_share=natural_share,
         soup_keywords=soup_keywords,
     )
     if soup_keywords:
@@ -741,6 +753,7 @@ def pipeline(
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
+    natural_share: NaturalShareOpt = None,
     llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for LLM queries.")] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model at that endpoint.")] = None,
     judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
@@ -769,6 +782,7 @@ def pipeline(
         max_steps=max_steps,
         loss=loss,
         early_stopping=early_stopping,
+        natural_share=natural_share,
         soup_keywords=soup_keywords,
     )
     cfg = PipelineConfig(

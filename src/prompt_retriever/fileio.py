@@ -128,6 +128,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 raise InputError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
     return rows
 
+
 def cache_root() -> Path:
     """Root of all caches; `PROMPT_RETRIEVER_CACHE_DIR` overrides the user cache dir."""
     env = os.environ.get("PROMPT_RETRIEVER_CACHE_DIR")

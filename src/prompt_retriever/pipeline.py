@@ -40,7 +40,12 @@ STAGES = (
     "choose",
     "report",
 )  # PIPELINE's names
-COMPARE_DIR = "reports/compare"  # the comparison's folder in a run
+COMPARE_DIR = "reports/compare"
+# the query families a report shows beside the template test split (see evaluation/choose.py)
+FAMILY_NAMES = {
+    "natural": "natural-language queries of the test prompts, judged against the whole corpus",
+    "llm": "LLM queries of the test prompts",
+}  # the comparison's folder in a run
 
 
 @dataclass
@@ -51,8 +56,10 @@ class PipelineConfig:
     test: float = 0.2
     dev: float = 0.1
     base: str = DEFAULT_MODEL
-    systems: tuple[str, ...] = ("bm25", "hybrid")
+    systems: tuple[str, ...] = ("bm25", "hybrid", "hybrid-adaptive")
     train: TrainConfig = field(default_factory=TrainConfig)
+    natural: bool = True  # add the natural-language queries of the corpus's prompts (see golden/natural.py)
+    natural_queries: Path | None = None  # a natural-query file; None: the bundled one
     soup_keywords: int = 0  # > 0: train a second model with this many extra keyword queries and average the two
     skip_invalid: bool = False
     llm_base_url: str | None = None
@@ -214,14 +221,27 @@ def _prompts(ctx: Context):
     return load_corpus(ctx.out / "corpus.jsonl")
 
 
+def _natural_path(cfg: PipelineConfig) -> Path | None:
+    from .golden.natural import bundled_natural_path
+
+    return None if not cfg.natural else Path(cfg.natural_queries or bundled_natural_path())
+
+
 def queries_key(cfg: PipelineConfig, ctx: Context) -> dict:
-    return {"corpus": ctx.records["corpus"]["fingerprint"], "seed": cfg.seed, "generator": "heuristic/1"}
+    key = {"corpus": ctx.records["corpus"]["fingerprint"], "seed": cfg.seed, "generator": "heuristic/1"}
+    natural = _natural_path(cfg)
+    return key | ({"natural": sha256_file(natural)} if natural else {})
 
 
 def stage_queries(cfg: PipelineConfig, ctx: Context) -> dict:
     from .golden.heuristic import HeuristicConfig, generate_heuristic
 
     gs = generate_heuristic(_prompts(ctx), HeuristicConfig(seed=cfg.seed))
+    natural = _natural_path(cfg)
+    if natural:  # natural-language queries of the corpus's prompts (the bundled ones fit the bundled corpus)
+        from .golden.natural import add_natural_queries, read_natural_queries
+
+        gs = add_natural_queries(gs, read_natural_queries(natural), source=natural.name)
     gs.save(ctx.queries_dir)
     return {"fingerprint": gs.fingerprint(), **gs.counts()}
 
@@ -363,6 +383,7 @@ def compare_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "golden": ctx.records["split"]["fingerprint"],
         "model": model_fingerprint(str(ctx.model_dir)),
         "second": ctx.second.fingerprint() if ctx.second else None,
+        "families": "template+natural/1",
         "systems": cfg.systems,
         "seed": cfg.seed,
         "boot": cfg.n_bootstrap,
@@ -371,11 +392,20 @@ def compare_key(cfg: PipelineConfig, ctx: Context) -> dict:
 
 
 def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .evaluation.choose import families, family_subset
     from .evaluation.compare import compare
     from .training import update_card_with_test
 
+    test_families = families(ctx.golden, "test", judged_only=True)
+    primary = family_subset(ctx.golden, "test", "template") if len(test_families) > 1 else ctx.golden
+    more = [
+        (fam, FAMILY_NAMES.get(fam, fam), family_subset(ctx.golden, "test", fam, judged_only=True))
+        for fam in test_families
+        if fam != "template" and len(test_families) > 1
+    ]
     res = compare(
-        ctx.golden,
+        primary,
+        more=more,
         baseline=cfg.base,
         candidate=str(ctx.model_dir),
         extras=cfg.systems,
@@ -415,6 +445,9 @@ def _system_spec(system) -> tuple[SystemSpec, str | None]:
         return SystemSpec("bm25"), None
     if system.kind == "hybrid":
         return SystemSpec("hybrid", alpha=system.alpha), system.dense.model
+    if system.kind == "hybrid-adaptive":
+        spec = SystemSpec("hybrid-adaptive", alphas=system.alphas, bounds=system.bounds)
+        return spec, system.dense.model
     dense = next(s for s in system.systems if s.kind == "dense")
     return SystemSpec("hybrid-rrf", k_rrf=system.k_rrf, depth=system.depth), dense.model
 
@@ -449,6 +482,7 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
         "bm25": "BM25",
         "hybrid": f"{dense_label} + BM25 hybrid",
         "hybrid-rrf": f"{dense_label} + BM25 rank fusion",
+        "hybrid-adaptive": f"{dense_label} + BM25 query-adaptive hybrid",
     }[spec.kind]
     test_queries = gs.split_queries("test")
     run = chosen.search([(q.id, q.text) for q in test_queries], 10)
@@ -526,8 +560,8 @@ PIPELINE = (
 def headline_numbers(summary: dict) -> dict:
     lines = []
     out: dict = {"lines": lines}
-    for key in ("primary", "second"):
-        block = summary.get(key)
+    for key in ("primary", "second", *(summary.get("more") or {})):
+        block = summary.get(key) or (summary.get("more") or {}).get(key)
         if not block:
             continue
         label = "test split" if key == "primary" else block.get("name") or "second set"
@@ -562,13 +596,14 @@ def verdict(cfg: PipelineConfig, summary: dict, chosen: dict) -> list[str]:
     """Two or three sentences: did fine-tuning help, where and by how much; what is served and why."""
     cand, base = summary["candidate"], summary["baseline"]
     parts = []
-    for key in ("primary", "second"):
-        block = summary.get(key)
+    for key in ("primary", "second", *(summary.get("more") or {})):
+        block = summary.get(key) or (summary.get("more") or {}).get(key)
         c = _comparison(block, cand, base)
         if not c:
             continue
         nd = block["ndcg@10"]
         where = "the template test split" if key == "primary" else (block.get("name") or "the second query set")
+        where = f"{where} ({block['queries']} queries)"
         sig = c["p_holm"] < 0.05
         moved = "raised" if c["diff"]["mean"] > 0 else "lowered"
         parts.append(

@@ -39,7 +39,6 @@ def prompt_document(prompt: Prompt, template: str = DEFAULT_TEMPLATE) -> str:
         ) from exc
 
 
-
 class EmbeddingCache:
     """Embeddings keyed by (model fingerprint, sha256 of the text). One `.npz`-like pair per model.
 

@@ -49,6 +49,15 @@ def family_scores(system: System, gs: GoldenSet, split: str, *, judged_only: boo
     return scores
 
 
+def family_subset(gs: GoldenSet, split: str, family: str, *, judged_only: bool = False) -> GoldenSet:
+    """A view of `gs` whose `split` holds only the queries of `family` (other splits unchanged), e.g. the
+    template test split, or the natural-language test queries judged against the whole corpus."""
+    from dataclasses import replace
+
+    ids = [q.id for q in families(gs, split, judged_only=judged_only).get(family, [])]
+    return replace(gs, splits={**gs.splits, split: ids})
+
+
 @dataclass(frozen=True)
 class Choice:
     """The system chosen on dev, with every candidate's dev scores (family -> NDCG@10) and their mean."""

@@ -21,7 +21,7 @@ from .evaluate import PRIMARY, EvaluationReport, evaluate_systems
 from .report import write_report
 from .systems import System, build_systems
 
-HYBRIDS = ("hybrid", "hybrid-rrf")
+HYBRIDS = ("hybrid", "hybrid-rrf", "hybrid-adaptive")
 
 
 def candidate_label(candidate: str) -> str:
@@ -101,6 +101,7 @@ def compare(
     split: str = "test",
     second: GoldenSet | None = None,
     second_name: str | None = None,
+    more: Sequence[tuple[str, str, GoldenSet]] = (),
     out_dir: str | Path,
     seed: int = 0,
     n_bootstrap: int = 2000,
@@ -128,6 +129,10 @@ def compare(
         "primary": _headline(primary),
         "second": {"name": second_name, **_headline(second_rep)} if second_rep else None,
     }
+    for key, name, other in more:  # more query families, each on its own test queries: out/KEY/
+        rep = evaluate_systems(other, systems, split=split, golden_dir=golden_dir, **kw)
+        write_report(rep, out / key, make_plots=make_plots)
+        summary.setdefault("more", {})[key] = {"name": name, **_headline(rep)}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     return CompareResult(primary, second_rep, second_name, summary, names)
@@ -144,8 +149,10 @@ def summary_markdown(summary: dict, *, title: str = "#", reports: str = "") -> s
         "",
     ]
     sub = title + "#"
-    for key, title in (("primary", f"Golden set, {summary['split']} split"), ("second", "Second query set")):
-        block = summary.get(key)
+    blocks = [("primary", f"Golden set, {summary['split']} split"), ("second", "Second query set")]
+    blocks += [(key, "Query family") for key in summary.get("more") or {}]
+    for key, title in blocks:
+        block = summary.get(key) or (summary.get("more") or {}).get(key)
         if not block:
             continue
         name = f" ({block['name']})" if block.get("name") else ""
@@ -161,5 +168,6 @@ def summary_markdown(summary: dict, *, title: str = "#", reports: str = "") -> s
             )
         lines.append("")
     second = f", `{reports}second/report.md`" if summary.get("second") else ""
-    lines.append(f"Full reports: `{reports}primary/report.md`" + second)
+    more = "".join(f", `{reports}{key}/report.md`" for key in summary.get("more") or {})
+    lines.append(f"Full reports: `{reports}primary/report.md`" + second + more)
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from ..encoding.models import DEFAULT_MODEL
 from ..search.fusion import normalize, weighted_sum
 from ..search.runs import Run, run_from_scores
 from ..search.systems import (
+    AdaptiveFusionSystem,
     BM25System,
     DenseSystem,
     Retriever,
@@ -24,6 +25,7 @@ from ..search.systems import (
 )
 
 __all__ = [
+    "AdaptiveFusionSystem",
     "BM25System",
     "DenseSystem",
     "RRFSystem",
@@ -32,6 +34,7 @@ __all__ = [
     "System",
     "WeightedFusionSystem",
     "build_systems",
+    "tune_adaptive",
     "tune_alpha",
 ]
 
@@ -61,6 +64,44 @@ def tune_alpha(
     system.alpha = best
     system.tuning = {"tuned_on": "dev", f"dev_{metric}_by_alpha": results}
     return best, results
+
+
+def tune_adaptive(
+    system: AdaptiveFusionSystem,
+    dev_queries: Sequence[tuple[str, str]],
+    dev_qrels: dict[str, dict[str, int]],
+    metric: str = "ndcg@10",
+    grid: Sequence[float] = tuple(round(i / 10, 1) for i in range(11)),
+    min_queries: int = 20,
+) -> tuple[float, ...]:
+    """Pick one alpha per query-length bucket on the dev split only (ties go to the smaller). A bucket
+    with fewer than `min_queries` dev queries takes the alpha that is best over all dev queries."""
+    from ..search.systems import length_buckets
+    from .metrics import per_query
+
+    texts = [t for _, t in dev_queries]
+    qids = [q for q, _ in dev_queries]
+    dense = normalize(system.dense.scores(texts))
+    bm25 = normalize(system.bm25.scores(texts))
+    k = int(metric.split("@")[1]) if "@" in metric else 100
+    per_alpha = {}
+    for a in grid:
+        run = run_from_scores(qids, system.dense.ids, weighted_sum(dense, bm25, a), k)
+        per_alpha[a] = per_query(run, dev_qrels, [metric])[metric]
+    buckets = length_buckets(texts, system.bounds)
+
+    def best(ids: list[str]) -> float:
+        return max(grid, key=lambda a: (sum(per_alpha[a][q] for q in ids) / len(ids), -a))
+
+    overall = best(qids)
+    alphas, table = [], {}
+    for b in range(len(system.bounds) + 1):
+        ids = [q for q, x in zip(qids, buckets, strict=True) if x == b]
+        alphas.append(best(ids) if len(ids) >= min_queries else overall)
+        table[str(b)] = {"queries": len(ids), "alpha": alphas[-1]}
+    system.alphas = tuple(alphas)
+    system.tuning = {"tuned_on": "dev", "buckets": table, "fallback_alpha": overall}
+    return system.alphas
 
 
 def build_systems(
@@ -104,6 +145,11 @@ def build_systems(
             system = WeightedFusionSystem(get_dense(model or default_model), get_bm25(), name=names.get(spec, spec))
             if dev is not None and dev[0]:
                 tune_alpha(system, dev[0], dev[1])
+            out.append(system)
+        elif kind == "hybrid-adaptive":
+            system = AdaptiveFusionSystem(get_dense(model or default_model), get_bm25(), name=names.get(spec, spec))
+            if dev is not None and dev[0]:
+                tune_adaptive(system, dev[0], dev[1])
             out.append(system)
         elif kind == "hybrid-rrf":
             out.append(RRFSystem([get_dense(model or default_model), get_bm25()], name=names.get(spec, spec)))

@@ -235,6 +235,9 @@ class PromptRetriever:
                 k_rrf=spec.k_rrf,
                 depth=spec.depth,
                 mask=filter_mask(genres, themes, genre, theme),
+                texts=[texts[i] for i in idx],
+                alphas=spec.alphas,
+                bounds=spec.bounds,
             )
             for i, qid in zip(idx, qids, strict=True):
                 scores = run[qid]
@@ -406,6 +409,7 @@ def system_label(kind: str, model: str) -> str:
         "bm25": "BM25",
         "hybrid": f"{name} + BM25 hybrid",
         "hybrid-rrf": f"{name} + BM25 rank fusion",
+        "hybrid-adaptive": f"{name} + BM25 query-adaptive hybrid",
     }[kind]
 
 

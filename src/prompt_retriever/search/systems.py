@@ -30,7 +30,9 @@ from ..errors import InputError
 from .fusion import normalize, rrf, weighted_sum
 from .runs import Run, run_from_scores
 
-KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf")
+KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive")
+# word-count buckets of the query-adaptive hybrid: 1-2 words, 3-4, 5-7, 8 or more
+ADAPTIVE_BOUNDS = (2, 4, 7)
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,18 @@ class SystemSpec:
     alpha: float = 0.5
     k_rrf: int = 60
     depth: int = 100
+    alphas: tuple[float, ...] = ()  # hybrid-adaptive: alpha per query-length bucket
+    bounds: tuple[int, ...] = ADAPTIVE_BOUNDS
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise InputError(f"unknown system {self.kind!r}: use {', '.join(KINDS)}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
+        object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+        object.__setattr__(self, "bounds", tuple(int(b) for b in self.bounds))
+        if not all(0.0 <= a <= 1.0 for a in (self.alpha, *self.alphas)):
+            raise InputError(f"alpha must be in [0, 1], got {self.alpha} {self.alphas}")
+        if self.kind == "hybrid-adaptive" and len(self.alphas) != len(self.bounds) + 1:
+            object.__setattr__(self, "alphas", (self.alpha,) * (len(self.bounds) + 1))
         if self.k_rrf < 1 or self.depth < 1:
             raise InputError("k_rrf and depth must be at least 1")
 
@@ -58,7 +66,7 @@ class SystemSpec:
     def from_dict(cls, data: dict) -> SystemSpec:
         if not isinstance(data, dict):
             raise InputError(f"a system must be an object, got {type(data).__name__}")
-        known = {"kind", "alpha", "k_rrf", "depth"}
+        known = {"kind", "alpha", "k_rrf", "depth", "alphas", "bounds"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict:
@@ -104,6 +112,18 @@ def weighted_run(qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k
     return run_from_scores(qids, ids, weighted_sum(normalize(dense), normalize(bm25), alpha), k, mask=mask)
 
 
+def length_buckets(texts: Sequence[str], bounds: Sequence[int] = ADAPTIVE_BOUNDS) -> np.ndarray:
+    """The word-count bucket of each query: 0 for at most bounds[0] words, ..., len(bounds) above the last."""
+    return np.array([int(np.searchsorted(bounds, len(t.split()), side="left")) for t in texts], dtype=int)
+
+
+def adaptive_run(qids, ids, texts, dense, bm25, alphas: Sequence[float], bounds: Sequence[int], k: int, mask=None):
+    """The query-adaptive hybrid: each query's alpha comes from its length bucket (short keyword queries
+    lean on BM25, long descriptive ones on the dense model)."""
+    a = np.asarray(alphas, dtype=np.float32)[length_buckets(texts, bounds)][:, None]  # as weighted_sum casts
+    return run_from_scores(qids, ids, a * normalize(dense) + (1 - a) * normalize(bm25), k, mask=mask)
+
+
 def rrf_run(qids, ids, dense: np.ndarray, bm25: np.ndarray, k: int, *, k_rrf: int = 60, depth: int = 100, mask=None):
     runs = [dense_run(qids, ids, dense, depth, mask), bm25_run(qids, ids, bm25, depth, mask)]
     return rrf(runs, k_rrf, top=k, qids=qids)
@@ -121,8 +141,12 @@ def system_run(
     k_rrf: int = 60,
     depth: int = 100,
     mask=None,
+    texts: Sequence[str] = (),
+    alphas: Sequence[float] = (),
+    bounds: Sequence[int] = ADAPTIVE_BOUNDS,
 ) -> Run:
-    """The run of a system of `kind` from its component score matrices (queries x prompts)."""
+    """The run of a system of `kind` from its component score matrices (queries x prompts); the adaptive
+    hybrid also reads the query `texts`."""
     if kind == "dense":
         return dense_run(qids, ids, dense, k, mask)
     if kind == "bm25":
@@ -131,6 +155,8 @@ def system_run(
         return weighted_run(qids, ids, dense, bm25, alpha, k, mask)
     if kind == "hybrid-rrf":
         return rrf_run(qids, ids, dense, bm25, k, k_rrf=k_rrf, depth=depth, mask=mask)
+    if kind == "hybrid-adaptive":
+        return adaptive_run(qids, ids, texts, dense, bm25, alphas, bounds, k, mask)
     raise InputError(f"unknown system kind {kind!r}: use {', '.join(KINDS)}")
 
 
@@ -249,3 +275,34 @@ class WeightedFusionSystem(System):
         texts = [t for _, t in queries]
         dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
         return weighted_run(qids, self.dense.ids, dense, bm25, self.alpha, k, mask)
+
+
+class AdaptiveFusionSystem(System):
+    """The weighted hybrid with one alpha per query-length bucket, each chosen on dev (`tune_adaptive`)."""
+
+    kind = "hybrid-adaptive"
+
+    def __init__(
+        self,
+        dense: DenseSystem,
+        bm25: BM25System,
+        alphas: Sequence[float] | None = None,
+        bounds: Sequence[int] = ADAPTIVE_BOUNDS,
+        name: str | None = None,
+    ):
+        self.dense, self.bm25, self.bounds = dense, bm25, tuple(bounds)
+        self.alphas = tuple(alphas) if alphas is not None else (0.5,) * (len(self.bounds) + 1)
+        if len(self.alphas) != len(self.bounds) + 1 or not all(0.0 <= a <= 1.0 for a in self.alphas):
+            raise InputError("one alpha in [0, 1] per length bucket")
+        self.name = name or "hybrid-adaptive"
+        self.tuning: dict | None = None
+
+    @property
+    def report_extra(self) -> dict:
+        return {"alphas": list(self.alphas), "bounds": list(self.bounds), **(self.tuning or {"tuned_on": "none"})}
+
+    def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
+        qids = [q for q, _ in queries]
+        texts = [t for _, t in queries]
+        dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
+        return adaptive_run(qids, self.dense.ids, texts, dense, bm25, self.alphas, self.bounds, k, mask)

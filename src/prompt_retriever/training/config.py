@@ -25,6 +25,8 @@ class TrainConfig:
     relative_margin: float = 0.05
     max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
     max_rows: int | None = 512  # training-row budget (CPU time), a seeded uniform sample; None = all
+    # share of the max_rows budget spent on natural-language queries (None: uniform over all rows)
+    natural_share: float | None = None
     keyword_augment: int = 0  # extra keyword queries per train prompt, train split only (see augment.py)
     loss: str = "mnrl"  # mnrl | cached-mnrl
     cached_mini_batch_size: int = 16
@@ -35,5 +37,7 @@ class TrainConfig:
     max_seq_length: int | None = None
 
     def __post_init__(self) -> None:
+        if self.natural_share is not None and not 0.0 <= self.natural_share <= 1.0:
+            raise InputError(f"natural_share must be in [0, 1], got {self.natural_share}")
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss {self.loss!r}: use {' or '.join(LOSSES)}")

@@ -67,8 +67,10 @@ class BaseScores:
         return self.scores[self.query_row[query_id]]
 
 
-def select_rows(rows: list[TrainRow], cfg: TrainConfig) -> list[TrainRow]:
-    """Apply the `max_rows` budget: a seeded uniform sample, kept in order.
+def select_rows(rows: list[TrainRow], cfg: TrainConfig, kinds: dict[str, str] | None = None) -> list[TrainRow]:
+    """Apply the `max_rows` budget: a seeded uniform sample, kept in order. With `cfg.natural_share` and the
+    query kinds, that share of the budget is drawn from natural-language queries and the rest from the
+    others (each a seeded uniform sample; a side with too few rows gives its unused budget to the other).
 
     (Spending the budget on rows the base model gets wrong first was tried and measured worse: those
     are mostly genre/theme template rows, and the model over-fitted to them, losing keyword and
@@ -76,7 +78,16 @@ def select_rows(rows: list[TrainRow], cfg: TrainConfig) -> list[TrainRow]:
     """
     if cfg.max_rows is None or len(rows) <= cfg.max_rows:
         return rows
-    keep = sorted(random.Random(cfg.seed).sample(range(len(rows)), cfg.max_rows))
+    rng = random.Random(cfg.seed)
+    if cfg.natural_share is None or kinds is None:
+        keep = sorted(rng.sample(range(len(rows)), cfg.max_rows))
+        return [rows[i] for i in keep]
+    natural = [i for i, r in enumerate(rows) if kinds.get(r.query_id, "").startswith("natural")]
+    other = [i for i, r in enumerate(rows) if not kinds.get(r.query_id, "").startswith("natural")]
+    n_nat = min(len(natural), round(cfg.max_rows * cfg.natural_share))
+    n_other = min(len(other), cfg.max_rows - n_nat)
+    n_nat = min(len(natural), cfg.max_rows - n_other)
+    keep = sorted(rng.sample(natural, n_nat) + rng.sample(other, n_other))
     return [rows[i] for i in keep]
 
 

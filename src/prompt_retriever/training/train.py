@@ -127,7 +127,7 @@ def prepare_rows(gs: GoldenSet, cfg: TrainConfig) -> tuple[list[TrainRow], dict[
     rows = training_rows(train_gs, cfg)
     if not rows:
         raise InputError("no training rows: the train split has no query with a relevant train prompt")
-    rows = select_rows(rows, cfg)
+    rows = select_rows(rows, cfg, {q.id: q.kind for q in train_gs.queries})
     base = BaseScores.compute(rows, train_gs, Encoder(cfg.base), cfg.template)
     rows = mine_hard_negatives(rows, train_gs, base, cfg)
     relevant = {qid: {pid for pid, g in rel.items() if g > 0} for qid, rel in train_gs.qrels.items()}
