@@ -375,6 +375,52 @@ def queries_stats(
     out.print(t)
 
 
+ImportFormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="pairs (query,context,relevance) | ragas. Default: guessed from the columns."),
+]
+
+
+def import_query_file(path: Path, prompts: list[Prompt], fmt: str | None, skip_invalid: bool, for_eval=False):
+    """Import a pairs/RAGAS file (`for_eval`: through a temporary folder, every query in the test split):
+    every problem on stderr, the report on stdout; exit 2 on errors unless skipping."""
+    from .golden.importers import GoldenImportError, import_for_evaluation, import_golden
+
+    try:
+        load = import_for_evaluation if for_eval else import_golden
+        gs, rep = load(path, prompts, format=fmt, skip_invalid=skip_invalid)
+    except GoldenImportError as exc:
+        print_report(exc.report)
+        fail(f"{exc.report.summary()}; fix the rows above or pass --skip-invalid")
+    print_report(rep)
+    for line in rep.lines():
+        out.print(line, highlight=False)
+    return gs
+
+
+@queries_app.command("import")
+@guarded
+def queries_import(
+    file: Annotated[Path, typer.Argument(help="pairs CSV/JSONL (query,context,relevance) or RAGAS test set.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the golden set (BEIR layout).")],
+    corpus: CorpusOpt = None,
+    fmt: ImportFormatOpt = None,
+    csv_export: Annotated[
+        bool, typer.Option("--csv/--no-csv", help="Also write pairs.csv (query,context,relevance).")
+    ] = True,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="Drop invalid rows (of FILE and of the corpus) instead of stopping."),
+    ] = False,
+) -> None:
+    """Import a golden set made elsewhere: contexts are matched to corpus prompts, judgments become qrels."""
+    gs = import_query_file(file, load_prompts(corpus, skip_invalid), fmt, skip_invalid)
+    gs.save(out_dir)
+    if csv_export:
+        gs.export_pairs_csv(out_dir / "pairs.csv")
+    out.print(f"wrote {len(gs.queries)} queries to {out_dir}; next: `queries split {out_dir}`", highlight=False)
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -394,11 +440,33 @@ def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] |
     from .golden.goldenset import GoldenSet, load_query_set
 
     if golden is None and judged is None:
-        fail("give --golden DIR (from `queries generate`) or --judged FILE")
+        fail("give --golden DIR (from `queries generate`), --judged FILE, --pairs FILE or --ragas FILE")
     base = GoldenSet.load(golden) if golden else None
     if judged is None:
         return base
     return load_query_set(judged, base.corpus if base else load_prompts(corpus, skip_invalid), dev_from=base)
+
+
+def load_imported_eval_set(path: Path, fmt: str, golden: Path | None, corpus: list[Path] | None, skip_invalid: bool):
+    """A pairs/RAGAS file imported on the fly, all of it the test split (over the golden folder's corpus,
+    with its dev split for tuning, when --golden is given too)."""
+    from dataclasses import replace
+
+    from .golden.goldenset import GoldenSet
+
+    base = GoldenSet.load(golden) if golden else None
+    prompts = base.corpus if base else load_prompts(corpus, skip_invalid)
+    gs = import_query_file(path, prompts, fmt, skip_invalid, for_eval=True)
+    if base is None or not base.splits.get("dev"):
+        return gs
+    dev = [qid for qid in base.splits["dev"] if qid not in gs.qrels]
+    wanted = set(dev)
+    return replace(
+        gs,
+        queries=gs.queries + [q for q in base.queries if q.id in wanted],
+        qrels={**gs.qrels, **{qid: base.qrels[qid] for qid in dev}},
+        splits={**gs.splits, "dev": dev},
+    )
 
 
 @app.command()
@@ -422,6 +490,14 @@ def evaluate(
         Path | None,
         typer.Option(help="Evaluate judged queries from a JSONL file ({query, relevant}) instead."),
     ] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="Evaluate a query,context,relevance CSV instead (imported on the fly over --corpus)."),
+    ] = None,
+    ragas: Annotated[
+        Path | None,
+        typer.Option(help="Evaluate a RAGAS test set (CSV or JSONL) instead (imported on the fly over --corpus)."),
+    ] = None,
     corpus: CorpusOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and randomization tests.")] = 0,
     bootstrap: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 2000,
@@ -441,8 +517,14 @@ def evaluate(
 
     if bool(judge_base_url) != bool(judge_model):
         fail("the LLM judge needs both --judge-base-url and --judge-model")
-    gs = load_eval_set(golden, judged, corpus, skip_invalid)
-    eval_split = "test" if judged else split
+    imported = pairs or ragas
+    if (pairs and ragas) or (imported and judged):
+        fail("give one of --judged, --pairs and --ragas")
+    if imported:
+        gs = load_imported_eval_set(imported, "pairs" if pairs else "ragas", golden, corpus, skip_invalid)
+    else:
+        gs = load_eval_set(golden, judged, corpus, skip_invalid)
+    eval_split = "test" if judged or imported else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
     specs = system or ["bm25", DEFAULT_MODEL, "hybrid"]
     ks = parse_ks(k)
@@ -457,7 +539,7 @@ def evaluate(
             seed=seed,
             n_bootstrap=bootstrap,
             n_permutations=permutations,
-            golden_dir=str(judged or golden),
+            golden_dir=str(judged or imported or golden),
         )
     if judge_base_url or judge_model:
         from .evaluation.judge import Judge, judge_report

@@ -2,7 +2,8 @@
 
 A `GoldenSet` is stored in the BEIR layout (`corpus.jsonl`, `queries.jsonl`, `qrels/*.tsv`) plus a manifest.
 Generators: heuristic templates (`generate_heuristic`), an LLM endpoint (`LLMQueryGenerator`), hand-judged
-files (`load_judged_queries`), extra keyword queries for training (`augment_keyword_queries`).
+files (`load_judged_queries`), extra keyword queries for training (`augment_keyword_queries`), and golden sets
+made elsewhere: a query,context,relevance CSV or a RAGAS test set (`import_golden`).
 """
 
 from ..errors import LeakageError
@@ -20,14 +21,17 @@ from .goldenset import (
     summarize,
 )
 from .heuristic import HeuristicConfig, generate_heuristic, make_negatives
+from .importers import GoldenImportError, ImportReport, import_for_evaluation, import_golden
 from .keywords import TfidfKeywords, synonyms, tokenize
 from .llm_queries import LLMConfig, LLMQueryGenerator, LLMRunReport, clean_queries
 from .splits import check_leakage, split_by_prompt
 
 __all__ = [
     "SPLITS",
+    "GoldenImportError",
     "GoldenSet",
     "HeuristicConfig",
+    "ImportReport",
     "LLMConfig",
     "LLMQueryGenerator",
     "LLMRunReport",
@@ -41,6 +45,8 @@ __all__ = [
     "check_leakage",
     "clean_queries",
     "generate_heuristic",
+    "import_for_evaluation",
+    "import_golden",
     "load_judged_queries",
     "make_negatives",
     "make_query_id",
