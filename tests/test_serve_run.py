@@ -18,7 +18,7 @@ from prompt_retriever.evaluation.choose import choose_system
 from prompt_retriever.evaluation.metrics import evaluate
 from prompt_retriever.evaluation.systems import build_systems
 from prompt_retriever.golden import GoldenSet
-from prompt_retriever.pipeline import PipelineConfig, _system_spec, run_pipeline
+from prompt_retriever.pipeline import PipelineConfig, _system_spec, primary_golden, run_pipeline
 from prompt_retriever.search import PromptRetriever, SearchRequest
 from prompt_retriever.search.runs import filter_mask, rank
 from prompt_retriever.serving.api import create_app
@@ -73,7 +73,7 @@ def test_the_run_records_its_choice_and_the_report_says_what_to_do(run_dir):
 def test_the_served_system_reproduces_the_reported_test_ndcg(run_dir):
     info = json.loads((run_dir / "system.json").read_text())
     gs = GoldenSet.load(run_dir / "golden")
-    queries = gs.split_queries("test")
+    queries = primary_golden(gs).split_queries("test")  # the report's test split
     r = PromptRetriever.from_run(run_dir)
     assert r.system.kind == info["kind"]
     batched = r.search_requests([SearchRequest(q.text, 10) for q in queries])

@@ -397,7 +397,7 @@ def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
     from .training import update_card_with_test
 
     test_families = families(ctx.golden, "test", judged_only=True)
-    primary = family_subset(ctx.golden, "test", "template") if len(test_families) > 1 else ctx.golden
+    primary = primary_golden(ctx.golden)
     more = [
         (fam, FAMILY_NAMES.get(fam, fam), family_subset(ctx.golden, "test", fam, judged_only=True))
         for fam in test_families
@@ -433,8 +433,16 @@ def choose_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "base": model_fingerprint(cfg.base),
         "model": model_fingerprint(str(ctx.model_dir)),
         "systems": cfg.systems,
-        "format": "system/1",
+        "format": "system/2",
     }
+
+
+def primary_golden(gs: GoldenSet) -> GoldenSet:
+    """The golden set of the report's primary comparison: its test split holds the template family only
+    when other families (natural-language, LLM) have test queries of their own, else every test query."""
+    from .evaluation.choose import families, family_subset
+
+    return family_subset(gs, "test", "template") if len(families(gs, "test", judged_only=True)) > 1 else gs
 
 
 def _system_spec(system) -> tuple[SystemSpec, str | None]:
@@ -484,7 +492,7 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
         "hybrid-rrf": f"{dense_label} + BM25 rank fusion",
         "hybrid-adaptive": f"{dense_label} + BM25 query-adaptive hybrid",
     }[spec.kind]
-    test_queries = gs.split_queries("test")
+    test_queries = primary_golden(gs).split_queries("test")  # the report's primary test split
     run = chosen.search([(q.id, q.text) for q in test_queries], 10)
     test_all = evaluate(run, {q.id: gs.qrels[q.id] for q in test_queries}, ["ndcg@10"])["ndcg@10"]
     info = {
@@ -621,7 +629,12 @@ def verdict(cfg: PipelineConfig, summary: dict, chosen: dict) -> list[str]:
         why += f"; next best {runner_up[0]} ({runner_up[1]['mean']:.3f})"
     out.append(
         f"The run serves **{chosen['label']}** (`{chosen['name']}`), chosen on the dev split only by {why}; "
-        f"on the test split it scores NDCG@10 {chosen['test_ndcg@10']:.3f}."
+        f"on the test split it scores NDCG@10 {chosen['test_ndcg@10']:.3f}"
+        + (
+            " (" + ", ".join(f"{f} {v:.3f}" for f, v in chosen["test"].items()) + ")."
+            if len(chosen.get("test", {})) > 1
+            else "."
+        )
     )
     return out
 
