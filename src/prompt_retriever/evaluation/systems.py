@@ -39,6 +39,30 @@ __all__ = [
 ]
 
 
+def alpha_grid_scores(
+    dense_system,
+    bm25_system,
+    dev_queries: Sequence[tuple[str, str]],
+    dev_qrels: dict[str, dict[str, int]],
+    metric: str,
+    grid: Sequence[float],
+) -> dict[float, dict[str, float]]:
+    """`metric` of every dev query under each weight of `grid` (alpha * dense + (1 - alpha) * BM25)."""
+    from .metrics import per_query
+
+    texts = [t for _, t in dev_queries]
+    qids = [q for q, _ in dev_queries]
+    dense = normalize(dense_system.scores(texts))
+    bm25 = normalize(bm25_system.scores(texts))
+    k = int(metric.split("@")[1]) if "@" in metric else 100
+    return {
+        a: per_query(run_from_scores(qids, dense_system.ids, weighted_sum(dense, bm25, a), k), dev_qrels, [metric])[
+            metric
+        ]
+        for a in grid
+    }
+
+
 def tune_alpha(
     system: WeightedFusionSystem,
     dev_queries: Sequence[tuple[str, str]],
@@ -49,17 +73,10 @@ def tune_alpha(
     """Pick alpha on the dev split only; returns (best alpha, metric per alpha). Ties go to the smaller.
 
     Sets the system's alpha and records the tuning in its `report_extra`."""
-    from .metrics import evaluate
+    from .metrics import mean
 
-    texts = [t for _, t in dev_queries]
-    qids = [q for q, _ in dev_queries]
-    dense = normalize(system.dense.scores(texts))
-    bm25 = normalize(system.bm25.scores(texts))
-    k = int(metric.split("@")[1]) if "@" in metric else 100
-    results = {}
-    for a in grid:
-        run = run_from_scores(qids, system.dense.ids, weighted_sum(dense, bm25, a), k)
-        results[a] = evaluate(run, dev_qrels, [metric])[metric]
+    per_alpha = alpha_grid_scores(system.dense, system.bm25, dev_queries, dev_qrels, metric, grid)
+    results = {a: mean(scores) for a, scores in per_alpha.items()}
     best = max(results, key=lambda a: (results[a], -a))
     system.alpha = best
     system.tuning = {"tuned_on": "dev", f"dev_{metric}_by_alpha": results}
@@ -77,18 +94,10 @@ def tune_adaptive(
     """Pick one alpha per query-length bucket on the dev split only (ties go to the smaller). A bucket
     with fewer than `min_queries` dev queries takes the alpha that is best over all dev queries."""
     from ..search.systems import length_buckets
-    from .metrics import per_query
 
-    texts = [t for _, t in dev_queries]
+    per_alpha = alpha_grid_scores(system.dense, system.bm25, dev_queries, dev_qrels, metric, grid)
     qids = [q for q, _ in dev_queries]
-    dense = normalize(system.dense.scores(texts))
-    bm25 = normalize(system.bm25.scores(texts))
-    k = int(metric.split("@")[1]) if "@" in metric else 100
-    per_alpha = {}
-    for a in grid:
-        run = run_from_scores(qids, system.dense.ids, weighted_sum(dense, bm25, a), k)
-        per_alpha[a] = per_query(run, dev_qrels, [metric])[metric]
-    buckets = length_buckets(texts, system.bounds)
+    buckets = length_buckets([t for _, t in dev_queries], system.bounds)
 
     def best(ids: list[str]) -> float:
         return max(grid, key=lambda a: (sum(per_alpha[a][q] for q in ids) / len(ids), -a))
