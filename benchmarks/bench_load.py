@@ -27,6 +27,17 @@ that a shared, noisy machine slows them alike:
 `--rounds N` repeats the three, reversing the order every other round. The result records the CPU model
 and SIMD flags and the load average around each measurement, and goes to
 `results/bench_load_run_<backend>.json`.
+
+    python benchmarks/bench_load.py --attack [--seconds 15] [...]
+
+`--attack` measures the same load twice on one server, first alone and then while hostile clients run
+from other loopback addresses (127.0.0.2-7, so the server's per-address cap applies to them, not to the
+wrk clients on 127.0.0.1): 200 idle sockets kept open (reopened as the server closes them), 20 slowloris
+connections sending one header line a second, and 1 MB request heads in a loop. A prober on 127.0.0.1
+times GET /healthz on a fresh connection every 50 ms throughout. Reported: the normal clients' and the
+prober's p50/p99 and errors in both phases, and what the server did to the attackers (idle sockets
+closed, slowloris answered 408 after how long, giant heads answered 431 or reset). Goes to
+`results/bench_load_attack_<backend>.json`.
 """
 
 from __future__ import annotations
@@ -38,10 +49,12 @@ import os
 import platform
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -239,6 +252,180 @@ def measure(label: str, serve_args: list[str], args, queries: list[str], work: P
     }
 
 
+class Prober(threading.Thread):
+    """GET /healthz on a fresh connection every `every` seconds; latencies in ms, errors by kind."""
+
+    def __init__(self, base: str, every: float = 0.05):
+        super().__init__(daemon=True)
+        self.base, self.every = base, every
+        self.stop = threading.Event()
+        self.lat: list[float] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t = time.perf_counter()
+            try:
+                r = httpx.get(self.base + "/healthz", timeout=10.0)
+                if r.status_code != 200:
+                    self.errors.append(f"HTTP {r.status_code}")
+            except httpx.HTTPError as exc:
+                self.errors.append(type(exc).__name__)
+            else:
+                self.lat.append((time.perf_counter() - t) * 1000)
+            self.stop.wait(self.every)
+
+    def result(self) -> dict:
+        return {
+            "requests": len(self.lat),
+            "latency_ms_p50": round(percentile(self.lat, 50), 1) if self.lat else None,
+            "latency_ms_p99": round(percentile(self.lat, 99), 1) if self.lat else None,
+            "latency_ms_max": round(max(self.lat), 1) if self.lat else None,
+            "errors": len(self.errors),
+            "error_kinds": sorted(set(self.errors))[:5],
+        }
+
+
+class Attack:
+    """Idle sockets, slowloris and giant request heads from 127.0.0.2-7, in threads, until `stop`."""
+
+    def __init__(self, port: int, idle: int = 200, slow: int = 20, giant_bytes: int = 1 << 20):
+        self.port, self.idle, self.slow, self.giant_bytes = port, idle, slow, giant_bytes
+        self.stop = threading.Event()
+        self.counts = {"idle_opened": 0, "idle_closed_by_server": 0, "slowloris_408": 0, "slowloris_closed": 0,
+                       "giant_431": 0, "giant_reset": 0, "giant_other": 0}  # fmt: skip
+        self.slow_seconds: list[float] = []
+        self.threads = [threading.Thread(target=self._idle, daemon=True)]
+        self.threads += [threading.Thread(target=self._slowloris, daemon=True) for _ in range(slow)]
+        self.threads += [threading.Thread(target=self._giant, daemon=True)]
+
+    def connect(self, source: str) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5, source_address=(source, 0))
+
+    def _idle(self) -> None:
+        socks: list[socket.socket] = []
+        n = 0
+        while not self.stop.is_set():
+            while len(socks) < self.idle:
+                try:
+                    socks.append(self.connect(f"127.0.0.{2 + n % 4}"))  # 4 addresses, 50 each
+                    self.counts["idle_opened"] += 1
+                except OSError:
+                    break
+                n += 1
+            alive = []
+            for s in socks:  # closed by the server? (readable with nothing, or a refusal)
+                s.setblocking(False)
+                try:
+                    s.recv(4096)  # b"" (closed) or a refusal (429) followed by the close
+                except BlockingIOError:
+                    alive.append(s)
+                    continue
+                except OSError:
+                    pass
+                self.counts["idle_closed_by_server"] += 1
+                s.close()
+            socks = alive
+            self.stop.wait(0.5)
+        for s in socks:
+            s.close()
+
+    def _slowloris(self) -> None:
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                with self.connect("127.0.0.6") as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                    i = 0
+                    s.settimeout(1.0)
+                    while not self.stop.is_set():
+                        try:
+                            data = s.recv(4096)
+                        except TimeoutError:
+                            s.sendall(b"X-Drip-%d: a\r\n" % i)
+                            i += 1
+                            continue
+                        self.counts["slowloris_408" if data.startswith(b"HTTP/1.1 408") else "slowloris_closed"] += 1
+                        self.slow_seconds.append(time.monotonic() - t0)
+                        break
+            except OSError:
+                self.counts["slowloris_closed"] += 1
+                self.slow_seconds.append(time.monotonic() - t0)
+
+    def _giant(self) -> None:
+        chunk = b"g" * 65536
+        while not self.stop.is_set():
+            try:
+                with self.connect("127.0.0.7") as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nX-Giant: ")
+                    for _ in range(self.giant_bytes // len(chunk)):
+                        s.sendall(chunk)
+                    s.sendall(b"\r\n\r\n")
+                    data = s.recv(4096)
+                key = "giant_431" if data.startswith(b"HTTP/1.1 431") else "giant_other"
+            except OSError:
+                key = "giant_reset"  # cut off while still sending
+            self.counts[key] += 1
+            self.stop.wait(0.2)
+
+    def __enter__(self) -> Attack:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+    def result(self) -> dict:
+        slow = sorted(self.slow_seconds)
+        return {
+            "idle_sockets": self.idle,
+            "slowloris_connections": self.slow,
+            "giant_head_bytes": self.giant_bytes,
+            **self.counts,
+            "slowloris_seconds_to_close_median": round(statistics.median(slow), 1) if slow else None,
+        }
+
+
+def measure_attack(args, queries: list[str], work: Path, corpus: Path) -> dict:
+    """One server: warm-up, the load alone, then the load under `Attack`; a /healthz prober throughout."""
+    port = args.port
+    base = f"http://127.0.0.1:{port}"
+    cmd = ["--corpus", str(corpus), "--host", "127.0.0.1", "--port", str(port), "--backend", args.backend]
+    log = work / "server-attack.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "prompt_retriever.cli", "serve", *cmd], stdout=fh, stderr=fh)
+    phases = {}
+    try:
+        wait_ready(base, proc, log)
+        run_wrk(base, args.clients, 5, proc.pid, queries, work)  # warm-up
+        for phase in ("alone", "under_attack"):
+            prober = Prober(base)
+            prober.start()
+            attack = Attack(port) if phase == "under_attack" else None
+            if attack is not None:
+                attack.__enter__()
+                time.sleep(2.0)  # let the idle sockets and slowloris connections pile up first
+            try:
+                load = run_wrk(base, args.clients, args.seconds, proc.pid, queries, work)
+            finally:
+                prober.stop.set()
+                prober.join()
+                if attack is not None:
+                    attack.__exit__(None, None, None)
+            phases[phase] = {"search_clients": load, "healthz_prober": prober.result()}
+            if attack is not None:
+                phases[phase]["attack"] = attack.result()
+            print(json.dumps({phase: phases[phase]}), file=sys.stderr)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    guard_lines = [x for x in log.read_text(errors="replace").splitlines() if "connection guard:" in x]
+    return {"command": "prompt-retriever serve " + " ".join(cmd), **phases, "guard_log": guard_lines[-5:]}
+
+
 def build_run_index(run_dir: Path, corpus: Path, backend: str, out: Path) -> dict:
     """Index `corpus` with the run's model and the run's system (kind, alpha, k_rrf, depth, template) and
     save it to `out`, whose manifest then carries that system for `serve --index`."""
@@ -351,6 +538,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--run", type=Path, help="a pipeline run folder: measure the system it chose (see above)")
     ap.add_argument("--rounds", type=int, default=1, help="with --run: times to measure the three servers")
+    ap.add_argument("--attack", action="store_true", help="the load alone, then under attack (see above)")
     args = ap.parse_args()
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
@@ -364,6 +552,24 @@ def main() -> None:
         main_run(args, work, corpus)
         return
     queries = load_queries()
+    if args.attack:
+        if args.client != "wrk":
+            raise SystemExit("--attack needs wrk (the Python client would compete with the attackers for the GIL)")
+        res = measure_attack(args, queries, work, corpus)
+        emit(
+            f"bench_load_attack_{args.backend}",
+            {
+                "prompts": args.prompts,
+                "clients": args.clients,
+                "seconds": args.seconds,
+                "backend": args.backend,
+                "distinct_queries": len(queries),
+                **res,
+                "cpu": cpu_info(),
+                "loadavg_1m_end": round(os.getloadavg()[0], 2),
+            },
+        )
+        return
     row = measure("dense", ["--corpus", str(corpus)], args, queries, work, args.port)
     res = {k: row[k] for k in row if k not in ("label", "command", "served", "startup_seconds")}
     emit(

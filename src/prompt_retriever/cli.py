@@ -923,13 +923,23 @@ def serve(
             "inference thread), one for torch.",
         ),
     ] = None,
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send a whole request head (else 408).")
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections in all; at the cap the longest-idle one is closed.")
+    ] = 512,
+    max_connections_per_ip: Annotated[
+        int, typer.Option(min=1, help="Open connections per client address (then 429). Behind a proxy: raise it.")
+    ] = 64,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
     """Serve the HTTP API and the web page; the index is loaded or built once at start-up."""
-    from .serving.server import build_retriever
+    from .serving.server import build_retriever, configure_logging
     from .serving.server import serve as run_server
 
+    configure_logging()  # before any model or index loads: a library logging first would take the root logger
     retriever = build_retriever(
         run_dir=run_dir,
         system=system,
@@ -949,6 +959,9 @@ def serve(
         cors_origins=cors_origin or (),
         workers=workers,
         announce=out.print,
+        header_timeout=header_timeout,
+        max_connections=max_connections,
+        max_connections_per_ip=max_connections_per_ip,
     )
 
 

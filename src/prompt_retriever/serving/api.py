@@ -7,10 +7,13 @@
     GET /api/info                         which system answers, and the numbers it was chosen on
     GET /healthz, /readyz                 liveness, readiness (index loaded)
     GET /                                 the web page (static files, no CDN, works offline)
+    GET /docs                             the API reference, rendered from /openapi.json (offline)
 
-Client mistakes get a 4xx JSON error naming the problem; concurrent searches are encoded and searched
-together in batches off the event loop (`QueryBatcher`); the request log carries no query text unless
-`log_queries` is on; CORS is off unless origins are given.
+HEAD works on every GET route. Every error is JSON `{"error": ...}`: client mistakes a 4xx naming the
+problem, a 405 with `Allow`, a crash a bare 500; concurrent searches are encoded and searched together
+in batches off the event loop (`QueryBatcher`); the request log escapes control characters and carries
+no query text unless `log_queries` is on; CORS is off unless origins are given. Limits below HTTP
+(connections, header timeout and size) are `guard.py`'s.
 """
 
 from __future__ import annotations
@@ -46,7 +49,21 @@ MAX_K = 100
 # "Contains a character that is not white space", spelled out so that Python, pydantic's Rust regex and
 # the JSON-Schema (ECMAScript) regex of API clients agree: their `\S` differ on U+0085 and U+FEFF.
 NOT_ONLY_SPACE = r"[^\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,120}$")
+# The corpus's id rule (`corpus.id_problem`): ids of CSV/JSONL corpora may have capitals, '.' and '_'.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_UNSAFE_IN_LOG = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+_LOG_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def log_safe(text: str) -> str:
+    """`text` with control characters (C0, DEL, C1, Unicode line separators) and backslashes escaped,
+    so that nothing a client sends (e.g. `%0a` in a path) can start a forged line in the log."""
+
+    def esc(m: re.Match) -> str:
+        ch = m.group()
+        return _LOG_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+    return _UNSAFE_IN_LOG.sub(esc, text)
 
 
 class PromptOut(BaseModel):
@@ -200,7 +217,29 @@ class AccessLog:
             path = scope.get("path", "")
             if self.log_queries and scope.get("query_string"):
                 path = f"{path}?{scope['query_string'].decode('latin-1')}"
-            log.info("%s %s %s %.1fms", scope.get("method"), path, status[0], (time.perf_counter() - t0) * 1000)
+            ms = (time.perf_counter() - t0) * 1000
+            log.info("%s %s %d %.1fms", log_safe(str(scope.get("method"))), log_safe(path), status[0], ms)
+
+
+class HeadAsGet:
+    """HEAD on any GET route: the GET handler runs, its headers (Content-Length included) are sent and
+    its body is dropped. FastAPI routes answer only the methods they name, so HEAD used to get a 405."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class ApiError(Exception):
@@ -283,9 +322,12 @@ def create_app(
     app = FastAPI(
         title="prompt-retriever",
         version="1",
+        docs_url=None,  # FastAPI's Swagger UI and ReDoc load from a CDN: /docs is served locally instead
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
         description="Search creative-writing prompts.",
-        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={code: {"model": ErrorOut} for code in (400, 404, 422, 500)},
     )
     state = ServingState(retriever)
     app.state.batcher = QueryBatcher(retriever.search_requests, max_batch=max_batch, workers=batch_workers)
@@ -298,7 +340,9 @@ def create_app(
 
 
 def add_middleware(app: FastAPI, *, log_queries: bool = False, cors_origins: Sequence[str] = ()) -> None:
-    """The access log, and CORS for `cors_origins` only (off when empty)."""
+    """HEAD as GET, the access log (outside it, so HEAD is logged as HEAD), and CORS for `cors_origins`
+    only (off when empty)."""
+    app.add_middleware(HeadAsGet)
     app.add_middleware(AccessLog, log_queries=log_queries)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -307,7 +351,8 @@ def add_middleware(app: FastAPI, *, log_queries: bool = False, cors_origins: Seq
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Every client mistake answers `{"error": ...}` (validation errors also with `detail`)."""
+    """Every error answers `{"error": ...}` (validation errors also with `detail`); a 405 names the
+    allowed methods in `Allow`; an unexpected exception is a bare 500 (logged, not shown)."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -319,7 +364,17 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = [m.strip() for m in headers.get("Allow", "GET").split(",") if m.strip()]
+            if "GET" in allowed and "HEAD" not in allowed:
+                allowed.append("HEAD")  # HeadAsGet answers it
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
 def validation_body(errors: Sequence[dict]) -> dict:
@@ -372,7 +427,9 @@ def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) 
 
     @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
     async def get_prompt(
-        prompt_id: str = FastPath(..., pattern=ID_PATTERN.pattern, description="lower-case letters, digits, '-'"),
+        prompt_id: str = FastPath(
+            ..., pattern=ID_PATTERN.pattern, description="1-120 letters, digits, '.', '_', '-'; starts alphanumeric"
+        ),
     ) -> PromptOut:
         return state.prompt_out(state.prompt(prompt_id))
 
@@ -407,16 +464,20 @@ def add_health_routes(app: FastAPI, state: ServingState) -> None:
 
 
 def add_page_routes(app: FastAPI) -> None:
-    """The web page at / and its two static files; nothing else under /static."""
+    """The web page at /, the API reference at /docs, and their static files; nothing else under /static."""
     web = static_dir()
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(web / "index.html", media_type="text/html")
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(web / "docs.html", media_type="text/html")
+
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
-        allowed = {"app.js": "text/javascript", "style.css": "text/css"}
+        allowed = {"app.js": "text/javascript", "style.css": "text/css", "docs.js": "text/javascript"}
         if name not in allowed:
             raise ApiError(404, "not found")
         return FileResponse(web / name, media_type=allowed[name])

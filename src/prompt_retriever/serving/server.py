@@ -83,6 +83,24 @@ def tune_runtime(retriever: PromptRetriever, workers: int, cpus: int) -> None:
     gc.freeze()
 
 
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+
+
+def configure_logging() -> None:
+    """INFO to stderr, for the access log. Called first thing by `serve` (the command), before any model
+    or index loads: a library that logs before logging is configured (ONNX Runtime's quantiser did, on a
+    first start) makes Python install its own WARNING-level handler, and the access log went missing.
+    So this replaces whatever the root logger has, unless it is already ours (idempotent)."""
+    import logging
+
+    root = logging.getLogger()
+    if any(getattr(h, "_prompt_retriever", False) for h in root.handlers):
+        return
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    for h in root.handlers:
+        h._prompt_retriever = True  # type: ignore[attr-defined]
+
+
 def serve(
     retriever: PromptRetriever,
     *,
@@ -92,17 +110,25 @@ def serve(
     cors_origins: Sequence[str] = (),
     workers: int | None = None,
     announce: Callable[[str], object] | None = None,
+    header_timeout: float = 10.0,
+    max_connections: int = 512,
+    max_connections_per_ip: int = 64,
 ) -> None:
     """Serve the HTTP API and web page over `retriever` until stopped. `workers` None: see
-    `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up."""
-    import logging
+    `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
+    `header_timeout`, `max_connections`, `max_connections_per_ip`: the connection guard's limits
+    (`serving.guard`; request heads are also capped at 16 KB)."""
     import os
 
     import uvicorn
 
     from .api import create_app
+    from .guard import ConnectionGuard, guarded_protocol
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
+    guard = ConnectionGuard(
+        header_timeout=header_timeout, max_connections=max_connections, max_per_ip=max_connections_per_ip
+    )
     backend = retriever.encoder.backend
     if announce is not None:
         announce(f"serving {len(retriever)} prompts ({retriever.fingerprint}, {backend}) on http://{host}:{port}/")
@@ -114,6 +140,9 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,  # ours (api.AccessLog) escapes what it logs and leaves out query text
+        http=guarded_protocol(guard),  # uvicorn's httptools protocol plus the connection guard
+        ws="none",  # no WebSocket routes: upgrade requests are answered as plain HTTP
         timeout_keep_alive=5,
-        limit_concurrency=200,
+        limit_concurrency=None,  # the guard caps connections (per address and in total) instead
     )

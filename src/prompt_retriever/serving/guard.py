@@ -1,0 +1,294 @@
+"""Connection limits uvicorn lacks: a deadline for the request head, a cap on its size, connection caps
+per client address and in total, and JSON for every error the HTTP layer answers itself.
+
+uvicorn (httptools parser, uvloop) closes idle keep-alive connections, but a new connection that sends
+nothing, or one header line a second (slowloris), is held forever; its `limit_concurrency` then answers
+everyone else 503; and httptools buffers a header of any size. `GuardedHttpToolsProtocol` is uvicorn's
+own `HttpToolsProtocol` with a few hooks, so normal traffic takes the same fast path:
+
+- a connection (or a keep-alive connection once its next request starts) must deliver its whole head
+  (request line and headers) within `header_timeout` seconds, else 408 (silently closed if it sent
+  nothing); a request body must arrive within the same deadline;
+- a head over `max_head_bytes` (16 KB) gets 431, a request target over `max_url_bytes` 414, counted as
+  the bytes arrive, so an endless header is cut off without being buffered;
+- at most `max_per_ip` connections per client address (the next get 429) and `max_connections` in
+  all: at the total cap a new connection closes the one that has waited longest without a request in
+  progress (an idle or slow one; a client sending a real request finishes its head in milliseconds), and
+  only when every connection is busy with a request does a new one get 503.
+
+Refusals are written as JSON, the write side is shut (the client reads the answer, not a reset) and
+the connection is dropped a second later. Refusals are counted and logged at most every 10 seconds
+(the first at once), so an attack cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter, OrderedDict
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+log = logging.getLogger("prompt_retriever.guard")
+
+HEADER_TIMEOUT = 10.0
+MAX_HEAD_BYTES = 16 * 1024
+MAX_URL_BYTES = 8 * 1024
+MAX_CONNECTIONS = 512
+MAX_PER_IP = 64
+LINGER = 1.0  # seconds a refused connection stays open (write side shut) so the client reads the answer
+
+
+def error_response(status: int, message: str, default_headers=()) -> bytes:
+    """A complete `Connection: close` HTTP/1.1 response with body `{"error": message}`."""
+    body = json.dumps({"error": message}).encode()
+    head = [STATUS_LINE[status]]
+    for name, value in default_headers:
+        head += [name, b": ", value, b"\r\n"]
+    head += [
+        b"content-type: application/json\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + body
+
+
+class ConnectionGuard:
+    """State shared by every connection of one server: counts per address, and the connections waiting
+    for a request (oldest first), which are the ones closed when the total cap is reached."""
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float = HEADER_TIMEOUT,
+        max_head_bytes: int = MAX_HEAD_BYTES,
+        max_url_bytes: int = MAX_URL_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
+        max_per_ip: int = MAX_PER_IP,
+    ):
+        self.header_timeout, self.max_head_bytes, self.max_url_bytes = header_timeout, max_head_bytes, max_url_bytes
+        self.max_connections, self.max_per_ip = max(1, max_connections), max(1, max_per_ip)
+        self.per_ip: Counter[str] = Counter()
+        self.total = 0
+        self.waiting: OrderedDict[Any, None] = OrderedDict()  # connection -> None, longest waiting first
+        self.counts: Counter[str] = Counter()  # refusals by kind since the last report
+        self._last_report = -float("inf")  # the first refusal is logged at once, later ones summed up
+
+    def admit(self, conn, ip: str) -> tuple[int, str] | None:
+        """Count `conn` in, or say why not: (status, message)."""
+        if self.per_ip[ip] >= self.max_per_ip:
+            self.note("over the per-address cap (429)", ip)
+            return 429, f"too many connections from your address (at most {self.max_per_ip})"
+        if self.total >= self.max_connections:
+            if not self.waiting:
+                self.note("over the total cap, all busy (503)", ip)
+                return 503, "server busy: too many connections, try again later"
+            victim = next(iter(self.waiting))
+            self.release(victim)
+            victim.evict()
+            self.note("idle connections closed for new ones", ip)
+        self.total += 1
+        self.per_ip[ip] += 1
+        conn._guard_ip = ip
+        self.waiting[conn] = None
+        return None
+
+    def release(self, conn) -> None:
+        ip = getattr(conn, "_guard_ip", None)
+        if ip is None:
+            return
+        conn._guard_ip = None
+        self.total -= 1
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+        self.waiting.pop(conn, None)
+
+    def start_waiting(self, conn) -> None:
+        if getattr(conn, "_guard_ip", None) is not None:
+            self.waiting[conn] = None
+            self.waiting.move_to_end(conn)
+
+    def stop_waiting(self, conn) -> None:
+        self.waiting.pop(conn, None)
+
+    def note(self, what: str, ip: str) -> None:
+        """Count a refusal; log the counts at most every 10 s (an attack must not flood the log)."""
+        self.counts[what] += 1
+        now = time.monotonic()
+        if now - self._last_report >= 10.0:
+            summary = ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items()))
+            log.warning("connection guard: %s (latest from %s; next report in 10 s at the earliest)", summary, ip)
+            self.counts.clear()
+            self._last_report = now
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol under a `ConnectionGuard` (the `guard` class attribute, set by
+    `guarded_protocol`). Overrides only hooks: the parsing and the response path are uvicorn's."""
+
+    guard: ConnectionGuard
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard_ip: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # receiving a request head (or waiting for one)
+        self._head_bytes = 0  # bytes received since the current head began (an upper bound on its size)
+        self._head_size = 0  # the current head's size as parsed: target + headers
+        self._url_size = 0
+        self._refused = False
+
+    # --------------------------------------------------------------- connection
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        verdict = self.guard.admit(self, self.client[0] if self.client else "")
+        if verdict is not None:
+            self._refuse(*verdict)
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.release(self)
+        self._disarm()
+        super().connection_lost(exc)
+
+    def evict(self) -> None:
+        """Closed to make room for a new connection (this one was idle or slow)."""
+        self._refused = True
+        self._disarm()
+        self.transport.close()
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.guard.header_timeout, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self._refused or self.transport.is_closing():
+            return
+        busy = self.cycle is not None and not self.cycle.response_complete  # a pipelined answer is on its way
+        if self._in_head and self._head_bytes == 0:  # sent nothing at all: just close, as for keep-alive
+            self.guard.note("idle connections timed out", self._ip())
+            self.guard.release(self)
+            self.transport.close()
+        elif self._in_head and not busy:
+            self.guard.note("slow request heads timed out (408)", self._ip())
+            self._refuse(408, f"request head not received within {self.guard.header_timeout:g} s")
+        else:  # a body still trickling in, or a slow head behind a pipelined request: no room for an answer
+            self.guard.note("slow requests timed out", self._ip())
+            self.guard.release(self)
+            self.transport.close()
+
+    def _ip(self) -> str:
+        return self.client[0] if self.client else ""
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` as JSON, shut the write side and drop the connection after `LINGER`."""
+        self._refused = True
+        self._disarm()
+        self.guard.release(self)
+        if self.transport.is_closing():
+            return
+        self.transport.write(error_response(status, message, self.server_state.default_headers))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER, self.transport.close)
+        else:  # pragma: no cover (TLS transports cannot half-close)
+            self.transport.close()
+
+    # --------------------------------------------------------------- parsing
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # read and dropped until the connection closes
+        if self._in_head:
+            self._head_bytes += len(data)
+            self._arm()  # a keep-alive connection whose next request starts now
+        super().data_received(data)
+        if self._in_head and not self._refused and self._head_bytes > self.guard.max_head_bytes + 65536:
+            self._too_large()  # an unfinished head far over the cap (the exact check is on the parsed size)
+
+    def _too_large(self) -> None:
+        self.guard.note("oversized request heads (431)", self._ip())
+        self._refuse(431, f"request head too large: at most {self.guard.max_head_bytes // 1024} KB")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_size, self._url_size = True, 0, 0
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
+        self._url_size += len(url)
+        self._head_size += len(url)
+        if self._url_size > self.guard.max_url_bytes:
+            self.guard.note("oversized request targets (414)", self._ip())
+            self._refuse(414, f"request target too long: at most {self.guard.max_url_bytes // 1024} KB")
+            return
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.guard.max_head_bytes:
+            self._too_large()
+            return
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._in_head, self._head_bytes = False, 0
+        self.guard.stop_waiting(self)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._disarm()
+        self._in_head = True
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._refused and not self.transport.is_closing() and self.timeout_keep_alive_task is not None:
+            self.guard.start_waiting(self)  # idle keep-alive: evictable until its next request head ends
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refused:
+            return
+        self.guard.note("malformed requests (400)", self._ip())
+        self._refuse(400, "malformed HTTP request")
+
+
+class _CountedElsewhere(logging.Filter):
+    """uvicorn logs a warning per malformed request (the guard counts those and reports them every 10 s
+    instead) and two per upgrade request (answered as plain HTTP: there are no WebSocket routes), so a
+    flood of either would flood the log."""
+
+    PREFIXES = ("Invalid HTTP request received", "Unsupported upgrade request", "No supported WebSocket library")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIXES)
+
+
+def guarded_protocol(guard: ConnectionGuard) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to hand uvicorn (`http=`), bound to `guard`."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _CountedElsewhere) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_CountedElsewhere())
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"guard": guard})

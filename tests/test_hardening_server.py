@@ -1,0 +1,346 @@
+"""The real server under hostile clients: idle and slow connections, giant heads, garbage, log forging.
+
+One server for the module, started with small limits so that the attacks stay small (tens of sockets,
+a few seconds): `--header-timeout 2 --max-connections 40 --max-connections-per-ip 10`. Attackers use
+other loopback addresses (127.0.0.2, ...) than the well-behaved client (127.0.0.1), so the per-address
+cap applies to them only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from server_util import free_port
+
+DATA = Path(__file__).parent / "data"
+HEADER_TIMEOUT = 2.0
+MAX_CONN = 40
+MAX_PER_IP = 10
+
+
+@dataclass
+class Server:
+    base: str
+    port: int
+    log: Path
+    proc: subprocess.Popen
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("hardening") / "server.log"
+    port = free_port()
+    args = [
+        "--corpus", str(DATA / "small_corpus.txt"),
+        "--header-timeout", str(HEADER_TIMEOUT),
+        "--max-connections", str(MAX_CONN),
+        "--max-connections-per-ip", str(MAX_PER_IP),
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "prompt_retriever.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    with log.open("wb") as out:  # a file, not a pipe: a pipe nobody reads would block the server's log writes
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+    srv = Server(f"http://127.0.0.1:{port}", port, log, proc)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {srv.log_text()[-2000:]}")
+            try:
+                if httpx.get(srv.base + "/readyz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not become ready")
+            time.sleep(0.3)
+        yield srv
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log_text = srv.log_text()  # the attacks left no traceback, and the refusals were not logged one by one
+    assert "Traceback" not in log_text and "Exception in ASGI" not in log_text, log_text[-3000:]
+    assert 1 <= log_text.count("connection guard:") <= 10 and "Invalid HTTP request" not in log_text, log_text[-3000:]
+
+
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+def read_until_closed(s: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    """(bytes read, whether the server closed the connection within `timeout` seconds)."""
+    data, end = b"", time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return data, False
+        s.settimeout(left)
+        try:
+            chunk = s.recv(65536)
+        except TimeoutError:
+            return data, False
+        except (ConnectionResetError, BrokenPipeError):
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def status_and_json(raw: bytes) -> tuple[int, dict[str, str], dict]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    headers = {k.lower(): v for k, v in headers.items()}
+    return int(lines[0].split()[1]), headers, json.loads(body) if body else {}
+
+
+def exchange(port: int, request: bytes, source: str = "127.0.0.1", timeout: float = 10.0) -> bytes:
+    with connect(port, source) as s:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(request)
+        return read_until_closed(s, timeout)[0]
+
+
+def latencies(base: str, n: int, path: str = "/healthz", **params) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = httpx.get(base + path, params=params or None, timeout=10.0)
+        out.append(time.perf_counter() - t)
+        assert r.status_code == 200, (r.status_code, r.text)
+    return out
+
+
+def p99(values: list[float]) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(0.99 * (len(values) - 1))))]
+
+
+def test_idle_connections_are_capped_per_address_and_in_total_and_timed_out(server):
+    # 15 idle sockets from one address (5 over its cap), then 6 each from 6 more: 46 > 40 in total
+    flood = [connect(server.port, "127.0.0.2") for _ in range(15)]
+    flood += [connect(server.port, f"127.0.0.{i}") for i in range(3, 9) for _ in range(6)]
+    opened = time.monotonic()
+    # meanwhile a separate client is answered at once, searches included
+    lat = latencies(server.base, 20) + latencies(server.base, 5, "/api/search", q="robot mechanic", k=3)
+    assert max(lat) < 2.0, lat
+    results = []
+    for s in flood:  # everything is closed by the server once the header timeout has passed
+        data, closed = read_until_closed(s, max(0.5, opened + HEADER_TIMEOUT + 2.0 - time.monotonic()))
+        results.append((data, closed))
+        s.close()
+    assert all(closed for _, closed in results), sum(not c for _, c in results)
+    refused = [status_and_json(d) for d, _ in results if d]
+    assert sorted(code for code, _, _ in refused) == [429] * 5, refused
+    for _, headers, body in refused:
+        assert headers["content-type"] == "application/json" and "too many connections" in body["error"]
+    assert httpx.get(server.base + "/healthz").status_code == 200
+
+
+def slowloris(port: int, source: str, every: float, seconds: float) -> tuple[float, bytes, bool]:
+    """One header line every `every` seconds, never finishing the head: (seconds until the server
+    closed the connection, what it sent, whether it closed within `seconds`)."""
+    t0 = time.monotonic()
+    with connect(port, source) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        i, data = 0, b""
+        while time.monotonic() - t0 < seconds:
+            readable, _, _ = select.select([s], [], [], every)
+            if readable:
+                data, closed = read_until_closed(s, 2.0)
+                return time.monotonic() - t0, data, closed
+            try:
+                s.sendall(f"X-Drip-{i}: a\r\n".encode())
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - t0, data, True
+            i += 1
+        return time.monotonic() - t0, data, False
+
+
+def test_slowloris_gets_408_within_the_header_timeout(server):
+    with_threads = []
+    out: list = []
+    for i in range(3):
+        t = threading.Thread(target=lambda i=i: out.append(slowloris(server.port, "127.0.0.9", 0.3, 8.0)))
+        t.start()
+        with_threads.append(t)
+    lat = latencies(server.base, 10)
+    for t in with_threads:
+        t.join()
+    assert max(lat) < 2.0
+    for took, data, closed in out:
+        assert closed and took < HEADER_TIMEOUT + 1.5, (took, data)
+        code, headers, body = status_and_json(data)
+        assert code == 408 and headers["content-type"] == "application/json" and "error" in body
+
+
+def test_request_heads_over_16_kb_get_431_json(server):
+    def head(extra: int) -> bytes:
+        return b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * extra + b"\r\n\r\n"
+
+    assert status_and_json(exchange(server.port, head(15_000).replace(b"Host: x", b"Connection: close")))[0] == 200
+    code, headers, body = status_and_json(exchange(server.port, head(20_000)))
+    assert code == 431 and headers["content-type"] == "application/json" and "16 KB" in body["error"]
+    many = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 50) for i in range(400)) + b"\r\n"
+    assert status_and_json(exchange(server.port, many))[0] == 431
+    code, _, body = status_and_json(exchange(server.port, b"GET /healthz?q=" + b"x" * 20_000 + b" HTTP/1.1\r\n\r\n"))
+    assert code in (414, 431) and "error" in body
+    # a 4 MB header is cut off early (431, or a reset while still sending), never answered 200 nor buffered
+    rss = server.rss_mb()
+    with connect(server.port, "127.0.0.10") as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nX-Huge: ")
+        try:
+            for _ in range(64):
+                s.sendall(b"b" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data, _ = read_until_closed(s, 5.0)
+    assert not data or status_and_json(data)[0] == 431, data[:200]
+    assert server.rss_mb() - rss < 20
+    assert httpx.get(server.base + "/healthz").status_code == 200
+
+
+def test_protocol_errors_are_json(server):
+    code, headers, body = status_and_json(exchange(server.port, b"NOT AN HTTP REQUEST\r\n\r\n"))
+    assert code == 400 and headers["content-type"] == "application/json" and "error" in body
+    r = httpx.post(server.base + "/api/search", params={"q": "x"})
+    assert r.status_code == 405 and r.json()["error"] and "GET" in r.headers["allow"]
+
+
+def test_head_requests_and_access_log_is_escaped(server):
+    r = httpx.head(server.base + "/healthz")
+    assert r.status_code == 200 and r.content == b""
+    assert httpx.head(server.base + "/api/search", params={"q": "robot"}).status_code == 200
+    r = httpx.get(server.base + "/api/prompts/a%0aFORGED%20200%201.0ms%0d%1b[31m")
+    assert r.status_code in (404, 422)
+    time.sleep(0.3)
+    log = server.log_text()
+    assert "HEAD /healthz 200" in log and "GET /healthz 200" in log  # the access log is there at all
+    assert not any(line.startswith("FORGED") for line in log.splitlines())
+    assert "/api/prompts/a\\nFORGED 200 1.0ms\\r\\x1b[31m" in log
+    assert "\x1b" not in log
+
+
+def test_combined_attack_keeps_healthz_and_search_fast(server):
+    """Idle flood, slowloris and a giant header at once, while a separate client measures."""
+    stop = threading.Event()
+
+    def idle_flood():
+        socks = []
+        while not stop.is_set():
+            for i in range(11, 16):  # 5 addresses, each keeps reopening up to past its cap
+                with contextlib.suppress(OSError):
+                    socks.append(connect(server.port, f"127.0.0.{i}"))
+            stop.wait(0.2)
+            if len(socks) > 60:
+                for s in socks[:20]:
+                    s.close()
+                del socks[:20]
+        for s in socks:
+            s.close()
+
+    def giant_headers():
+        while not stop.is_set():
+            exchange(server.port, b"GET / HTTP/1.1\r\nX-Big: " + b"c" * 100_000 + b"\r\n\r\n", "127.0.0.16", 2.0)
+
+    threads = [threading.Thread(target=idle_flood), threading.Thread(target=giant_headers)]
+    threads += [threading.Thread(target=slowloris, args=(server.port, "127.0.0.17", 0.5, 6.0)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        health = latencies(server.base, 60)
+        search = latencies(server.base, 15, "/api/search", q="haunted lighthouse")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    print(f"\nunder attack: healthz p99 {p99(health) * 1000:.1f} ms (n={len(health)}), "
+          f"search p99 {p99(search) * 1000:.1f} ms (n={len(search)})")  # fmt: skip
+    assert p99(health) < 1.0 and p99(search) < 2.0
+
+
+def test_logging_is_configured_before_the_index_loads(tmp_path):
+    """A library that logs before the server configures logging (ONNX Runtime's quantiser did, on the
+    first start) must not leave the root logger at WARNING: the access log would go missing."""
+    script = f"""
+import logging
+import prompt_retriever.serving.server as srv
+def fake_build(**kw):
+    logging.warning("a library warning while the index builds")  # configures the root logger itself
+    return object()
+def fake_serve(retriever, **kw):
+    logging.getLogger("prompt_retriever.api").info("GET /healthz 200 0.1ms")
+srv.build_retriever, srv.serve = fake_build, fake_serve
+from prompt_retriever.cli import app
+app(["serve", "--corpus", {str(DATA / "small_corpus.txt")!r}], standalone_mode=False)
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "prompt_retriever.api GET /healthz 200" in res.stderr + res.stdout, res.stderr[-2000:]
+
+
+def test_hundreds_of_idle_connections_do_not_turn_others_away(server):
+    """uvicorn alone answered every other client 503 once 200 connections were open and idle."""
+    flood = [connect(server.port, f"127.0.1.{i}") for i in range(22) for _ in range(MAX_PER_IP)]
+    try:
+        for _ in range(5):
+            r = httpx.get(server.base + "/healthz", timeout=5.0)
+            assert r.status_code == 200, (r.status_code, r.text)
+        r = httpx.get(server.base + "/api/search", params={"q": "robot"}, timeout=5.0)
+        assert r.status_code == 200
+    finally:
+        for s in flood:
+            s.close()
+
+
+def test_guard_caps_per_address_evicts_the_longest_waiting_and_503s_when_all_are_busy():
+    from prompt_retriever.serving.guard import ConnectionGuard, error_response
+
+    class Conn:
+        evicted = False
+
+        def evict(self):
+            self.evicted = True
+
+    g = ConnectionGuard(max_connections=3, max_per_ip=2)
+    a1, a2, a3, b1, c1, d1 = (Conn() for _ in range(6))
+    assert g.admit(a1, "a") is None and g.admit(a2, "a") is None
+    assert g.admit(a3, "a")[0] == 429  # a third from one address
+    assert g.admit(b1, "b") is None
+    g.stop_waiting(a2)  # a2's request head is complete: busy, not evictable
+    g.start_waiting(a1)  # a1 idle again (keep-alive) after b1 started waiting: b1 has waited longest
+    assert g.admit(c1, "c") is None and b1.evicted and not a1.evicted and g.total == 3
+    g.stop_waiting(a1)
+    g.stop_waiting(c1)
+    assert g.admit(d1, "d")[0] == 503  # everyone busy with a request
+    for conn in (a1, a2, c1, a1):  # releasing twice is harmless
+        g.release(conn)
+    assert g.total == 0 and not g.per_ip and not g.waiting
+    raw = error_response(431, "request head too large")
+    code, headers, body = status_and_json(raw)
+    assert code == 431 and headers["connection"] == "close" and body == {"error": "request head too large"}
+    assert int(headers["content-length"]) == len(raw.partition(b"\r\n\r\n")[2])
