@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,21 @@ app.add_typer(queries_app, name="queries")
 
 out = Console()
 err = Console(stderr=True)
+
+# C0 controls but tab and newline, DEL, C1, and the bidi/line-separator characters a terminal acts on.
+_UNSAFE_ON_TERMINAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(m: re.Match) -> str:
+    c = ord(m[0])
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def safe(text: object) -> str:
+    """Corpus, query, model or error text ready for `Console.print`: rich markup escaped and control
+    characters shown as `\\x1b`-style escapes, so no escape sequence, hyperlink or tag takes effect."""
+    return escape(_UNSAFE_ON_TERMINAL.sub(_visible, str(text)))
+
 
 CorpusOpt = Annotated[
     list[Path] | None,
@@ -66,14 +82,14 @@ SkipInvalidOpt = Annotated[
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def print_report(report: CorpusReport, limit: int = 200) -> None:
     for issue in report.issues[:limit]:
         color = "red" if issue.severity == "error" else "yellow"
-        err.print(f"[{color}]{issue}[/]", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[{color}]{safe(issue)}[/]", highlight=False, markup=True, soft_wrap=True)
     if len(report.issues) > limit:
         err.print(f"... and {len(report.issues) - limit} more issues")
 
@@ -86,7 +102,7 @@ def load_prompts(corpus: list[Path] | None, skip_invalid: bool = False, quiet: b
     if report.errors and not skip_invalid:
         fail(f"{report.summary()}; fix the lines above or pass --skip-invalid")
     if report.errors:
-        err.print(f"[yellow]skipped {len(report.errors)} invalid line(s); {report.summary()}[/]")
+        err.print(f"[yellow]skipped {len(report.errors)} invalid line(s); {safe(report.summary())}[/]")
     if not report.prompts:
         fail("the corpus has no valid prompts")
     return report.prompts
@@ -119,7 +135,7 @@ def corpus_validate(
     """Check corpus files; every problem is reported as FILE:LINE: severity: message. Exit 1 on errors."""
     report = read_corpus(files)
     print_report(report, limit=10_000)
-    out.print(report.summary())
+    out.print(safe(report.summary()))
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
 
@@ -145,11 +161,11 @@ def corpus_stats_cmd(
     )
     t = Table("genre", "prompts", title="By genre")
     for g, n in stats.by_genre.items():
-        t.add_row(g, str(n))
+        t.add_row(safe(g), str(n))
     out.print(t)
     t = Table("theme", "prompts", "genres", title="By theme")
     for th, n in stats.by_theme.items():
-        t.add_row(th, str(n), str(stats.genres_per_theme[th]))
+        t.add_row(safe(th), str(n), str(stats.genres_per_theme[th]))
     out.print(t)
 
 
@@ -204,16 +220,16 @@ def search(
         return
     info = retriever.describe()
     score = f" · test NDCG@10 {info['test_ndcg@10']:.2f}" if info.get("test_ndcg@10") is not None else ""
-    out.print(f"[dim]{escape(info['system'])}{score}[/]", highlight=False)
+    out.print(f"[dim]{safe(info['system'])}{score}[/]", highlight=False)
     if not hits:
         out.print("no prompts match those filters")
     for h in hits:
         p = h.prompt
         out.print(
-            f"[bold]{h.rank}. {escape(p.title)}[/]  [dim]{escape(p.genre)} · {escape(p.theme)} · {h.score:.3f}[/]",
+            f"[bold]{h.rank}. {safe(p.title)}[/]  [dim]{safe(p.genre)} · {safe(p.theme)} · {h.score:.3f}[/]",
             highlight=False,
         )
-        out.print(f"   {escape(p.text)}", highlight=False, soft_wrap=True)
+        out.print(f"   {safe(p.text)}", highlight=False, soft_wrap=True)
 
 
 def search_document(query: str, k: int, genre: str | None, theme: str | None, took_ms: float, hits) -> dict:
@@ -367,11 +383,11 @@ def queries_stats(
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    t = Table("split", "queries", "by kind", "relevant/query (mean, min-max)", title=str(directory))
+    t = Table("split", "queries", "by kind", "relevant/query (mean, min-max)", title=safe(directory))
     for name, s in summary.items():
         r = s["relevant_per_query"]
         kinds = ", ".join(f"{k} {v}" for k, v in s["by_kind"].items())
-        t.add_row(name, str(s["queries"]), kinds, f"{r['mean']} ({r['min']}-{r['max']})")
+        t.add_row(safe(name), str(s["queries"]), safe(kinds), f"{r['mean']} ({r['min']}-{r['max']})")
     out.print(t)
 
 
@@ -394,7 +410,7 @@ def import_query_file(path: Path, prompts: list[Prompt], fmt: str | None, skip_i
         fail(f"{exc.report.summary()}; fix the rows above or pass --skip-invalid")
     print_report(rep)
     for line in rep.lines():
-        out.print(line, highlight=False)
+        out.print(safe(line), highlight=False)
     return gs
 
 
@@ -559,7 +575,7 @@ def print_summary(rep, out_dir: Path) -> None:
     for s in sorted(rep.systems, key=lambda s: -s.estimates[PRIMARY].mean):
         t.add_row(
             *(
-                [s.name]
+                [safe(s.name)]
                 + [
                     f"{s.estimates[m].mean:.3f} [{s.estimates[m].lo:.3f}, {s.estimates[m].hi:.3f}]"
                     for m in (PRIMARY, "mrr@10", "recall@10")
@@ -570,7 +586,8 @@ def print_summary(rep, out_dir: Path) -> None:
     for c in rep.comparisons:
         if c.metric == PRIMARY:
             out.print(
-                f"{c.system} vs {c.baseline}: {PRIMARY} {c.diff.mean:+.3f} [{c.diff.lo:+.3f}, {c.diff.hi:+.3f}], "
+                f"{safe(c.system)} vs {safe(c.baseline)}: {PRIMARY} {c.diff.mean:+.3f} "
+                f"[{c.diff.lo:+.3f}, {c.diff.hi:+.3f}], "
                 f"p={c.p_value:.4f}, Holm p={c.p_holm:.4f}"
             )
     out.print(f"report: {out_dir / 'report.md'}")
@@ -594,7 +611,7 @@ def train_config(
     loss: str,
     early_stopping: int,
     soup_keywords: int = 0,
-    natural_share: float | None = None,
+    natural_share: float | None = 0.75,
 ):
     """The TrainConfig of the training options shared by `train` and `pipeline`, passed by their option names.
 
@@ -655,7 +672,8 @@ NaturalShareOpt = Annotated[
     typer.Option(
         min=0.0,
         max=1.0,
-        help="Share of the --max-rows budget drawn from natural-language queries (default: uniform over all).",
+        help="Share of the --max-rows budget drawn from natural-language queries (chosen on dev; a golden set "
+        "without natural queries trains as before).",
     ),
 ]
 PatienceOpt = Annotated[int, typer.Option(min=0, help="Early stopping after N evaluations without gain (0 = off).")]
@@ -679,7 +697,7 @@ def train_cmd(
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
-    natural_share: NaturalShareOpt = None,
+    natural_share: NaturalShareOpt = 0.75,
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
     from .golden.goldenset import GoldenSet
@@ -789,8 +807,8 @@ def compare(
     from .pipeline import headline_numbers
 
     for line in headline_numbers(res.summary)["lines"]:
-        out.print(line, highlight=False)
-    out.print(f"report: {out_dir / 'summary.md'}")
+        out.print(safe(line), highlight=False)
+    out.print(f"report: {safe(out_dir / 'summary.md')}")
 
 
 @app.command()
@@ -835,7 +853,7 @@ def pipeline(
     max_steps: MaxStepsOpt = -1,
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
-    natural_share: NaturalShareOpt = None,
+    natural_share: NaturalShareOpt = 0.75,
     llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for LLM queries.")] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model at that endpoint.")] = None,
     judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
@@ -985,9 +1003,10 @@ def demo(model: ModelOpt = DEFAULT_MODEL, allow_download: AllowDownloadOpt = Fal
     out.print(f"[bold]{len(retriever)} bundled prompts indexed with {retriever.fingerprint}[/]")
     for q, genre in EXAMPLE_QUERIES:
         label = f"{q!r}" + (f" (genre {genre})" if genre else "")
-        out.print(f"\n[bold cyan]search {label}[/]")
+        out.print(f"\n[bold cyan]search {safe(label)}[/]")
         for h in retriever.search(q, k=3, genre=genre):
-            out.print(f"  {h.rank}. {h.prompt.title} [dim]({h.prompt.genre} · {h.prompt.theme}, {h.score:.3f})[/]")
+            p = h.prompt
+            out.print(f"  {h.rank}. {safe(p.title)} [dim]({safe(p.genre)} · {safe(p.theme)}, {h.score:.3f})[/]")
 
 
 if __name__ == "__main__":  # pragma: no cover

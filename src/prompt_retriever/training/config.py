@@ -26,7 +26,7 @@ class TrainConfig:
     max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
     max_rows: int | None = 512  # training-row budget (CPU time), a seeded uniform sample; None = all
     # share of the max_rows budget spent on natural-language queries (None: uniform over all rows)
-    natural_share: float | None = None
+    natural_share: float | None = 0.75  # chosen on dev: 0.75 beat a uniform sample (about 0.49) by mean dev NDCG@10
     keyword_augment: int = 0  # extra keyword queries per train prompt, train split only (see augment.py)
     loss: str = "mnrl"  # mnrl | cached-mnrl
     cached_mini_batch_size: int = 16
