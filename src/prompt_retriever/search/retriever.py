@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -351,9 +353,12 @@ class PromptRetriever:
         if not path.exists():
             raise IndexLoadError(f"{directory}: not an index folder (no manifest.json)")
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            manifest = json.loads(_read_limited(path, MAX_MANIFEST_BYTES).decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IndexLoadError(f"{path}: corrupt manifest ({exc})") from exc
+        if not isinstance(manifest, dict):
+            raise IndexLoadError(f"{path}: corrupt manifest (a JSON object expected, got {type(manifest).__name__})")
+        return manifest
 
     @classmethod
     def load(cls, directory: str | Path, model: str | None = None, **kwargs) -> PromptRetriever:
@@ -361,17 +366,26 @@ class PromptRetriever:
         built with different weights."""
         d = Path(directory)
         manifest = cls.read_manifest(d)
-        # Read each file once and check that very content: a writer replacing files between a check and a
-        # read cannot slip mismatched data past the checksums.
+        count, dim = _manifest_shape(d, manifest)
+        checksums = manifest.get("checksums")
+        if not isinstance(checksums, dict):
+            raise IndexLoadError(f"{d}: manifest.json has no checksums")
+        limits = {
+            "embeddings.npy": count * dim * 4 + NPY_HEADER_ALLOWANCE,
+            "prompts.jsonl": count * MAX_PROMPT_ROW_BYTES + 4096,
+        }
+        # Read each file once (a regular file, at most the size the manifest allows) and check that very
+        # content: a writer replacing files between a check and a read cannot slip mismatched data past
+        # the checksums.
         blobs: dict[str, bytes] = {}
         for name in ("embeddings.npy", "prompts.jsonl"):
-            digest = manifest.get("checksums", {}).get(name)
-            try:
-                blobs[name] = (d / name).read_bytes()
-            except OSError as exc:
-                raise IndexLoadError(f"{d}: missing or unreadable {name}") from exc
-            if digest is None or sha256_bytes(blobs[name]) != digest:
+            digest = checksums.get(name)
+            blobs[name] = _read_limited(d / name, limits[name])
+            if not isinstance(digest, str) or sha256_bytes(blobs[name]) != digest:
                 raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
+        for key in ("model", "fingerprint"):
+            if not isinstance(manifest.get(key), str):
+                raise IndexLoadError(f"{d}: manifest.json has no {key}")
         try:
             system = SystemSpec.from_dict(manifest.get("system", {}))
         except (InputError, TypeError) as exc:
@@ -388,17 +402,109 @@ class PromptRetriever:
                 f"{d}: index was built with model {manifest['model']} ({manifest['fingerprint']}), "
                 f"not {retriever.model_name} ({retriever.fingerprint}); rebuild it with this model"
             )
-        try:
-            text = blobs["prompts.jsonl"].decode("utf-8")
-            prompts = [Prompt.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
-            embeddings = np.load(io.BytesIO(blobs["embeddings.npy"]), allow_pickle=False).astype(np.float32, copy=False)
-        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-            raise IndexLoadError(f"{d}: unreadable index data ({exc})") from exc
-        if len(prompts) != manifest["count"] or embeddings.shape[0] != manifest["count"]:
-            raise IndexLoadError(f"{d}: manifest count {manifest['count']} does not match the data")
+        prompts = _parse_prompts(d / "prompts.jsonl", blobs["prompts.jsonl"])
+        embeddings = _parse_embeddings(d / "embeddings.npy", blobs["embeddings.npy"], count, dim)
+        if len(prompts) != count:
+            raise IndexLoadError(f"{d}: manifest count {count} does not match the data ({len(prompts)} prompts)")
+        if count and retriever.system.kind != "bm25":
+            try:
+                model_dim = retriever.encoder.dimension
+            except Exception:  # noqa: BLE001 - a model that cannot say its dimension fails later, clearly
+                model_dim = dim
+            if model_dim != dim:
+                raise IndexLoadError(f"{d}: embeddings have dimension {dim}, the model {model_dim}")
         retriever.prompts, retriever.embeddings = prompts, embeddings
         retriever._sync(prompts, embeddings)
         return retriever
+
+
+MAX_MANIFEST_BYTES = 1 << 20
+NPY_HEADER_ALLOWANCE = 64 * 1024
+MAX_PROMPT_ROW_BYTES = 64 * 1024  # a row's fields are capped well below this (corpus.MAX_TEXT_CHARS)
+MAX_INDEX_COUNT = 50_000_000
+MAX_INDEX_DIMENSION = 65_536
+PROMPT_FIELDS = ("id", "genre", "theme", "title", "text")
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file no larger than `limit`, or one clear IndexLoadError. Checked on the
+    open descriptor (symlinks to /dev/zero, FIFOs, devices refused) and read at most `limit + 1` bytes."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise IndexLoadError(f"{path}: not a regular file")
+            if st.st_size > limit:
+                raise IndexLoadError(f"{path}: too large ({st.st_size:,} bytes, the manifest allows {limit:,})")
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise IndexLoadError(f"{path}: missing or unreadable ({type(exc).__name__})") from exc
+    if len(data) > limit:
+        raise IndexLoadError(f"{path}: too large (over {limit:,} bytes, the manifest allows)")
+    return data
+
+
+def _manifest_shape(d: Path, manifest: dict) -> tuple[int, int]:
+    count, dim = manifest.get("count"), manifest.get("dimension")
+    for name, value, top in (("count", count, MAX_INDEX_COUNT), ("dimension", dim, MAX_INDEX_DIMENSION)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise IndexLoadError(f"{d}: manifest.json has a bad {name} ({value!r:.40})")
+    return count, dim
+
+
+def _parse_prompts(path: Path, blob: bytes) -> list[Prompt]:
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IndexLoadError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    prompts: list[Prompt] = []
+    seen: set[str] = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IndexLoadError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise IndexLoadError(f"{path}:{n}: a JSON object expected")
+        bad = [k for k in PROMPT_FIELDS if not isinstance(row.get(k), str) or not row[k]]
+        bad += [k for k in ("kind", "source") if row.get(k) is not None and not isinstance(row[k], str)]
+        if bad:
+            raise IndexLoadError(f"{path}:{n}: missing or non-string field(s): {', '.join(bad)}")
+        if row["id"] in seen:
+            raise IndexLoadError(f"{path}:{n}: duplicate prompt id {row['id']!r:.80}")
+        seen.add(row["id"])
+        prompts.append(Prompt.from_dict(row))
+    return prompts
+
+
+def _parse_embeddings(path: Path, blob: bytes, count: int, dim: int) -> np.ndarray:
+    """The (count, dim) float32 array in `blob`, its header checked before any array is allocated."""
+    fmt = np.lib.format
+    buf = io.BytesIO(blob)
+    try:
+        version = fmt.read_magic(buf)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(buf)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(buf)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, TypeError, SyntaxError) as exc:
+        raise IndexLoadError(f"{path}: not a .npy array ({exc})") from exc
+    if dtype != np.dtype("<f4"):
+        raise IndexLoadError(f"{path}: dtype {dtype}, float32 expected")
+    if fortran or shape != (count, dim):
+        raise IndexLoadError(f"{path}: shape {shape!r:.60} does not match the manifest ({count}, {dim})")
+    data = blob[buf.tell() :]
+    if len(data) != count * dim * 4:
+        raise IndexLoadError(f"{path}: {len(data):,} data bytes, the shape needs {count * dim * 4:,}")
+    embeddings = np.frombuffer(data, dtype="<f4").reshape(count, dim).astype(np.float32)
+    if not np.isfinite(embeddings).all():
+        bad = int(np.flatnonzero(~np.isfinite(embeddings).all(axis=1))[0])
+        raise IndexLoadError(f"{path}: row {bad} is not finite (NaN or inf)")
+    return embeddings
 
 
 def system_label(kind: str, model: str) -> str:
