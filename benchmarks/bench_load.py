@@ -32,7 +32,7 @@ and SIMD flags and the load average around each measurement, and goes to
 
 `--attack` measures the same load twice on one server, first alone and then while hostile clients run
 from other loopback addresses (127.0.0.2-7, so the server's per-address cap applies to them, not to the
-wrk clients on 127.0.0.1): 200 idle sockets kept open (reopened as the server closes them), 20 slowloris
+wrk clients on 127.0.0.1): 200 idle sockets kept open (reopened as the server closes them), 200 slowloris
 connections sending one header line a second, and 1 MB request heads in a loop. A prober on 127.0.0.1
 times GET /healthz on a fresh connection every 50 ms throughout. Reported: the normal clients' and the
 prober's p50/p99 and errors in both phases, and what the server did to the attackers (idle sockets
@@ -404,7 +404,7 @@ def measure_attack(args, queries: list[str], work: Path, corpus: Path) -> dict:
         for phase in ("alone", "under_attack"):
             prober = Prober(base)
             prober.start()
-            attack = Attack(port) if phase == "under_attack" else None
+            attack = Attack(port, idle=args.idle, slow=args.slowloris) if phase == "under_attack" else None
             if attack is not None:
                 attack.__enter__()
                 time.sleep(2.0)  # let the idle sockets and slowloris connections pile up first
@@ -539,6 +539,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, help="a pipeline run folder: measure the system it chose (see above)")
     ap.add_argument("--rounds", type=int, default=1, help="with --run: times to measure the three servers")
     ap.add_argument("--attack", action="store_true", help="the load alone, then under attack (see above)")
+    ap.add_argument("--idle", type=int, default=200, help="with --attack: idle sockets kept open")
+    ap.add_argument("--slowloris", type=int, default=200, help="with --attack: slowloris connections")
     args = ap.parse_args()
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
