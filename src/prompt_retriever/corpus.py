@@ -65,12 +65,10 @@ class Issue:
         return f"{self.path}:{self.line}: {self.severity}: {self.message}"
 
 
-@dataclass
-class CorpusReport:
-    prompts: list[Prompt] = field(default_factory=list)
-    issues: list[Issue] = field(default_factory=list)
-    lines_read: int = 0
-    blank_lines: int = 0
+class IssueReport:
+    """What a report of `Issue`s offers: its errors and its warnings (CorpusReport, the import report)."""
+
+    issues: list[Issue]
 
     @property
     def errors(self) -> list[Issue]:
@@ -79,6 +77,14 @@ class CorpusReport:
     @property
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
+
+
+@dataclass
+class CorpusReport(IssueReport):
+    prompts: list[Prompt] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    lines_read: int = 0
+    blank_lines: int = 0
 
     def summary(self) -> str:
         return (

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpus import Issue, Prompt, parse_tagged_line, title_key
+from ..corpus import Issue, IssueReport, Prompt, parse_tagged_line, title_key
 from ..errors import InputError
 from .goldenset import GoldenSet, Negative, Qrels, Query, make_query_id
 
@@ -80,7 +80,7 @@ class GoldenImportError(InputError):
 
 
 @dataclass
-class ImportReport:
+class ImportReport(IssueReport):
     source: str
     format: str
     rows: int = 0
@@ -98,14 +98,6 @@ class ImportReport:
     undercounting: int = 0  # genre/theme queries judging one prompt of many
     synthesizers: dict[str, int] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "warning"]
 
     @property
     def judged_pairs(self) -> int:
