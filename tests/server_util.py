@@ -18,6 +18,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(base: str, proc: subprocess.Popen, output, timeout: float = 120.0) -> None:
+    """Poll `base`/readyz until it answers 200; `output()` gives the server's output if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {output()[-2000:]}")
+        try:
+            if httpx.get(base + "/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not become ready")
+        time.sleep(0.3)
+
+
 @contextmanager
 def running_server(*args: str, timeout: float = 120.0):
     port = free_port()
@@ -25,18 +41,7 @@ def running_server(*args: str, timeout: float = 120.0):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(base + "/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not become ready")
-            time.sleep(0.3)
+        wait_ready(base, proc, lambda: proc.stdout.read().decode(errors="replace"), timeout)
         yield base
     finally:
         proc.terminate()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_util import free_port
+from server_util import free_port, wait_ready
 
 DATA = Path(__file__).parent / "data"
 HEADER_TIMEOUT = 2.0
@@ -62,18 +62,7 @@ def server(tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     srv = Server(f"http://127.0.0.1:{port}", port, log, proc)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {srv.log_text()[-2000:]}")
-            try:
-                if httpx.get(srv.base + "/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not become ready")
-            time.sleep(0.3)
+        wait_ready(srv.base, proc, srv.log_text)
         yield srv
     finally:
         proc.terminate()
