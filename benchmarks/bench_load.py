@@ -509,12 +509,7 @@ def main_run(args, work: Path, corpus: Path) -> None:
     emit(
         f"bench_load_run_{args.backend}",
         {
-            "prompts": args.prompts,
-            "clients": args.clients,
-            "seconds": args.seconds,
-            "backend": args.backend,
-            "client": args.client,
-            "distinct_queries": len(queries),
+            **load_setup(args, queries),
             "rounds": args.rounds,
             "run_system": system,
             "summary": summary,
@@ -526,6 +521,18 @@ def main_run(args, work: Path, corpus: Path) -> None:
             "bar": "zero errors, p99 < 100 ms at 10k prompts, flat memory",
         },
     )
+
+
+def load_setup(args, queries) -> dict:
+    """The load every result records: corpus size, clients, duration, backend, client and query count."""
+    return {
+        "prompts": args.prompts,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "backend": args.backend,
+        "client": args.client,
+        "distinct_queries": len(queries),
+    }
 
 
 def main() -> None:
@@ -561,11 +568,7 @@ def main() -> None:
         emit(
             f"bench_load_attack_{args.backend}",
             {
-                "prompts": args.prompts,
-                "clients": args.clients,
-                "seconds": args.seconds,
-                "backend": args.backend,
-                "distinct_queries": len(queries),
+                **load_setup(args, queries),
                 **res,
                 "cpu": cpu_info(),
                 "loadavg_1m_end": round(os.getloadavg()[0], 2),
@@ -577,12 +580,7 @@ def main() -> None:
     emit(
         f"bench_load_{args.backend}",
         {
-            "prompts": args.prompts,
-            "clients": args.clients,
-            "seconds": args.seconds,
-            "backend": args.backend,
-            "client": args.client,
-            "distinct_queries": len(queries),
+            **load_setup(args, queries),
             "startup_seconds_incl_indexing": row["startup_seconds"],
             **res,
             "cpu": cpu_info(),
