@@ -37,7 +37,9 @@ connections sending one header line a second, and 1 MB request heads in a loop. 
 times GET /healthz on a fresh connection every 50 ms throughout. Reported: the normal clients' and the
 prober's p50/p99 and errors in both phases, and what the server did to the attackers (idle sockets
 closed, slowloris answered 408 after how long, giant heads answered 431 or reset). Goes to
-`results/bench_load_attack_<backend>.json`.
+`results/bench_load_attack_<backend>.json`. `--same-address` runs the attackers from 127.0.0.1 too, as a
+simple reproduction does (the per-address cap cannot tell them from the wrk clients and the prober);
+it goes to `results/bench_load_attack_same_<backend>.json`.
 """
 
 from __future__ import annotations
@@ -287,10 +289,15 @@ class Prober(threading.Thread):
 
 
 class Attack:
-    """Idle sockets, slowloris and giant request heads from 127.0.0.2-7, in threads, until `stop`."""
+    """Idle sockets, slowloris and giant request heads from 127.0.0.2-7 (`same_address`: from 127.0.0.1, the
+    address of the well-behaved clients too, so per-address caps cannot tell them apart), in threads,
+    until `stop`."""
 
-    def __init__(self, port: int, idle: int = 200, slow: int = 20, giant_bytes: int = 1 << 20):
+    def __init__(
+        self, port: int, idle: int = 200, slow: int = 20, giant_bytes: int = 1 << 20, same_address: bool = False
+    ):
         self.port, self.idle, self.slow, self.giant_bytes = port, idle, slow, giant_bytes
+        self.same_address = same_address
         self.stop = threading.Event()
         self.counts = {"idle_opened": 0, "idle_closed_by_server": 0, "slowloris_408": 0, "slowloris_closed": 0,
                        "giant_431": 0, "giant_reset": 0, "giant_other": 0}  # fmt: skip
@@ -300,6 +307,7 @@ class Attack:
         self.threads += [threading.Thread(target=self._giant, daemon=True)]
 
     def connect(self, source: str) -> socket.socket:
+        source = "127.0.0.1" if self.same_address else source
         return socket.create_connection(("127.0.0.1", self.port), timeout=5, source_address=(source, 0))
 
     def _idle(self) -> None:
@@ -384,6 +392,7 @@ class Attack:
             "idle_sockets": self.idle,
             "slowloris_connections": self.slow,
             "giant_head_bytes": self.giant_bytes,
+            "attack_from": "127.0.0.1 (same as the clients)" if self.same_address else "127.0.0.2-7",
             **self.counts,
             "slowloris_seconds_to_close_median": round(statistics.median(slow), 1) if slow else None,
         }
@@ -404,7 +413,9 @@ def measure_attack(args, queries: list[str], work: Path, corpus: Path) -> dict:
         for phase in ("alone", "under_attack"):
             prober = Prober(base)
             prober.start()
-            attack = Attack(port, idle=args.idle, slow=args.slowloris) if phase == "under_attack" else None
+            attack = None
+            if phase == "under_attack":
+                attack = Attack(port, idle=args.idle, slow=args.slowloris, same_address=args.same_address)
             if attack is not None:
                 attack.__enter__()
                 time.sleep(2.0)  # let the idle sockets and slowloris connections pile up first
@@ -548,6 +559,9 @@ def main() -> None:
     ap.add_argument("--attack", action="store_true", help="the load alone, then under attack (see above)")
     ap.add_argument("--idle", type=int, default=200, help="with --attack: idle sockets kept open")
     ap.add_argument("--slowloris", type=int, default=200, help="with --attack: slowloris connections")
+    ap.add_argument(
+        "--same-address", action="store_true", help="with --attack: attack from 127.0.0.1, the clients' address"
+    )
     args = ap.parse_args()
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
@@ -566,7 +580,7 @@ def main() -> None:
             raise SystemExit("--attack needs wrk (the Python client would compete with the attackers for the GIL)")
         res = measure_attack(args, queries, work, corpus)
         emit(
-            f"bench_load_attack_{args.backend}",
+            f"bench_load_attack_{'same_' if args.same_address else ''}{args.backend}",
             {
                 **load_setup(args, queries),
                 **res,

@@ -1,7 +1,7 @@
 """The real server under hostile clients: idle and slow connections, giant heads, garbage, log forging.
 
 One server for the module, started with small limits so that the attacks stay small (tens of sockets,
-a few seconds): `--header-timeout 2 --max-connections 40 --max-connections-per-ip 10`. Attackers use
+a few seconds): `--header-timeout 2 --max-connections 40 --max-connections-per-ip 10 --refuse-delay 0.5`. Attackers use
 other loopback addresses (127.0.0.2, ...) than the well-behaved client (127.0.0.1), so the per-address
 cap applies to them only.
 """
@@ -28,6 +28,7 @@ DATA = Path(__file__).parent / "data"
 HEADER_TIMEOUT = 2.0
 MAX_CONN = 40
 MAX_PER_IP = 10
+REFUSE_DELAY = 0.5
 
 
 @dataclass
@@ -56,6 +57,7 @@ def server(tmp_path_factory):
         "--header-timeout", str(HEADER_TIMEOUT),
         "--max-connections", str(MAX_CONN),
         "--max-connections-per-ip", str(MAX_PER_IP),
+        "--refuse-delay", str(REFUSE_DELAY),
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "prompt_retriever.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log.open("wb") as out:  # a file, not a pipe: a pipe nobody reads would block the server's log writes
@@ -142,10 +144,8 @@ def test_idle_connections_are_capped_per_address_and_in_total_and_timed_out(serv
         results.append((data, closed))
         s.close()
     assert all(closed for _, closed in results), sum(not c for _, c in results)
-    refused = [status_and_json(d) for d, _ in results if d]
-    assert sorted(code for code, _, _ in refused) == [429] * 5, refused
-    for _, headers, body in refused:
-        assert headers["content-type"] == "application/json" and "too many connections" in body["error"]
+    # over the caps the longest-waiting ones were closed to make room (silently: they sent nothing)
+    assert all(d == b"" for d, _ in results), [d for d, _ in results if d]
     assert httpx.get(server.base + "/healthz").status_code == 200
 
 
@@ -307,7 +307,7 @@ def test_hundreds_of_idle_connections_do_not_turn_others_away(server):
 
 
 def test_guard_caps_per_address_evicts_the_longest_waiting_and_503s_when_all_are_busy():
-    from prompt_retriever.serving.guard import ConnectionGuard, error_response
+    from prompt_retriever.serving.guard import ConnectionGuard
 
     class Conn:
         evicted = False
@@ -316,20 +316,144 @@ def test_guard_caps_per_address_evicts_the_longest_waiting_and_503s_when_all_are
             self.evicted = True
 
     g = ConnectionGuard(max_connections=3, max_per_ip=2)
-    a1, a2, a3, b1, c1, d1 = (Conn() for _ in range(6))
+    a1, a2, a3, b1, c1, d1, e1 = (Conn() for _ in range(7))
     assert g.admit(a1, "a") is None and g.admit(a2, "a") is None
-    assert g.admit(a3, "a")[0] == 429  # a third from one address
+    g.stop_waiting(a1)  # a1's request head is complete: busy, not evictable
+    assert g.admit(a3, "a") is None and a2.evicted and not a1.evicted  # the address's longest waiting
+    assert g.per_ip["a"] == 2 and g.total == 2
+    g.stop_waiting(a3)
+    assert g.admit(e1, "a")[0] == 429  # both of a's connections are busy: refused
     assert g.admit(b1, "b") is None
-    g.stop_waiting(a2)  # a2's request head is complete: busy, not evictable
     g.start_waiting(a1)  # a1 idle again (keep-alive) after b1 started waiting: b1 has waited longest
     assert g.admit(c1, "c") is None and b1.evicted and not a1.evicted and g.total == 3
     g.stop_waiting(a1)
     g.stop_waiting(c1)
     assert g.admit(d1, "d")[0] == 503  # everyone busy with a request
-    for conn in (a1, a2, c1, a1):  # releasing twice is harmless
+    for conn in (a1, a3, c1, a1):  # releasing twice is harmless
         g.release(conn)
-    assert g.total == 0 and not g.per_ip and not g.waiting
+    assert g.total == 0 and not g.per_ip and not g.waiting and not g.waiting_by_ip
+
+
+def test_a_connection_closed_to_make_room_is_held_before_it_closes(server):
+    """At the per-address cap a new connection closes that address's longest-waiting one, which never
+    sent a request: it is closed only after `refuse_delay`, so a client that reconnects at once
+    cannot churn the slots; the newcomer is served."""
+    source = "127.0.3.1"
+    flood = [connect(server.port, source) for _ in range(MAX_PER_IP)]
+    try:
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        with connect(server.port, source) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data, _ = read_until_closed(s, 5.0)
+        assert data.startswith(b"HTTP/1.1 200"), data
+        oldest = flood[0]
+        early, closed_early = read_until_closed(oldest, max(0.05, t0 + REFUSE_DELAY / 2 - time.monotonic()))
+        assert not closed_early and early == b""
+        _, closed = read_until_closed(oldest, HEADER_TIMEOUT)
+        assert closed and time.monotonic() - t0 >= REFUSE_DELAY * 0.8
+        assert time.monotonic() - t0 < HEADER_TIMEOUT - 0.2  # closed by the eviction, not the head deadline
+        for s in flood[1:]:  # the others are still open (until the head deadline)
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                s.recv(1)
+    finally:
+        for s in flood:
+            s.close()
+
+
+def test_error_response_is_complete_json():
+    from prompt_retriever.serving.guard import error_response
+
     raw = error_response(431, "request head too large")
     code, headers, body = status_and_json(raw)
     assert code == 431 and headers["connection"] == "close" and body == {"error": "request head too large"}
     assert int(headers["content-length"]) == len(raw.partition(b"\r\n\r\n")[2])
+
+
+def test_guard_holds_at_most_max_held_refusals():
+    from prompt_retriever.serving.guard import ConnectionGuard
+
+    g = ConnectionGuard(max_connections=8, max_held=2)
+    assert g.hold("a") and g.hold("a") and not g.hold("b")  # the third is reset at once
+    g.unhold()
+    assert g.hold("b") and g.held == 2
+    assert ConnectionGuard(max_connections=5).max_held == 5  # default: as many as the total cap
+
+
+@pytest.fixture()
+def slow_server():
+    """uvicorn with the guard (2 connections per address, 0.5 s refuse delay) over an app that takes 3 s to
+    answer, so that connections can be busy with a request: only then is a newcomer refused."""
+    import asyncio
+
+    import uvicorn
+
+    from prompt_retriever.serving.guard import ConnectionGuard, guarded_protocol
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(3.0)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    guard = ConnectionGuard(max_connections=8, max_per_ip=2, refuse_delay=0.5)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=guarded_protocol(guard), log_level="error")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield port, guard
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_refusal_at_accept_is_held_so_a_reconnect_storm_stays_small(slow_server):
+    """A slowloris tool reconnects the moment it is refused. Refused at once, one address made thousands
+    of connections a second and the server spent its cores refusing them; held for `refuse_delay`, each
+    excess client costs one accept per delay."""
+    port, guard = slow_server
+    busy = [connect(port, "127.0.2.1") for _ in range(2)]  # the address's whole allowance, busy
+    try:
+        for s in busy:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        with connect(port, "127.0.2.1") as s:  # one over the cap: no answer at first ...
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            early, closed_early = read_until_closed(s, 0.25)
+            assert early == b"" and not closed_early and guard.held == 1
+            data, closed = read_until_closed(s, 2.0)  # ... then its 429, as JSON, and the close
+        code, headers, body = status_and_json(data)
+        assert closed and code == 429 and "too many connections" in body["error"], data
+        assert headers["content-type"] == "application/json"
+        assert time.monotonic() - t0 >= 0.4
+        # a client reconnecting as soon as it is refused, for 1.2 s: a few accepts, not thousands
+        attempts, end = 0, time.monotonic() + 1.2
+        while time.monotonic() < end:
+            attempts += 1
+            with connect(port, "127.0.2.1") as s:
+                read_until_closed(s, max(0.05, end - time.monotonic()))
+        assert attempts <= 4, attempts
+        for s in busy:  # the busy ones were never disturbed
+            data, _ = read_until_closed(s, 5.0)
+            assert data.startswith(b"HTTP/1.1 200"), data
+    finally:
+        for s in busy:
+            s.close()
+
+
+def test_open_file_limit_is_raised_for_the_connection_caps():
+    import resource
+
+    from prompt_retriever.serving.server import ensure_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert ensure_file_limit(16) == soft  # enough already: untouched
+    want = soft + 8 if hard == resource.RLIM_INFINITY else min(soft + 8, hard)
+    assert ensure_file_limit(soft + 8) == want == resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -946,10 +946,19 @@ def serve(
     ] = 10.0,
     max_connections: Annotated[
         int, typer.Option(min=1, help="Open connections in all; at the cap the longest-idle one is closed.")
-    ] = 512,
+    ] = 1024,
     max_connections_per_ip: Annotated[
-        int, typer.Option(min=1, help="Open connections per client address (then 429). Behind a proxy: raise it.")
-    ] = 64,
+        int,
+        typer.Option(min=1, help="Open connections per client address; at the cap its longest-idle one is closed."),
+    ] = 512,
+    refuse_delay: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds a refused connection waits for its answer (and one closed to make room for its close), "
+            "so clients that reconnect at once cannot make the server busy refusing them.",
+        ),
+    ] = 2.0,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -980,6 +989,7 @@ def serve(
         header_timeout=header_timeout,
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
+        refuse_delay=refuse_delay,
     )
 
 

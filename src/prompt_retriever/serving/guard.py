@@ -11,14 +11,24 @@ own `HttpToolsProtocol` with a few hooks, so normal traffic takes the same fast 
   nothing); a request body must arrive within the same deadline;
 - a head over `max_head_bytes` (16 KB) gets 431, a request target over `max_url_bytes` 414, counted as
   the bytes arrive, so an endless header is cut off without being buffered;
-- at most `max_per_ip` connections per client address (the next get 429) and `max_connections` in
-  all: at the total cap a new connection closes the one that has waited longest without a request in
-  progress (an idle or slow one; a client sending a real request finishes its head in milliseconds), and
-  only when every connection is busy with a request does a new one get 503.
+- at most `max_per_ip` connections per client address (512) and `max_connections` in all (1024): at
+  either cap a new connection closes the one (from the same address, or any) that has waited longest
+  without a request in progress, an idle or slow one: a client sending a real request finishes its head
+  in milliseconds. Only when every connection is busy with a request does a new one get 429 (per
+  address) or 503 (in all). The caps are high because idle connections are cheap here (a few KB each)
+  and one address can be many clients: with 200 idle sockets, 200 slowloris and the well-behaved clients
+  all on 127.0.0.1, a per-address cap of 64 refused the well-behaved ones too.
 
 Refusals are written as JSON, the write side is shut (the client reads the answer, not a reset) and
-the connection is dropped a second later. Refusals are counted and logged at most every 10 seconds
-(the first at once), so an attack cannot flood the log.
+the connection is dropped a second later. A connection refused at accept (429, 503), or closed to make
+room before it sent a whole request, is answered (or closed) only after `refuse_delay` seconds (2 s), its
+reading paused meanwhile: a slowloris tool reconnects the moment it is refused or closed, and refusing
+such a storm at once cost the server both cores (200 slowloris from one address over a cap of 64: 47k
+refusals in 15 s, search p99 1,006 ms). Held, each excess connection costs one accept per `refuse_delay`.
+At most `max_held` connections are held (`max_connections`); beyond that a refused one is reset at once.
+
+Refusals are counted and logged at most every 10 seconds (the first at once), so an attack cannot
+flood the log.
 """
 
 from __future__ import annotations
@@ -37,9 +47,10 @@ log = logging.getLogger("prompt_retriever.guard")
 HEADER_TIMEOUT = 10.0
 MAX_HEAD_BYTES = 16 * 1024
 MAX_URL_BYTES = 8 * 1024
-MAX_CONNECTIONS = 512
-MAX_PER_IP = 64
+MAX_CONNECTIONS = 1024
+MAX_PER_IP = 512
 LINGER = 1.0  # seconds a refused connection stays open (write side shut) so the client reads the answer
+REFUSE_DELAY = 2.0  # seconds a connection refused at accept waits for its answer (reading paused)
 
 
 def error_response(status: int, message: str, default_headers=()) -> bytes:
@@ -68,52 +79,94 @@ class ConnectionGuard:
         max_url_bytes: int = MAX_URL_BYTES,
         max_connections: int = MAX_CONNECTIONS,
         max_per_ip: int = MAX_PER_IP,
+        refuse_delay: float = REFUSE_DELAY,
+        max_held: int | None = None,
     ):
+        self.refuse_delay = max(0.0, refuse_delay)
+        self.max_held = max(0, max_connections if max_held is None else max_held)
+        self.held = 0  # refused connections waiting for their answer
         self.header_timeout, self.max_head_bytes, self.max_url_bytes = header_timeout, max_head_bytes, max_url_bytes
         self.max_connections, self.max_per_ip = max(1, max_connections), max(1, max_per_ip)
         self.per_ip: Counter[str] = Counter()
         self.total = 0
-        self.waiting: OrderedDict[Any, None] = OrderedDict()  # connection -> None, longest waiting first
+        # connections without a request in progress -> since when, longest waiting first; in all and by address
+        self.waiting: OrderedDict[Any, float] = OrderedDict()
+        self.waiting_by_ip: dict[str, OrderedDict[Any, float]] = {}
         self.counts: Counter[str] = Counter()  # refusals by kind since the last report
         self._last_report = -float("inf")  # the first refusal is logged at once, later ones summed up
 
     def admit(self, conn, ip: str) -> tuple[int, str] | None:
         """Count `conn` in, or say why not: (status, message)."""
+        now = time.monotonic()
         if self.per_ip[ip] >= self.max_per_ip:
-            self.note("over the per-address cap (429)", ip)
-            return 429, f"too many connections from your address (at most {self.max_per_ip})"
-        if self.total >= self.max_connections:
-            if not self.waiting:
+            victim = self._longest_waiting(self.waiting_by_ip.get(ip))
+            if victim is None:
+                self.note("over the per-address cap (429)", ip)
+                return 429, f"too many connections from your address (at most {self.max_per_ip})"
+            self._evict(victim, ip)
+        elif self.total >= self.max_connections:
+            victim = self._longest_waiting(self.waiting)
+            if victim is None:
                 self.note("over the total cap, all busy (503)", ip)
                 return 503, "server busy: too many connections, try again later"
-            victim = next(iter(self.waiting))
-            self.release(victim)
-            victim.evict()
-            self.note("idle connections closed for new ones", ip)
+            self._evict(victim, ip)
         self.total += 1
         self.per_ip[ip] += 1
         conn._guard_ip = ip
-        self.waiting[conn] = None
+        self._wait(conn, ip, now)
         return None
+
+    @staticmethod
+    def _longest_waiting(waiting: OrderedDict[Any, float] | None):
+        return next(iter(waiting)) if waiting else None
+
+    def _evict(self, victim, ip: str) -> None:
+        self.release(victim)
+        victim.evict()
+        self.note("idle or slow connections closed for new ones", ip)
+
+    def _wait(self, conn, ip: str, now: float) -> None:
+        self.waiting[conn] = now
+        self.waiting.move_to_end(conn)
+        by_ip = self.waiting_by_ip.setdefault(ip, OrderedDict())
+        by_ip[conn] = now
+        by_ip.move_to_end(conn)
 
     def release(self, conn) -> None:
         ip = getattr(conn, "_guard_ip", None)
         if ip is None:
             return
+        self.stop_waiting(conn)
         conn._guard_ip = None
         self.total -= 1
         self.per_ip[ip] -= 1
         if self.per_ip[ip] <= 0:
             del self.per_ip[ip]
-        self.waiting.pop(conn, None)
+
+    def hold(self, ip: str) -> bool:
+        """Take one refused connection into the waiting room, or say it is full (reset it at once)."""
+        if self.held >= self.max_held:
+            self.note("refusals reset at once (too many held)", ip)
+            return False
+        self.held += 1
+        return True
+
+    def unhold(self) -> None:
+        self.held -= 1
 
     def start_waiting(self, conn) -> None:
-        if getattr(conn, "_guard_ip", None) is not None:
-            self.waiting[conn] = None
-            self.waiting.move_to_end(conn)
+        ip = getattr(conn, "_guard_ip", None)
+        if ip is not None:
+            self._wait(conn, ip, time.monotonic())
 
     def stop_waiting(self, conn) -> None:
         self.waiting.pop(conn, None)
+        ip = getattr(conn, "_guard_ip", None)
+        by_ip = self.waiting_by_ip.get(ip) if ip is not None else None
+        if by_ip is not None:
+            by_ip.pop(conn, None)
+            if not by_ip:
+                del self.waiting_by_ip[ip]
 
     def note(self, what: str, ip: str) -> None:
         """Count a refusal; log the counts at most every 10 s (an attack must not flood the log)."""
@@ -141,26 +194,48 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_size = 0  # the current head's size as parsed: target + headers
         self._url_size = 0
         self._refused = False
+        self._held = False  # refused at accept, waiting `refuse_delay` for the answer
 
     # --------------------------------------------------------------- connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         verdict = self.guard.admit(self, self.client[0] if self.client else "")
         if verdict is not None:
-            self._refuse(*verdict)
+            self._hold(*verdict)
             return
         self._arm()
 
+    def _hold(self, status: int, message: str) -> None:
+        """Refused at accept: answer after `refuse_delay`, reading nothing meanwhile (see the module doc)."""
+        self._refused = True
+        if self.guard.refuse_delay <= 0:
+            self._refuse(status, message)
+        elif not self.guard.hold(self._ip()):
+            self.transport.abort()
+        else:
+            self._held = True
+            self.transport.pause_reading()
+            self.loop.call_later(self.guard.refuse_delay, self._refuse, status, message)
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._held:
+            self._held = False
+            self.guard.unhold()
         self.guard.release(self)
         self._disarm()
         super().connection_lost(exc)
 
     def evict(self) -> None:
-        """Closed to make room for a new connection (this one was idle or slow)."""
+        """Closed to make room for a new connection (this one was idle or slow). One that never finished a
+        request is held `refuse_delay` first (see the module doc); an idle keep-alive one closes at once."""
         self._refused = True
         self._disarm()
-        self.transport.close()
+        if self.cycle is None and self.guard.refuse_delay > 0 and self.guard.hold(self._ip()):
+            self._held = True
+            self.transport.pause_reading()
+            self.loop.call_later(self.guard.refuse_delay, self.transport.close)
+        else:
+            self.transport.close()
 
     def _arm(self) -> None:
         if self._deadline is None:

@@ -83,6 +83,28 @@ def tune_runtime(retriever: PromptRetriever, workers: int, cpus: int) -> None:
     gc.freeze()
 
 
+def ensure_file_limit(needed: int) -> int:
+    """Raise this process's open-file limit towards `needed` (within the hard limit); the limit after.
+    Every connection is a file descriptor, and a common default soft limit (1024) is below the guard's
+    caps: accept() would fail with EMFILE before the guard could refuse anything."""
+    import logging
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # pragma: no cover (a sandbox that forbids it)
+            pass
+        if soft < needed:
+            logging.getLogger("prompt_retriever.serve").warning(
+                "open-file limit %d is below the %d the connection caps need: lower --max-connections", soft, needed
+            )
+    return soft
+
+
 LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
@@ -111,13 +133,14 @@ def serve(
     workers: int | None = None,
     announce: Callable[[str], object] | None = None,
     header_timeout: float = 10.0,
-    max_connections: int = 512,
-    max_connections_per_ip: int = 64,
+    max_connections: int = 1024,
+    max_connections_per_ip: int = 512,
+    refuse_delay: float = 2.0,
 ) -> None:
     """Serve the HTTP API and web page over `retriever` until stopped. `workers` None: see
     `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
-    `header_timeout`, `max_connections`, `max_connections_per_ip`: the connection guard's limits
-    (`serving.guard`; request heads are also capped at 16 KB)."""
+    `header_timeout`, `max_connections`, `max_connections_per_ip`, `refuse_delay`: the connection guard's
+    limits (`serving.guard`; request heads are also capped at 16 KB)."""
     import os
 
     import uvicorn
@@ -126,8 +149,12 @@ def serve(
     from .guard import ConnectionGuard, guarded_protocol
 
     configure_logging()
+    ensure_file_limit(2 * max_connections + 256)  # the connections, the refusals held, the model and index
     guard = ConnectionGuard(
-        header_timeout=header_timeout, max_connections=max_connections, max_per_ip=max_connections_per_ip
+        header_timeout=header_timeout,
+        max_connections=max_connections,
+        max_per_ip=max_connections_per_ip,
+        refuse_delay=refuse_delay,
     )
     backend = retriever.encoder.backend
     if announce is not None:
