@@ -143,7 +143,7 @@ def test_tiny_fine_tune_produces_a_loadable_model_folder(tmp_path, gs):
         assert (out / name).exists(), name
     card = (out / "README.md").read_text()
     assert "MultipleNegativesRankingLoss" in card and "base_model: all-MiniLM-L6-v2" in card
-    assert "Intended use" in card and "| learning rate | 2e-05 |" in card
+    assert "Intended use" in card and f"| learning rate | {cfg.learning_rate:g} |" in card
     manifest = json.loads((out / "training_manifest.json").read_text())
     assert manifest["golden_fingerprint"] == gs.fingerprint()
     assert manifest["hyperparameters"]["seed"] == 42 and manifest["versions"]["torch"].startswith("2.13.0")
