@@ -25,8 +25,39 @@ def machine() -> dict:
     }
 
 
+SIMD_PREFIXES = ("sse", "ssse", "avx", "fma", "f16c", "amx")
+
+
+def cpu_info() -> dict:
+    """The CPU model and its SIMD flags (/proc/cpuinfo), which decide the int8 kernels ONNX Runtime uses."""
+    model, flags = None, []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value.split()
+    except OSError:
+        pass
+    simd = [f for f in flags if f.startswith(SIMD_PREFIXES)]
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = None
+    return {
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "simd": simd,
+        "vnni": any("vnni" in f for f in simd),
+        "onnxruntime": ort,
+    }
+
+
 def emit(name: str, result: dict) -> dict:
-    """Print one JSON line and write it to benchmarks/results/<name>.json (atomically)."""
+    """Print one JSON line and write it to benchmarks/results/<name>.json (atomically), with the machine
+    facts (`env`) and, unless the result has them already, the CPU model and SIMD flags (`cpu`)."""
     from prompt_retriever.fileio import atomic_write_json
 
     row = {
@@ -35,6 +66,7 @@ def emit(name: str, result: dict) -> dict:
         **result,
         "env": machine(),
     }
+    row.setdefault("cpu", cpu_info())
     print(json.dumps(row))
     atomic_write_json(RESULTS / f"{name}.json", row)
     return row

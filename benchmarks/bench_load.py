@@ -48,7 +48,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -61,7 +60,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import emit, percentile
+from _common import cpu_info, emit, percentile
 
 
 def rss_mb(pid: int) -> float:
@@ -173,36 +172,6 @@ async def run_load(base: str, clients: int, seconds: float, pid: int, queries: l
         "error_kinds": sorted(set(errors))[:5],
         "rss_mb_start": mem_start,
         "rss_mb_end": rss_mb(pid),
-    }
-
-
-SIMD_PREFIXES = ("sse", "ssse", "avx", "fma", "f16c", "amx")
-
-
-def cpu_info() -> dict:
-    """The CPU model and its SIMD flags (/proc/cpuinfo), which decide the int8 kernels ONNX Runtime uses."""
-    model, flags = None, []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model is None:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = value.split()
-    except OSError:
-        pass
-    simd = [f for f in flags if f.startswith(SIMD_PREFIXES)]
-    try:
-        import onnxruntime
-
-        ort = onnxruntime.__version__
-    except ImportError:
-        ort = None
-    return {
-        "cpu_model": model or platform.processor() or platform.machine(),
-        "simd": simd,
-        "vnni": any("vnni" in f for f in simd),
-        "onnxruntime": ort,
     }
 
 

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import emit, machine
+from _common import emit
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     name = f"bench_recipes_{args.name}" if args.name else "bench_recipes"
-    emit(name, {"golden": str(args.golden), "models": rows, "env": machine()})
+    emit(name, {"golden": str(args.golden), "models": rows})
 
 
 if __name__ == "__main__":
