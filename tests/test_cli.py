@@ -99,3 +99,27 @@ def test_index_then_search_saved_index(tmp_path, small_corpus_path):
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[-1])["title"] == "Orbit of Small Repairs"
+
+
+def test_train_and_pipeline_option_defaults_are_the_training_defaults():
+    """The CLI spells the defaults out for --help; they must stay those of TrainConfig (chosen on dev)."""
+    import inspect
+
+    from prompt_retriever.cli import pipeline, train_cmd
+    from prompt_retriever.training import TrainConfig
+
+    cfg = TrainConfig()
+    expected = {
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.learning_rate,
+        "hard_negatives": cfg.hard_negatives,
+        "max_rows": cfg.max_rows,
+        "natural_share": cfg.natural_share,
+        "warmup": cfg.warmup_ratio,
+        "seed": cfg.seed,
+    }
+    for command in (train_cmd, pipeline):
+        params = inspect.signature(inspect.unwrap(command)).parameters
+        got = {name: params[name].default for name in expected}
+        assert got == expected, (command.__name__, got)
