@@ -89,15 +89,14 @@ class ConnectionGuard:
         self.max_connections, self.max_per_ip = max(1, max_connections), max(1, max_per_ip)
         self.per_ip: Counter[str] = Counter()
         self.total = 0
-        # connections without a request in progress -> since when, longest waiting first; in all and by address
-        self.waiting: OrderedDict[Any, float] = OrderedDict()
-        self.waiting_by_ip: dict[str, OrderedDict[Any, float]] = {}
+        # connections without a request in progress, longest waiting first: in all, and by address
+        self.waiting: OrderedDict[Any, None] = OrderedDict()
+        self.waiting_by_ip: dict[str, OrderedDict[Any, None]] = {}
         self.counts: Counter[str] = Counter()  # refusals by kind since the last report
         self._last_report = -float("inf")  # the first refusal is logged at once, later ones summed up
 
     def admit(self, conn, ip: str) -> tuple[int, str] | None:
         """Count `conn` in, or say why not: (status, message)."""
-        now = time.monotonic()
         if self.per_ip[ip] >= self.max_per_ip:
             victim = self._longest_waiting(self.waiting_by_ip.get(ip))
             if victim is None:
@@ -113,11 +112,11 @@ class ConnectionGuard:
         self.total += 1
         self.per_ip[ip] += 1
         conn._guard_ip = ip
-        self._wait(conn, ip, now)
+        self._wait(conn, ip)
         return None
 
     @staticmethod
-    def _longest_waiting(waiting: OrderedDict[Any, float] | None):
+    def _longest_waiting(waiting: OrderedDict[Any, None] | None):
         return next(iter(waiting)) if waiting else None
 
     def _evict(self, victim, ip: str) -> None:
@@ -125,12 +124,10 @@ class ConnectionGuard:
         victim.evict()
         self.note("idle or slow connections closed for new ones", ip)
 
-    def _wait(self, conn, ip: str, now: float) -> None:
-        self.waiting[conn] = now
-        self.waiting.move_to_end(conn)
-        by_ip = self.waiting_by_ip.setdefault(ip, OrderedDict())
-        by_ip[conn] = now
-        by_ip.move_to_end(conn)
+    def _wait(self, conn, ip: str) -> None:
+        for waiting in (self.waiting, self.waiting_by_ip.setdefault(ip, OrderedDict())):
+            waiting[conn] = None
+            waiting.move_to_end(conn)
 
     def release(self, conn) -> None:
         ip = getattr(conn, "_guard_ip", None)
@@ -157,7 +154,7 @@ class ConnectionGuard:
     def start_waiting(self, conn) -> None:
         ip = getattr(conn, "_guard_ip", None)
         if ip is not None:
-            self._wait(conn, ip, time.monotonic())
+            self._wait(conn, ip)
 
     def stop_waiting(self, conn) -> None:
         self.waiting.pop(conn, None)
@@ -210,12 +207,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         if self.guard.refuse_delay <= 0:
             self._refuse(status, message)
-        elif not self.guard.hold(self._ip()):
-            self.transport.abort()
-        else:
-            self._held = True
-            self.transport.pause_reading()
-            self.loop.call_later(self.guard.refuse_delay, self._refuse, status, message)
+        elif not self._pause_then(lambda: self._refuse(status, message)):
+            self.transport.abort()  # too many held already
+
+    def _pause_then(self, then) -> bool:
+        """Read nothing more and call `then` after `refuse_delay`, if the guard has room to hold one more."""
+        if self.guard.refuse_delay <= 0 or not self.guard.hold(self._ip()):
+            return False
+        self._held = True
+        self.transport.pause_reading()
+        self.loop.call_later(self.guard.refuse_delay, then)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._held:
@@ -230,11 +232,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         request is held `refuse_delay` first (see the module doc); an idle keep-alive one closes at once."""
         self._refused = True
         self._disarm()
-        if self.cycle is None and self.guard.refuse_delay > 0 and self.guard.hold(self._ip()):
-            self._held = True
-            self.transport.pause_reading()
-            self.loop.call_later(self.guard.refuse_delay, self.transport.close)
-        else:
+        if self.cycle is not None or not self._pause_then(self.transport.close):
             self.transport.close()
 
     def _arm(self) -> None:
