@@ -34,6 +34,15 @@ def wait_ready(base: str, proc: subprocess.Popen, output, timeout: float = 120.0
         time.sleep(0.3)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server process: terminate, and kill it if it has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextmanager
 def running_server(*args: str, timeout: float = 120.0):
     port = free_port()
@@ -44,8 +53,4 @@ def running_server(*args: str, timeout: float = 120.0):
         wait_ready(base, proc, lambda: proc.stdout.read().decode(errors="replace"), timeout)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_util import free_port, wait_ready
+from server_util import free_port, stop, wait_ready
 
 DATA = Path(__file__).parent / "data"
 HEADER_TIMEOUT = 2.0
@@ -67,11 +67,7 @@ def server(tmp_path_factory):
         wait_ready(srv.base, proc, srv.log_text)
         yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     log_text = srv.log_text()  # the attacks left no traceback, and the refusals were not logged one by one
     assert "Traceback" not in log_text and "Exception in ASGI" not in log_text, log_text[-3000:]
     assert 1 <= log_text.count("connection guard:") <= 10 and "Invalid HTTP request" not in log_text, log_text[-3000:]
