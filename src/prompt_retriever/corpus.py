@@ -78,6 +78,12 @@ class IssueReport:
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
 
+    def error_listing(self, limit: int = 20) -> str:
+        """The first `limit` errors, one a line, and how many more there are."""
+        shown = "\n".join(str(i) for i in self.errors[:limit])
+        more = len(self.errors) - limit
+        return shown + (f"\n... and {more} more errors" if more > 0 else "")
+
 
 @dataclass
 class CorpusReport(IssueReport):
@@ -98,10 +104,7 @@ class CorpusError(PromptRetrieverError, ValueError):
 
     def __init__(self, report: CorpusReport):
         self.report = report
-        shown = "\n".join(str(i) for i in report.errors[:20])
-        more = len(report.errors) - 20
-        tail = f"\n... and {more} more errors" if more > 0 else ""
-        super().__init__(f"invalid corpus ({report.summary()}):\n{shown}{tail}")
+        super().__init__(f"invalid corpus ({report.summary()}):\n{report.error_listing()}")
 
 
 # ----------------------------------------------------------------------------- ids

@@ -73,10 +73,7 @@ class GoldenImportError(InputError):
 
     def __init__(self, report: ImportReport):
         self.report = report
-        shown = "\n".join(str(i) for i in report.errors[:20])
-        more = len(report.errors) - 20
-        tail = f"\n... and {more} more errors" if more > 0 else ""
-        super().__init__(f"cannot import {report.source} ({report.summary()}):\n{shown}{tail}")
+        super().__init__(f"cannot import {report.source} ({report.summary()}):\n{report.error_listing()}")
 
 
 @dataclass
