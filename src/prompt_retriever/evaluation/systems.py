@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 
+ALPHA_GRID = tuple(round(i / 10, 1) for i in range(11))  # the fusion weights tried on dev: 0.0, 0.1, ..., 1.0
+
+
 def alpha_grid_scores(
     dense_system,
     bm25_system,
@@ -68,7 +71,7 @@ def tune_alpha(
     dev_queries: Sequence[tuple[str, str]],
     dev_qrels: dict[str, dict[str, int]],
     metric: str = "ndcg@10",
-    grid: Sequence[float] = tuple(round(i / 10, 1) for i in range(11)),
+    grid: Sequence[float] = ALPHA_GRID,
 ) -> tuple[float, dict[float, float]]:
     """Pick alpha on the dev split only; returns (best alpha, metric per alpha). Ties go to the smaller.
 
@@ -88,7 +91,7 @@ def tune_adaptive(
     dev_queries: Sequence[tuple[str, str]],
     dev_qrels: dict[str, dict[str, int]],
     metric: str = "ndcg@10",
-    grid: Sequence[float] = tuple(round(i / 10, 1) for i in range(11)),
+    grid: Sequence[float] = ALPHA_GRID,
     min_queries: int = 20,
 ) -> tuple[float, ...]:
     """Pick one alpha per query-length bucket on the dev split only (ties go to the smaller). A bucket
