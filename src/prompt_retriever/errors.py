@@ -51,3 +51,8 @@ class LLMError(PromptRetrieverError, RuntimeError):
 
 class PushError(PromptRetrieverError, RuntimeError):
     """A model upload to the Hub that failed (the message never holds the token)."""
+
+
+class OutputDirError(PromptRetrieverError, FileExistsError):
+    """An output folder the toolkit refuses to write or replace: it holds files it did not make, or it is
+    `.`, a parent of the current folder, the home folder or `/` (see `fileio.check_out_dir`)."""

@@ -3,6 +3,10 @@
 Every file the toolkit writes goes through these functions: data is written to a temporary file in
 the same folder, flushed to disk, then renamed over the target, so an interrupted run leaves either
 the old file or the new one, never a torn one.
+
+Output folders follow one rule, `check_out_dir` (before any work) and `atomic_dir` (before removing
+anything): a folder that holds files this toolkit did not make is written or replaced only with
+`--force`, and `.`, a parent of the current folder, the home folder and `/` are never replaced.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 import platformdirs
 
-from .errors import InputError
+from .errors import InputError, OutputDirError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -66,6 +70,116 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+# ----------------------------------------------------------------------------- output folders
+
+# What marks a folder as one this toolkit wrote, per kind of output: all these names exist in it. Each
+# writer writes its marker last (a model folder appears whole), so a killed run leaves none.
+OUTPUT_MARKERS: dict[str, tuple[str, ...]] = {
+    "model": ("training_manifest.json",),  # train, soup (training.train / training.soup)
+    "index": ("manifest.json", "embeddings.npy"),  # index (PromptRetriever.save)
+    "golden": ("manifest.json", "queries.jsonl"),  # queries generate / import (GoldenSet.save)
+    "report": ("report.json",),  # evaluate (evaluation.report.write_report)
+    "comparison": ("summary.json",),  # compare (evaluation.compare)
+    "run": ("stages/",),  # pipeline (its stage records)
+}
+# The kinds whose folder is replaced whole (`atomic_dir`): everything in it is deleted. The others are
+# written into: files of the same names are overwritten, nothing else is touched.
+REPLACED_KINDS = frozenset({"model"})
+_NAMES = {"model": "a model", "index": "an index", "golden": "a golden set", "report": "a report",
+          "comparison": "a comparison report", "run": "a pipeline run"}  # fmt: skip
+_FORCED: set[Path] = set()  # folders `check_out_dir(..., force=True)` allowed `atomic_dir` to replace
+
+
+def protected_dir(path: str | Path) -> str | None:
+    """Why `path` must never be removed, or None: `.` or any parent of the current folder (`..`, `/`),
+    the home folder or one of its parents, or a filesystem root."""
+    p = Path(path).resolve()
+    if p == Path(p.anchor):
+        return "a filesystem root"
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current folder was removed
+        cwd = None
+    if cwd is not None and (p == cwd or p in cwd.parents):
+        return "the current folder" if p == cwd else "a parent of the current folder"
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no home folder to find
+        home = None
+    if home is not None and (p == home or p in home.parents):
+        return "the home folder" if p == home else "a parent of the home folder"
+    return None
+
+
+def is_output_of(path: str | Path, kind: str) -> bool:
+    """Whether folder `path` holds the marker of an output of `kind` (`OUTPUT_MARKERS`)."""
+    d = Path(path)
+    return all((d / name).exists() for name in OUTPUT_MARKERS[kind])
+
+
+def _describe(kind: str) -> tuple[str, str]:
+    return _NAMES[kind], " and ".join(OUTPUT_MARKERS[kind])
+
+
+def _empty_dir(d: Path) -> bool:
+    with os.scandir(d) as entries:
+        return next(entries, None) is None
+
+
+def check_out_dir(path: str | Path, kind: str, *, force: bool = False) -> Path:
+    """Check an output folder before any work: the one place that decides whether a command may write
+    (kinds in `REPLACED_KINDS`: replace) folder `path`, so a refusal comes before minutes of training.
+
+    Allowed: a folder that does not exist, an empty one, or an output of `kind` this toolkit made
+    (`OUTPUT_MARKERS`). Any other folder raises `OutputDirError` naming it, unless `force`: then it is
+    written into or, for a replaced kind, replaced (`atomic_dir` is told so). A replaced kind never
+    replaces `.`, a parent of the current folder, the home folder or `/` (`protected_dir`), even with
+    `force`; a file or a symbolic link is never replaced either.
+    """
+    p = Path(path)
+    name, marker = _describe(kind)
+    replaced = kind in REPLACED_KINDS
+    if replaced and (why := protected_dir(p)):
+        raise OutputDirError(
+            f"{p} is {why}: it is never replaced by {name}, not even with --force; choose a new folder"
+        )
+    if p.is_symlink() and replaced:
+        raise OutputDirError(f"{p} is a symbolic link; give the folder itself or choose a new folder")
+    if p.exists() and not p.is_dir():
+        raise OutputDirError(f"{p} is a file, not a folder; choose another folder")
+    if not p.exists() or _empty_dir(p) or is_output_of(p, kind):
+        return p
+    if not force:
+        what = "replace it (everything in it is deleted)" if replaced else "write into it anyway"
+        raise OutputDirError(
+            f"{p} exists, is not empty and is not {name} made by prompt-retriever (no {marker}); "
+            f"pass --force to {what}, or choose another folder"
+        )
+    if replaced:
+        _FORCED.add(p.resolve())
+    return p
+
+
+def _check_replaceable(target: Path, kind: str) -> None:
+    """`atomic_dir`'s last line of defence: never remove a protected folder, nor a non-empty one that is
+    not an output of `kind`, unless `check_out_dir(..., force=True)` allowed it."""
+    if why := protected_dir(target):
+        raise OutputDirError(f"{target} is {why}: refusing to replace it; choose a new folder")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise OutputDirError(f"{target} is not a folder: refusing to replace it; choose a new folder")
+    if (
+        target.exists()
+        and not _empty_dir(target)
+        and not is_output_of(target, kind)
+        and target.resolve() not in _FORCED
+    ):
+        name, marker = _describe(kind)
+        raise OutputDirError(
+            f"{target} exists, is not empty and is not {name} made by prompt-retriever (no {marker}): "
+            "refusing to replace it; move it away or choose another folder"
+        )
+
+
 @dataclass(frozen=True)
 class StagedDir:
     """A scratch folder beside a target folder. Build the new folder at `result`; `work` holds the rest."""
@@ -75,14 +189,19 @@ class StagedDir:
 
 
 @contextmanager
-def atomic_dir(target: str | Path, label: str = "tmp") -> Iterator[StagedDir]:
+def atomic_dir(target: str | Path, label: str = "tmp", *, kind: str = "model") -> Iterator[StagedDir]:
     """Write a folder atomically: build it in a scratch folder beside `target`, then rename it over `target`.
 
     On a clean exit `staged.result` must exist; it replaces `target` (the old one is removed just before
     the rename, so a reader sees the old folder or the new one). On an exception, and always at the end,
     the scratch folder is removed; scratch folders left by a killed run with the same label go first.
+
+    An existing `target` is only replaced when it is empty, an output of `kind` (`OUTPUT_MARKERS`) or
+    allowed by `check_out_dir(..., force=True)`, and never when it is `.`, a parent of the current
+    folder, the home folder or `/`: checked on entry (before the work) and again before the removal.
     """
     target = Path(target)
+    _check_replaceable(target, kind)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.{label}-"
     for stale in target.parent.glob(f"{prefix}*"):
@@ -94,8 +213,10 @@ def atomic_dir(target: str | Path, label: str = "tmp") -> Iterator[StagedDir]:
         if not staged.result.is_dir():
             raise FileNotFoundError(f"{staged.result}: nothing was built to replace {target}")
         if target.exists():
+            _check_replaceable(target, kind)
             shutil.rmtree(target)
         staged.result.rename(target)  # atomic within one filesystem
+        _FORCED.discard(target.resolve())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
