@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from prompt_retriever.corpus import make_prompt_id, parse_tagged_line, read_corpus
+from prompt_retriever.corpus import (
+    format_tagged_line,
+    make_prompt_id,
+    parse_record_half,
+    parse_tagged_line,
+    read_corpus,
+)
 
 DATA = Path(__file__).parent / "data"
 KNIGHT = (
@@ -133,6 +139,21 @@ def test_joined_record_in_the_middle_of_a_file(tmp_path):
     assert [p.title for p in report.prompts] == ["The Smallest Knight", "The Keeper's Last Log", "The Locked Drawer"]
     assert [p.source.rsplit(":", 1)[1] for p in report.prompts] == ["1", "2", "5"]
     assert accounted(report, path.read_text())
+
+
+def test_joined_records_are_listed_with_their_two_lines(tmp_path):
+    path = DATA / "corpus_repairs" / "repairs.txt"
+    report = read_corpus(path)
+    [joined] = report.joined
+    log = report.prompts[1]
+    assert (joined.prompt_id, joined.line, joined.where()) == (log.id, 2, f"lines 2 and 3 of {path}")
+    head, tail = parse_record_half(joined.head), parse_record_half(joined.tail)
+    assert head is not None and head.head and head.describe() == "the genre and theme pairs" and head.fits(log)
+    assert tail is not None and not tail.head and tail.describe() == "the title pair and the text"
+    assert tail.fits(log) and not tail.fits(report.prompts[0])
+    assert parse_record_half(format_tagged_line(log)) is None  # a whole record is neither half
+    one = parse_record_half("<Grief> </Grief> <T> </T> prompt A lamp.")
+    assert one is not None and one.describe() == "the theme and title pairs and the text"
 
 
 GENRE_THEME = "<Horror> </Horror> <Grief> </Grief>"

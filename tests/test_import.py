@@ -21,7 +21,8 @@ from prompt_retriever.golden import (
     split_by_prompt,
 )
 from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
-from prompt_retriever.golden.importers import _context_list, _PromptIndex, undercount_warning
+from prompt_retriever.golden.importers import _context_list, undercount_warning
+from prompt_retriever.golden.matching import PromptIndex
 
 DATA = Path(__file__).parent / "data"
 PAIRS = DATA / "import_pairs"
@@ -222,7 +223,7 @@ def test_ragas_jsonl_reports_unmatched_chunks_and_duplicates(prompts12, title_of
 
 
 def test_chunk_matching_thresholds(prompts12, title_of):
-    index = _PromptIndex(prompts12)
+    index = PromptIndex(prompts12)
     lamp = next(p for p in prompts12 if p.title == "The Keeper's Lamp")
     words = lamp.text.split()
     assert {title_of[p] for p in index.match_chunk(" ".join(words[-12:]))} == {"The Keeper's Lamp"}

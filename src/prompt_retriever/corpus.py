@@ -65,6 +65,31 @@ class Issue:
         return f"{self.path}:{self.line}: {self.severity}: {self.message}"
 
 
+# The warnings that say a line was repaired, by kind: (kind, what a count of them is, the message pattern).
+REPAIR_KINDS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("joined", "records broken over two lines, joined", re.compile(r"\brecord broken over lines \d+ and \d+")),
+    ("genre-name", "tags closed with the genre's name", re.compile(r"\bis closed by </[^>]*>, the genre's name")),
+    ("missing-gt", "tags missing their '>'", re.compile(r"\bis missing its '>'")),
+    ("keyword", "texts without the 'prompt' keyword", re.compile(r"\bmissing 'prompt' keyword")),
+    ("line-break", "lines with line-break characters read as spaces", re.compile(r"\bline break(?:\(s\)| char)")),
+    ("utf-8", "lines with undecodable bytes replaced", re.compile(r"\bnot valid UTF-8\b.*replaced")),
+)
+SHOWN_PER_KIND = 3  # repairs of one kind listed without --verbose
+
+
+def repair_kind(issue: Issue) -> str | None:
+    """The kind of repair a warning reports (see `REPAIR_KINDS`), or None."""
+    return next((kind for kind, _, pattern in REPAIR_KINDS if pattern.search(issue.message)), None)
+
+
+@dataclass(frozen=True)
+class IssueListing:
+    """A report as printed: the issues to list, in order, then summary lines (`IssueReport.listing`)."""
+
+    issues: list[Issue]
+    summary: list[str]
+
+
 class IssueReport:
     """What a report of `Issue`s offers: its errors and its warnings (CorpusReport, the import report)."""
 
@@ -84,6 +109,44 @@ class IssueReport:
         more = len(self.errors) - limit
         return shown + (f"\n... and {more} more errors" if more > 0 else "")
 
+    def listing(self, verbose: bool = False, first: int = SHOWN_PER_KIND) -> IssueListing:
+        """What to print: every error and every warning that is not a repair, in order, but of each kind of
+        repair (`REPAIR_KINDS`) only the first `first`, and a summary line counting each kind by which some
+        were held back. `verbose`: every issue, no summary."""
+        if verbose:
+            return IssueListing(list(self.issues), [])
+        seen: Counter[str] = Counter()
+        shown: list[Issue] = []
+        for issue in self.issues:
+            kind = repair_kind(issue) if issue.severity == "warning" else None
+            if kind is not None:
+                seen[kind] += 1
+                if seen[kind] > first:
+                    continue
+            shown.append(issue)
+        if all(n <= first for n in seen.values()):
+            return IssueListing(shown, [])
+        kinds = "; ".join(
+            f"{seen[kind]} {label}" + (f" (first {first} listed)" if seen[kind] > first else "")
+            for kind, label, _ in REPAIR_KINDS
+            if seen[kind]
+        )
+        return IssueListing(shown, [f"repairs by kind: {kinds}; --verbose lists every one"])
+
+
+@dataclass(frozen=True)
+class JoinedRecord:
+    """A record broken over two lines that the parser joined: the prompt, where, and the two lines."""
+
+    prompt_id: str
+    path: str
+    line: int  # the first of the two lines
+    head: str  # line `line`: tag pairs only
+    tail: str  # line `line + 1`: the remaining tag pairs and the text
+
+    def where(self) -> str:
+        return f"lines {self.line} and {self.line + 1} of {self.path}"
+
 
 @dataclass
 class CorpusReport(IssueReport):
@@ -91,6 +154,7 @@ class CorpusReport(IssueReport):
     issues: list[Issue] = field(default_factory=list)
     lines_read: int = 0
     blank_lines: int = 0
+    joined: list[JoinedRecord] = field(default_factory=list)  # records broken over two lines, joined
 
     def summary(self) -> str:
         return (
@@ -320,6 +384,45 @@ def _head_pairs(line: str) -> tuple[dict[str, str], list[str]] | None:
     return values, warnings
 
 
+@dataclass(frozen=True)
+class RecordHalf:
+    """One line of a record broken over two lines, read alone (`parse_record_half`)."""
+
+    head: bool  # True: the first line (tag pairs only); False: the second (the other pairs and the text)
+    values: dict[str, str]  # the fields of this line's tag pairs, in order
+    text: str | None  # the second line's prompt text
+
+    def describe(self) -> str:
+        """What the line holds: "the genre and theme pairs", "the title pair and the text"."""
+        names = list(self.values)
+        pairs = (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
+        pairs += " pairs" if len(names) > 1 else " pair"
+        return f"the {pairs}" + ("" if self.head else " and the text")
+
+    def fits(self, p: Prompt) -> bool:
+        """Whether `p` has this line's fields (tag values case-folded, the title by `title_key`)."""
+        for name, value in self.values.items():
+            mine = title_key(value) if name == "title" else value.casefold()
+            theirs = getattr(p, name)
+            if mine != (title_key(theirs) if name == "title" else theirs.casefold()):
+                return False
+        return self.text is None or _clean(self.text) == _clean(p.text)
+
+
+def parse_record_half(line: str) -> RecordHalf | None:
+    """Read `line` as one line of a record broken over two lines, as the parser joins them: the first (1-3
+    tag pairs and nothing else) or the second (the remaining 1-2 tag pairs, `prompt` and the text). None if
+    it is neither (a whole record, or something else)."""
+    head = _head_pairs(line)
+    if head is not None:
+        return RecordHalf(True, head[0], None)
+    for first in (2, 1):  # the second line holds the title pair, or the theme and title pairs
+        res = _parse_fields(line, first, {name: "" for name in _FIELDS[:first]}, need_keyword=True)
+        if not res.errors and res.values is not None and res.text is not None:
+            return RecordHalf(False, {name: res.values[name] for name in _FIELDS[first:]}, res.text)
+    return None
+
+
 def _infer_kind(path: str) -> str | None:
     stem = Path(path).stem.lower()
     if "nonfiction" in stem or "non-fiction" in stem or "non_fiction" in stem:
@@ -350,23 +453,24 @@ class _Collector:
         text: str,
         kind: str | None,
         given_id: str | None = None,
-    ) -> None:
+    ) -> Prompt | None:
+        """The prompt added, or None (a duplicate, reported)."""
         where = f"{path}:{line}"
         key = title_key(title)
         if key in self._titles:
             first_where, first_title = self._titles[key]
             same = f" as {first_title!r}" if first_title != title else ""
             self.issue(path, line, "error", f"duplicate title {title!r} (first at {first_where}{same})")
-            return
+            return None
         pid = given_id or make_prompt_id(genre, theme, title, text)
         if pid in self._ids:
             self.issue(path, line, "error", f"duplicate id {pid!r} (first at {self._ids[pid]})")
-            return
+            return None
         self._titles[key] = (where, title)
         self._ids[pid] = where
-        self.report.prompts.append(
-            Prompt(id=pid, genre=genre, theme=theme, title=title, text=text, kind=kind, source=where)
-        )
+        prompt = Prompt(id=pid, genre=genre, theme=theme, title=title, text=text, kind=kind, source=where)
+        self.report.prompts.append(prompt)
+        return prompt
 
 
 def _read_text(path: Path, collector: _Collector) -> str | None:
@@ -436,7 +540,9 @@ def _parse_tagged(path: Path, text: str, kind: str | None, c: _Collector) -> Non
                     for w in warnings + head_warnings:
                         c.issue(where, n, "warning", w)
                     v = cont.values
-                    c.add(where, n, v["genre"], v["theme"], v["title"], cont.text, kind)
+                    joined_prompt = c.add(where, n, v["genre"], v["theme"], v["title"], cont.text, kind)
+                    if joined_prompt is not None:
+                        c.report.joined.append(JoinedRecord(joined_prompt.id, where, n, line, nxt))
                     joined = (
                         f"record broken over lines {n} and {n + 1} (line {n} has only tag pairs); "
                         "joined into one prompt"

@@ -18,7 +18,10 @@ are not read.
 Every problem is reported as FILE:LINE: severity: message (the line a record starts on); nothing is
 dropped silently. Errors (a context or chunk that matches no prompt, an empty query, a relevance that is
 not a number, contradictory judgments of one pair) stop the import unless `skip_invalid`, which drops
-the offending row or pair and still reports it. Duplicate rows are kept once, with a warning.
+the offending row or pair and still reports it. Duplicate rows are kept once, with a warning. A context
+that is one line of a record the corpus parser joins from two lines (only its tag pairs, or only the rest)
+is mapped to the joined prompt, and each distinct repair of a context is reported once, however many rows
+quote it. A RAGAS question judging more than `OVERCOUNT_MAX` prompts is flagged.
 """
 
 from __future__ import annotations
@@ -28,23 +31,25 @@ import csv
 import io
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpus import Issue, IssueReport, Prompt, parse_tagged_line, title_key
+from ..corpus import Issue, IssueReport, Prompt
 from ..errors import InputError
 from .goldenset import GoldenSet, Negative, Qrels, Query, make_query_id
+from .matching import MIN_CHARS, MIN_WORDS, WORD, ContextMatch, PromptIndex, norm, preview
 
 FORMATS = ("pairs", "ragas")
 PAIRS_COLUMNS = ("query", "context", "relevance")
 RAGAS_COLUMNS = ("user_input", "reference_contexts")
-MIN_WORDS = 12  # a cut chunk's part of a prompt counts from this many contiguous words...
-MIN_CHARS = 60  # ...or this many characters
 UNDERCOUNT_MIN = 3  # a genre/theme query judging 1 prompt is flagged when the corpus has this many of them
-_SHINGLE = 4  # words per lookup key of the chunk matcher (runs are then extended word by word)
+# A RAGAS question is flagged when its reference chunks make more prompts relevant than this: more than the
+# cutoff of the headline metrics (@10), so any 10 of them score a perfect P@10 and NDCG@10 although the
+# question asks about one story. Specific questions judge 1-3 prompts (the hand-judged natural queries:
+# 2.95 on average); a chunk holding dozens of prompts is a slice of the file, not a judgment.
+OVERCOUNT_MAX = 10
 
 # Words that carry no topic in a request such as "Find me a Fantasy writing prompt".
 _FILLER_WORDS = (
@@ -53,19 +58,6 @@ _FILLER_WORDS = (
     "in with to and or kind type sort genre theme themed something good new short"
 )
 _FILLER = frozenset(_FILLER_WORDS.split())
-_WORD = re.compile(r"\w+")
-_TAG = re.compile(r"<[^<>]*>")
-_CUT_HEAD = re.compile(r"^[^<>]*>")  # a chunk that starts inside a tag
-_CUT_TAIL = re.compile(r"<[^<>]*$")  # ... or ends inside one
-_KEYWORD = re.compile(r"^\s*prompt\b\s*:?\s*", re.IGNORECASE)
-
-
-def _norm(value: object) -> str:
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def _preview(text: str, n: int = 70) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 class GoldenImportError(InputError):
@@ -93,6 +85,8 @@ class ImportReport(IssueReport):
     chunks: int = 0  # ragas: reference chunks read
     unmatched_chunks: int = 0  # ragas: chunks that matched no prompt
     undercounting: int = 0  # genre/theme queries judging one prompt of many
+    overcounting: int = 0  # ragas: questions whose chunks make more than OVERCOUNT_MAX prompts relevant
+    half_records: int = 0  # pairs: rows quoting one line of a record broken over two lines
     synthesizers: dict[str, int] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
 
@@ -129,10 +123,20 @@ class ImportReport(IssueReport):
             out.append(
                 f"dropped: {self.dropped_rows} invalid row(s), {self.dropped_queries} queries with no relevant prompt"
             )
+        if self.half_records:
+            out.append(
+                f"contexts quoting one half of a record broken over two lines: {self.half_records} rows, "
+                "mapped to the joined prompt"
+            )
         if self.undercounting:
             out.append(
                 f"{self.undercounting} genre/theme queries judge only one prompt of many relevant: "
                 "the metric then undercounts"
+            )
+        if self.overcounting:
+            out.append(
+                f"{self.overcounting} questions make more than {OVERCOUNT_MAX} prompts relevant: "
+                "the metric then overcounts"
             )
         out.append(f"{len(self.errors)} errors, {len(self.warnings)} warnings")
         return out
@@ -156,6 +160,8 @@ class ImportReport(IssueReport):
             **({"chunks": self.chunks, "unmatched_chunks": self.unmatched_chunks} if self.format == "ragas" else {}),
             **({"synthesizers": self.synthesizers} if self.synthesizers else {}),
             "undercounting_queries": self.undercounting,
+            "overcounting_queries": self.overcounting,
+            "half_records": self.half_records,
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "issues": [str(i) for i in self.issues[:max_issues]],
@@ -249,140 +255,7 @@ def detect_import_format(columns: Sequence[str]) -> str | None:
     return None
 
 
-# ----------------------------------------------------------------------------- matching contexts to prompts
-
-
-class _PromptIndex:
-    """Finds the corpus prompt a pairs context names (tagged line or text), and the prompts a RAGAS chunk holds."""
-
-    def __init__(self, corpus: Sequence[Prompt]):
-        self.corpus = list(corpus)
-        self.by_id = {p.id: p for p in self.corpus}
-        self.by_title = {title_key(p.title): p for p in self.corpus}
-        self.by_text: dict[str, list[Prompt]] = {}
-        for p in self.corpus:
-            self.by_text.setdefault(_norm(p.text), []).append(p)
-        # chunk matching: the words of every prompt text, their spans, and a shingle index
-        self.words: dict[str, list[str]] = {}
-        self.spans: dict[str, list[tuple[int, int]]] = {}
-        self.shingles: dict[tuple[str, ...], list[tuple[str, int]]] = {}
-        self.short: list[Prompt] = []  # texts with fewer words than a shingle
-        for p in self.corpus:
-            text = _norm(p.text).casefold()
-            found = list(_WORD.finditer(text))
-            words = [m.group() for m in found]
-            self.words[p.id] = words
-            self.spans[p.id] = [m.span() for m in found]
-            if len(words) < _SHINGLE:
-                self.short.append(p)
-                continue
-            for j in range(len(words) - _SHINGLE + 1):
-                self.shingles.setdefault(tuple(words[j : j + _SHINGLE]), []).append((p.id, j))
-        self._cache: dict[str, tuple[Prompt | None, list[str], str | None]] = {}
-
-    # ------------------------------------------------------------------ pairs
-    def match_context(self, context: str) -> tuple[Prompt | None, list[str], str | None]:
-        """(prompt, warnings, error) for one pairs context; cached, since contexts repeat."""
-        c = _norm(context)
-        if c not in self._cache:
-            self._cache[c] = self._match(c)
-        return self._cache[c]
-
-    def _by_text(self, text: str) -> tuple[Prompt | None, str | None]:
-        hits = self.by_text.get(text, [])
-        if len(hits) == 1:
-            return hits[0], None
-        if len(hits) > 1:
-            titles = ", ".join(repr(p.title) for p in hits[:3])
-            return None, f"context matches {len(hits)} prompts by its text ({titles}); give the full tagged line"
-        return None, None
-
-    def _match(self, c: str) -> tuple[Prompt | None, list[str], str | None]:
-        if not c:
-            return None, [], "empty context"
-        if c.startswith("<"):
-            res = parse_tagged_line(c)
-            if not res.errors and res.values is not None and res.text is not None:
-                warnings = [f"context: {w}" for w in res.warnings]
-                title = res.values["title"]
-                p = self.by_title.get(title_key(title))
-                if p is not None and _norm(p.text) == res.text:
-                    if (p.genre, p.theme) != (res.values["genre"], res.values["theme"]):
-                        warnings.append(
-                            f"context tags <{res.values['genre']}> <{res.values['theme']}> differ from the corpus "
-                            f"prompt {p.title!r} ({p.genre}, {p.theme}); matched by title and text"
-                        )
-                    return p, warnings, None
-                by_text, ambiguous = self._by_text(res.text)
-                if by_text is not None:
-                    warnings.append(
-                        f"context title {title!r} is not the corpus title {by_text.title!r}; matched by text"
-                    )
-                    return by_text, warnings, None
-                if ambiguous:
-                    return None, warnings, ambiguous
-                if p is not None:
-                    return (
-                        None,
-                        warnings,
-                        (
-                            f"context names the prompt {title!r}, but its text differs from that prompt's text in the "
-                            f"corpus: {_preview(res.text)!r}"
-                        ),
-                    )
-                return None, warnings, f"no corpus prompt has the title {title!r} or the text {_preview(res.text)!r}"
-            p, ambiguous = self._by_text(c)
-            if p is not None:
-                return p, [], None
-            return (
-                None,
-                [],
-                ambiguous
-                or (
-                    f"context is not a valid tagged line ({res.errors[0]}) and matches no prompt text: {_preview(c)!r}"
-                ),
-            )
-        text = _KEYWORD.sub("", c, count=1) if _KEYWORD.match(c) else c
-        for candidate in dict.fromkeys((c, text)):
-            p, ambiguous = self._by_text(candidate)
-            if p is not None or ambiguous:
-                return p, [], ambiguous
-        return None, [], f"context matches no corpus prompt (by tagged line or text): {_preview(c)!r}"
-
-    # ------------------------------------------------------------------ ragas chunks
-    def match_chunk(self, chunk: str) -> set[str]:
-        """Ids of the prompts whose text, or a long enough contiguous part of it, is in `chunk`."""
-        c = _norm(chunk)
-        c = _CUT_TAIL.sub(" ", _CUT_HEAD.sub(" ", c, count=1), count=1)
-        found: set[str] = set()
-        for segment in _TAG.split(c):
-            segment = _KEYWORD.sub("", segment, count=1)
-            words = _WORD.findall(segment.casefold())
-            if words:
-                found |= self._match_words(words)
-        return found
-
-    def _match_words(self, words: list[str]) -> set[str]:
-        found: set[str] = set()
-        for p in self.short:  # whole text only
-            w = self.words[p.id]
-            if any(words[i : i + len(w)] == w for i in range(len(words) - len(w) + 1)):
-                found.add(p.id)
-        done: dict[tuple[str, int], int] = {}  # (prompt, alignment) -> first chunk word past the run
-        for i in range(len(words) - _SHINGLE + 1):
-            for pid, j in self.shingles.get(tuple(words[i : i + _SHINGLE]), ()):
-                if pid in found or done.get((pid, j - i), -1) > i:
-                    continue
-                pw = self.words[pid]
-                m = _SHINGLE
-                while i + m < len(words) and j + m < len(pw) and words[i + m] == pw[j + m]:
-                    m += 1
-                done[(pid, j - i)] = i + m
-                spans = self.spans[pid]
-                chars = spans[j + m - 1][1] - spans[j][0]
-                if m == len(pw) or m >= MIN_WORDS or chars >= MIN_CHARS:
-                    found.add(pid)
-        return found
+# ----------------------------------------------------------------------------- reading cells (matching: see .matching)
 
 
 def _context_list(value: object) -> tuple[list[str] | None, str | None]:
@@ -399,7 +272,7 @@ def _context_list(value: object) -> tuple[list[str] | None, str | None]:
             try:
                 items = ast.literal_eval(s)  # the Python form, e.g. ['a', "b"]; never eval
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                return None, f"not a JSON or Python list literal: {_preview(s, 50)!r}"
+                return None, f"not a JSON or Python list literal: {preview(s, 50)!r}"
         if isinstance(items, tuple):
             items = list(items)
         if not isinstance(items, list):
@@ -420,7 +293,7 @@ def _relevance(value: object) -> tuple[float | None, str | None]:
     if isinstance(value, (int, float)):
         r = float(value)
     else:
-        s = _norm(value).lower()
+        s = norm(value).lower()
         if s in ("true", "yes", "relevant"):
             return 1.0, None
         if s in ("false", "no", "irrelevant", "not relevant"):
@@ -428,7 +301,7 @@ def _relevance(value: object) -> tuple[float | None, str | None]:
         try:
             r = float(s)
         except ValueError:
-            return None, f"relevance {_preview(s, 30)!r} is not a number"
+            return None, f"relevance {preview(s, 30)!r} is not a number"
     if not math.isfinite(r) or r < 0:
         return None, f"relevance {r} is not a number >= 0"
     return r, None
@@ -447,7 +320,7 @@ def _named(query_words: list[str], names: Sequence[str]) -> tuple[set[str], set[
     found: set[str] = set()
     used: set[int] = set()
     for name in names:
-        nw = _WORD.findall(name.casefold())
+        nw = WORD.findall(name.casefold())
         if not nw:
             continue
         for i in range(len(query_words) - len(nw) + 1):
@@ -462,7 +335,7 @@ def undercount_warning(text: str, relevant: int, corpus: Sequence[Prompt]) -> st
     names and filler words) that judges one prompt relevant while the corpus has many that fit."""
     if relevant != 1:
         return None
-    words = _WORD.findall(text.casefold())
+    words = WORD.findall(text.casefold())
     genres, g_used = _named(words, sorted({p.genre for p in corpus}))
     themes, t_used = _named(words, sorted({p.theme for p in corpus}))
     if not genres and not themes:
@@ -532,7 +405,7 @@ def import_golden(
     need = PAIRS_COLUMNS if fmt == "pairs" else RAGAS_COLUMNS
     if columns and (missing := [c for c in need if c not in columns]):
         raise InputError(f"{p}:1: error: a {fmt} file needs column(s) {missing}; found {columns}")
-    index = _PromptIndex(corpus)
+    index = PromptIndex(corpus)
     acc = _Acc()
     kind = "imported" if fmt == "pairs" else "ragas"
     if fmt == "pairs":
@@ -587,21 +460,22 @@ def import_golden(
     return gs, report
 
 
-def _read_pairs(records, index: _PromptIndex, acc: _Acc, report: ImportReport, issue, skip: bool) -> None:
+def _read_pairs(records, index: PromptIndex, acc: _Acc, report: ImportReport, issue, skip: bool) -> None:
+    repairs = _Repairs()
     for line, row in records:
         report.rows += 1
-        text = _norm(row.get("query"))
+        text = norm(row.get("query"))
         problems = []
         if not text:
             problems.append("empty query")
         rel, rel_error = _relevance(row.get("relevance"))
         if rel_error:
             problems.append(rel_error)
-        prompt, warnings, ctx_error = index.match_context(str(row.get("context") or ""))
-        for w in warnings:
-            issue(line, "warning", w)
-        if ctx_error:
-            problems.append(ctx_error)
+        match = index.match_context(str(row.get("context") or ""))
+        repairs.add(line, match)
+        prompt = match.prompt
+        if match.error:
+            problems.append(match.error)
         if problems:
             for msg in problems:
                 issue(line, "error", msg + ("; row dropped" if skip else ""))
@@ -636,6 +510,7 @@ def _read_pairs(records, index: _PromptIndex, acc: _Acc, report: ImportReport, i
                 f"{grade} here; kept once, with grade {max(first_grade, grade)}",
             )
             acc.judged[pair] = (max(first_grade, grade), first_line)
+    report.half_records += repairs.emit(issue)
     for (key, pid), seen in acc.conflicts.items():
         report.contradictions += 1
         acc.judged.pop((key, pid), None)
@@ -648,12 +523,65 @@ def _read_pairs(records, index: _PromptIndex, acc: _Acc, report: ImportReport, i
         issue(seen[-1][0], "error", message)
 
 
-def _read_ragas(records, index: _PromptIndex, acc: _Acc, report: ImportReport, issue, skip: bool) -> None:
+def _lines(lines: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(n) for n in lines[:limit])
+    return shown + (f", ... ({len(lines)} in all)" if len(lines) > limit else "")
+
+
+@dataclass
+class _Repairs:
+    """The repairs made to pairs contexts, collected over the rows so that each is reported once: the
+    parser's repairs by message, the rows quoting one line of a record broken over two lines by prompt."""
+
+    by_message: dict[str, list[int]] = field(default_factory=dict)
+    halves: dict[str, tuple[Prompt, dict[bool, tuple[ContextMatch, list[int]]]]] = field(default_factory=dict)
+
+    def add(self, line: int, match: ContextMatch) -> None:
+        for w in match.warnings:
+            self.by_message.setdefault(w, []).append(line)
+        if match.half is not None and match.prompt is not None:
+            _, parts = self.halves.setdefault(match.prompt.id, (match.prompt, {}))
+            parts.setdefault(match.half.head, (match, []))[1].append(line)
+
+    def emit(self, issue) -> int:
+        """Report each repair once, at the first row quoting it; returns the rows quoting a half record."""
+        for message, lines in self.by_message.items():
+            again = f" (the same repair on {len(lines)} rows: lines {_lines(lines)})" if len(lines) > 1 else ""
+            issue(lines[0], "warning", message + again)
+        rows = 0
+        for prompt, parts in self.halves.values():
+            clauses = []
+            joined = None
+            for head in (True, False):
+                if head not in parts:
+                    continue
+                match, lines = parts[head]
+                assert match.half is not None
+                joined = joined or match.joined
+                rows += len(lines)
+                who = (
+                    f"the row at line {lines[0]} quotes"
+                    if len(lines) == 1
+                    else f"the rows at lines {_lines(lines)} quote"
+                )
+                clauses.append(f"{who} only the {'first' if head else 'second'} half ({match.half.describe()})")
+            where = (
+                f"the record the corpus joins from {joined.where()}"
+                if joined
+                else "the only corpus prompt with those fields"
+            )
+            first = min(lines[0] for _, lines in parts.values())
+            issue(first, "warning", f"{' and '.join(clauses)} of {prompt.title!r}, {where}; mapped to that prompt")
+        return rows
+
+
+def _read_ragas(records, index: PromptIndex, acc: _Acc, report: ImportReport, issue, skip: bool) -> None:
     synth: Counter[str] = Counter()
     seen_sets: dict[str, set[str]] = {}
+    chunks_of: Counter[str] = Counter()  # reference chunks read per question
     for line, row in records:
         report.rows += 1
-        text = _norm(row.get("user_input"))
+        text = norm(row.get("user_input"))
         chunks, list_error = _context_list(row.get("reference_contexts"))
         problems = []
         if not text:
@@ -672,7 +600,7 @@ def _read_ragas(records, index: _PromptIndex, acc: _Acc, report: ImportReport, i
                     line,
                     "error",
                     f"reference context {i} of {len(chunks or [])} matches no prompt (no {MIN_WORDS} contiguous "
-                    f"words or {MIN_CHARS} characters of a prompt text in it): {_preview(_norm(chunk))!r}"
+                    f"words or {MIN_CHARS} characters of a prompt text in it): {preview(norm(chunk))!r}"
                     + ("; chunk ignored" if skip else ""),
                 )
             relevant |= found
@@ -683,7 +611,7 @@ def _read_ragas(records, index: _PromptIndex, acc: _Acc, report: ImportReport, i
                 issue(line, "warning", f"question {text!r}: no reference context matches a prompt; row dropped")
             report.dropped_rows += 1
             continue
-        if name := _norm(row.get("synthesizer_name")):
+        if name := norm(row.get("synthesizer_name")):
             synth[name] += 1
         key = acc.add_query(text, line)
         if key in seen_sets:
@@ -701,9 +629,21 @@ def _read_ragas(records, index: _PromptIndex, acc: _Acc, report: ImportReport, i
             seen_sets[key] |= relevant
         else:
             seen_sets[key] = set(relevant)
+        chunks_of[key] += len(chunks or [])
         for pid in relevant:
             acc.judged.setdefault((key, pid), (1, line))
     report.synthesizers = dict(synth.most_common())
+    for key, relevant in seen_sets.items():
+        if len(relevant) > OVERCOUNT_MAX:
+            report.overcounting += 1
+            issue(
+                acc.line[key],
+                "warning",
+                f"question {acc.text[key]!r}: its {chunks_of[key]} reference chunk(s) make {len(relevant)} prompts "
+                f"relevant, more than {OVERCOUNT_MAX}: the chunks span many prompts, so the metric then overcounts "
+                "(a system is scored right for returning any of them, whatever the question asks); keep only the "
+                "chunks the question was written from, or leave the question out",
+            )
 
 
 def import_for_evaluation(
