@@ -1,9 +1,10 @@
 """Golden query sets: queries with relevance judgments (qrels), their splits and the generators that make them.
 
 A `GoldenSet` is stored in the BEIR layout (`corpus.jsonl`, `queries.jsonl`, `qrels/*.tsv`) plus a manifest.
-Generators: heuristic templates (`generate_heuristic`), an LLM endpoint (`LLMQueryGenerator`), hand-judged
-files (`load_judged_queries`), extra keyword queries for training (`augment_keyword_queries`), and golden sets
-made elsewhere: a query,context,relevance CSV or a RAGAS test set (`import_golden`).
+Generators: heuristic templates (`generate_heuristic`), an LLM endpoint (`LLMQueryGenerator`, and
+`generate_natural` for natural-language queries in six styles), hand-judged files (`load_judged_queries`),
+extra keyword queries for training (`augment_keyword_queries`), and golden sets made elsewhere: a
+query,context,relevance CSV or a RAGAS test set (`import_golden`).
 """
 
 from ..errors import LeakageError
@@ -23,6 +24,19 @@ from .goldenset import (
 from .heuristic import HeuristicConfig, generate_heuristic, make_negatives
 from .importers import GoldenImportError, ImportReport, import_for_evaluation, import_golden
 from .keywords import TfidfKeywords, synonyms, tokenize
+from .llm_natural import (
+    NaturalQueryGenerator,
+    NaturalRunReport,
+    check_natural_query,
+    copied_phrase,
+    document_frequency,
+    generate_natural,
+    natural_template,
+    parse_styled_lines,
+    rare_df_threshold,
+    rare_words_used,
+    title_words_used,
+)
 from .llm_queries import LLMConfig, LLMQueryGenerator, LLMRunReport, clean_queries
 from .splits import check_leakage, split_by_prompt
 
@@ -36,6 +50,8 @@ __all__ = [
     "LLMQueryGenerator",
     "LLMRunReport",
     "LeakageError",
+    "NaturalQueryGenerator",
+    "NaturalRunReport",
     "Negative",
     "Qrels",
     "Query",
@@ -43,16 +59,25 @@ __all__ = [
     "augment_keyword_queries",
     "bundled_handwritten_path",
     "check_leakage",
+    "check_natural_query",
     "clean_queries",
+    "copied_phrase",
+    "document_frequency",
     "generate_heuristic",
+    "generate_natural",
     "import_for_evaluation",
     "import_golden",
     "load_judged_queries",
     "make_negatives",
     "make_query_id",
+    "natural_template",
+    "parse_styled_lines",
+    "rare_df_threshold",
+    "rare_words_used",
     "read_qrels",
     "split_by_prompt",
     "summarize",
     "synonyms",
+    "title_words_used",
     "tokenize",
 ]

@@ -197,16 +197,21 @@ class LLMQueryGenerator:
                 bar.close()
         return results, report
 
-    def generate(
-        self, prompts: Sequence[Prompt], progress: bool = True, allow_partial: bool = False
-    ) -> tuple[GoldenSet, LLMRunReport]:
-        prompts = sorted(prompts, key=lambda p: p.id)
-        results, report = self.completions(prompts, progress)
+    @staticmethod
+    def check_failures(results: dict, report: LLMRunReport, allow_partial: bool) -> None:
+        """Raise when a completion failed, unless `allow_partial` (what succeeded is cached either way)."""
         if report.failed and not allow_partial:
             raise LLMError(
                 f"{len(report.failed)} of {report.requested} completions failed (the {len(results)} "
                 f"that succeeded are cached; re-run to resume). First failure: {report.failed[0]}"
             )
+
+    def generate(
+        self, prompts: Sequence[Prompt], progress: bool = True, allow_partial: bool = False
+    ) -> tuple[GoldenSet, LLMRunReport]:
+        prompts = sorted(prompts, key=lambda p: p.id)
+        results, report = self.completions(prompts, progress)
+        self.check_failures(results, report, allow_partial)
         b = QueryBuilder()
         for p in prompts:
             for s in range(self.cfg.samples):
