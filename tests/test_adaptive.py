@@ -49,8 +49,8 @@ def test_each_bucket_takes_the_alpha_that_is_best_on_its_dev_queries(golden):
 
     for b, alpha in enumerate(alphas):
         ids = [(q, t) for (q, t), x in zip(queries, buckets, strict=True) if x == b]
-        if len(ids) < 5:
-            assert alpha == system.tuning["fallback_alpha"]
+        if len(ids) < 5:  # too few dev queries of this length to decide a weight: the dense side alone
+            assert alpha == 1.0 and system.tuning["buckets"][str(b)]["fallback"] == "dense only"
             continue
         sub = {q: qrels[q] for q, _ in ids}
         scores = {}

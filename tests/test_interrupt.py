@@ -125,7 +125,7 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
         from prompt_retriever.training import TrainConfig
         run_pipeline(PipelineConfig(corpus=[Path({str(corpus)!r})], out=Path({str(out)!r}), test=0.25, dev=0.25,
                      train=TrainConfig(max_steps=40, batch_size=4, hard_negatives=1, max_rows=16),
-                     n_bootstrap=200, n_permutations=200, plots=False), Console(quiet=True))
+                     n_bootstrap=200, n_permutations=200, plots=False, reference=False), Console(quiet=True))
         """,
         tmp_path,
     )
@@ -144,6 +144,7 @@ def test_pipeline_killed_mid_stage_resumes_from_that_stage(tmp_path):
             n_bootstrap=200,
             n_permutations=200,
             plots=False,
+            reference=False,
         ),
         Console(quiet=True),
     )

@@ -25,7 +25,7 @@ def tiny_config(tmp_path: Path, corpus: Path, **kw) -> PipelineConfig:
         n_bootstrap=200,
         n_permutations=200,
         plots=False,
-        **kw,
+        **({"reference_corpus": [DATA / "reference20.txt"], "reference_queries": DATA / "reference20.jsonl"} | kw),
     )
 
 

@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from .corpus import CorpusError, bundled_corpus_paths, corpus_fingerprint, read_corpus, write_corpus
 from .encoding.models import DEFAULT_MODEL, model_fingerprint
 from .errors import InputError
-from .fileio import atomic_write_json, atomic_write_text, sha256_file, sha256_text
+from .fileio import atomic_write_json, atomic_write_text, check_out_dir, sha256_file, sha256_text
 from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_query_set
+from .golden.reference import Reference
 from .progress import display, task
 from .search.systems import SystemSpec
 from .training import TrainConfig
@@ -60,11 +62,15 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     natural: bool = True  # add the natural-language queries of the corpus's prompts (see golden/natural.py)
     natural_queries: Path | None = None  # a natural-query file; None: the bundled one
+    # A collection without natural-language queries of its own trains with a reference collection's (replay)
+    # and chooses its system on the reference's held-out genres too (see golden/reference.py).
+    reference: bool = True
+    reference_corpus: list[Path] | None = None  # None: the bundled corpus
+    reference_queries: Path | None = None  # None: the bundled natural queries
     soup_keywords: int = 0  # > 0: train a second model with this many extra keyword queries and average the two
     skip_invalid: bool = False
     llm_base_url: str | None = None
     llm_model: str | None = None
-    llm_per_prompt: int = 3
     judged: Path | None = None  # a second, hand-judged query set; default: the bundled one when it fits
     n_bootstrap: int = 2000
     n_permutations: int = 10000
@@ -127,6 +133,7 @@ class Context:
     golden: GoldenSet | None = None  # the split golden set, loaded after the split stage
     second: GoldenSet | None = None  # the comparison's second query set (None: there is none)
     second_name: str | None = None
+    reference: Reference | None = None  # the reference collection, when the golden set has no natural queries
     progress: bool = False  # progress bars (one per stage, on `console`)
 
     @property
@@ -161,8 +168,9 @@ class Stage:
 def run_pipeline(cfg: PipelineConfig, console: Console | None = None, *, progress: bool = False) -> dict:
     """Run the stages in order. `progress`: a progress bar inside the slow stages (training steps, texts
     embedded), drawn on `console`; without it only the stage lines are printed."""
-    console = console or Console()
+    console = console or Console(emoji=False)  # nothing printed is read as an emoji code
     out = Path(cfg.out)
+    check_out_dir(out, "run", force=cfg.force)  # a non-empty folder that is not a run: refused unless --force
     out.mkdir(parents=True, exist_ok=True)
     if cfg.until is not None and cfg.until not in STAGES:
         raise InputError(f"unknown stage {cfg.until!r}; stages: {', '.join(STAGES)}")
@@ -189,9 +197,9 @@ def _run(cfg: PipelineConfig, r: Runner, ctx: Context) -> dict:
         if stage.then:
             stage.then(cfg, ctx)
     headline = ctx.records["report"]
-    ctx.console.print(f"\n[bold]report:[/] {ctx.out / 'REPORT.md'}")
+    ctx.console.print(f"\n[bold]report:[/] {escape(str(ctx.out / 'REPORT.md'))}")
     for line in headline["lines"]:
-        ctx.console.print("  " + line, soft_wrap=True)
+        ctx.console.print("  " + line, soft_wrap=True, markup=False, emoji=False)  # names and paths, as written
     return {"ran": r.ran, "skipped": r.skipped, "headline": headline, "report": str(ctx.out / "REPORT.md")}
 
 
@@ -257,46 +265,88 @@ def llm_queries_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "corpus": ctx.records["corpus"]["fingerprint"],
         "model": cfg.llm_model,
         "url": cfg.llm_base_url,
-        "per_prompt": cfg.llm_per_prompt,
+        "generator": "natural/1",
         "seed": cfg.seed,
     }
 
 
 def stage_llm_queries(cfg: PipelineConfig, ctx: Context) -> dict:
-    from .golden.llm_queries import LLMConfig, LLMQueryGenerator
+    """Natural-language queries of the collection's own prompts, in the six styles of the bundled set,
+    written by the LLM endpoint and checked (see golden/llm_natural.py); the split adds them to the golden
+    set as its natural family (train, dev, test)."""
+    from .golden.llm_natural import generate_natural
+    from .golden.llm_queries import LLMConfig
 
-    gen = LLMQueryGenerator(
-        LLMConfig(cfg.llm_base_url, cfg.llm_model, queries_per_prompt=cfg.llm_per_prompt, seed=cfg.seed)
+    gs, rep = generate_natural(
+        _prompts(ctx), LLMConfig(cfg.llm_base_url, cfg.llm_model, seed=cfg.seed), progress=ctx.progress
     )
-    gs, rep = gen.generate(_prompts(ctx), progress=ctx.progress)
     gs.save(ctx.llm_dir)
-    return {"fingerprint": gs.fingerprint(), "kept": rep.kept, "dropped": dict(rep.dropped)}
+    return {
+        "fingerprint": gs.fingerprint(),
+        "kept": rep.kept,
+        "dropped": dict(rep.dropped),
+        "by_style": dict(rep.by_style),
+    }
 
 
 def split_key(cfg: PipelineConfig, ctx: Context) -> dict:
-    return {"queries": ctx.records["queries"]["fingerprint"], "test": cfg.test, "dev": cfg.dev, "seed": cfg.seed}
+    key = {"queries": ctx.records["queries"]["fingerprint"], "test": cfg.test, "dev": cfg.dev, "seed": cfg.seed}
+    return key | ({"llm": ctx.records["llm-queries"]["fingerprint"]} if "llm-queries" in ctx.records else {})
 
 
 def stage_split(cfg: PipelineConfig, ctx: Context) -> dict:
+    from .golden.natural import add_generated_queries
     from .golden.splits import split_by_prompt
 
-    gs = split_by_prompt(GoldenSet.load(ctx.queries_dir), test=cfg.test, dev=cfg.dev, seed=cfg.seed)
+    gs = GoldenSet.load(ctx.queries_dir)
+    if "llm-queries" in ctx.records:  # the LLM's natural-language queries: a family of train, dev and test
+        gs = add_generated_queries(gs, GoldenSet.load(ctx.llm_dir), source=str(ctx.llm_dir))
+    gs = split_by_prompt(gs, test=cfg.test, dev=cfg.dev, seed=cfg.seed)
     gs.save(ctx.golden_dir)
     gs.export_pairs_csv(ctx.golden_dir / "pairs.csv")
     return {"fingerprint": gs.fingerprint(), **{k: len(v) for k, v in gs.splits.items()}}
 
 
 def load_golden(cfg: PipelineConfig, ctx: Context) -> None:
-    """After the split: the golden set, and the second query set of the comparison, which is the LLM
-    queries of the held-out test prompts when generated, else a hand-judged set that fits this corpus."""
+    """After the split: the golden set, the second query set of the comparison (a hand-judged set that fits
+    this corpus, if any) and the reference collection (when the golden set has no natural queries)."""
     ctx.golden = GoldenSet.load(ctx.golden_dir)
-    if "llm-queries" in ctx.records:
-        ctx.second = load_query_set(ctx.llm_dir, ctx.golden.corpus, test_prompts_of=ctx.golden)
-        ctx.second_name = f"LLM queries of test prompts ({ctx.llm_dir})"
-    else:
-        ctx.second = load_query_set(cfg.judged, ctx.golden.corpus)  # None: the bundled set does not fit
-        path = cfg.judged or bundled_handwritten_path()
-        ctx.second_name = f"hand-written queries ({path.name})" if ctx.second else None
+    ctx.second = load_query_set(cfg.judged, ctx.golden.corpus)  # None: the bundled set does not fit
+    path = cfg.judged or bundled_handwritten_path()
+    ctx.second_name = f"hand-written queries ({path.name})" if ctx.second else None
+    try:
+        ctx.reference = reference_for(cfg, ctx.golden)
+    except InputError as e:
+        if cfg.reference_corpus or cfg.reference_queries:
+            raise  # the reference the user named must work
+        ctx.console.print(f"[yellow]warning:[/] no reference collection for this run: {escape(str(e))}")
+
+
+def has_natural(gs: GoldenSet) -> bool:
+    """Whether the golden set holds natural-language queries of its own (in any split)."""
+    from .evaluation.choose import NATURAL_KINDS
+
+    return any(q.kind in NATURAL_KINDS for q in gs.queries)
+
+
+def reference_for(cfg: PipelineConfig, gs: GoldenSet) -> Reference | None:
+    """The reference collection for a golden set without natural queries (None when it has its own, when
+    `cfg.reference` is off, or when the reference holds nothing beyond the collection's own prompts)."""
+    from .golden.natural import bundled_natural_path
+    from .golden.reference import load_reference
+
+    if not cfg.reference or has_natural(gs):
+        return None
+    files = cfg.reference_corpus or bundled_corpus_paths()
+    queries = cfg.reference_queries or bundled_natural_path()
+    return load_reference(files, queries, seed=cfg.seed, exclude=[p.id for p in gs.corpus])
+
+
+def _reference_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    ref = ctx.reference
+    if ref is None:
+        return {}
+    return {"reference": {"replay": ref.replay.fingerprint(), "proxy": ref.proxy.fingerprint()}}
 
 
 def base_eval_key(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -340,7 +390,16 @@ def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
 def train_key(cfg: PipelineConfig, ctx: Context) -> dict:
     golden = ctx.records["split"]["fingerprint"]
     key = {"golden": golden, "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)}
+    key |= _reference_key(cfg, ctx)  # runs without a reference keep their key
     return key | ({"soup_keywords": cfg.soup_keywords} if cfg.soup_keywords else {})  # old runs keep their key
+
+
+def training_golden(ctx: Context) -> GoldenSet:
+    """What the model trains on: the split golden set, plus the reference's replay part when there is one."""
+    from .golden.reference import merge_replay
+
+    assert ctx.golden is not None
+    return merge_replay(ctx.golden, ctx.reference.replay) if ctx.reference else ctx.golden
 
 
 def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -349,7 +408,7 @@ def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
     tcfg = TrainConfig(**asdict(cfg.train))
     if cfg.soup_keywords:
         soup = train_soup(
-            ctx.golden,
+            training_golden(ctx),
             ctx.model_dir,
             tcfg,
             cfg.soup_keywords,
@@ -357,7 +416,7 @@ def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
             reuse=not cfg.force,
             progress=ctx.progress,
             golden_dir=str(ctx.golden_dir),
-            log=ctx.console.print,
+            log=functools.partial(ctx.console.print, markup=False, emoji=False),
         )
         manifest = soup.manifest
         return {
@@ -368,8 +427,9 @@ def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
             "dev_ndcg@10_best": soup.dev_ndcg,
             "soup": [i["path"] for i in manifest["soup"]["ingredients"]],
         }
-    res = train(ctx.golden, ctx.model_dir, tcfg, progress=ctx.progress, golden_dir=str(ctx.golden_dir))
+    res = train(training_golden(ctx), ctx.model_dir, tcfg, progress=ctx.progress, golden_dir=str(ctx.golden_dir))
     return {
+        **({"replay": ctx.reference.describe()["replay"]} if ctx.reference else {}),
         "rows": res.rows,
         "steps": res.steps,
         "seconds": round(res.seconds, 1),
@@ -391,6 +451,14 @@ def compare_key(cfg: PipelineConfig, ctx: Context) -> dict:
     }
 
 
+def family_name(gs: GoldenSet, family: str) -> str:
+    """How the report names a test family: the natural family is either judged against the whole corpus
+    (the bundled set) or written by an LLM for the test prompts (each judging its own prompt only)."""
+    if family == "natural" and not any(q.kind == "natural_judged" for q in gs.split_queries("test")):
+        return "natural-language queries an LLM wrote for the test prompts (each judges its own prompt)"
+    return FAMILY_NAMES.get(family, family)
+
+
 def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
     from .evaluation.choose import families, family_subset
     from .evaluation.compare import compare
@@ -399,7 +467,7 @@ def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
     test_families = families(ctx.golden, "test", judged_only=True)
     primary = primary_golden(ctx.golden)
     more = [
-        (fam, FAMILY_NAMES.get(fam, fam), family_subset(ctx.golden, "test", fam, judged_only=True))
+        (fam, family_name(ctx.golden, fam), family_subset(ctx.golden, "test", fam, judged_only=True))
         for fam in test_families
         if fam != "template" and len(test_families) > 1
     ]
@@ -433,8 +501,8 @@ def choose_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "base": model_fingerprint(cfg.base),
         "model": model_fingerprint(str(ctx.model_dir)),
         "systems": cfg.systems,
-        "format": "system/2",
-    }
+        "format": "system/3",
+    } | _reference_key(cfg, ctx)
 
 
 def primary_golden(gs: GoldenSet) -> GoldenSet:
@@ -478,8 +546,18 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
     model = str(ctx.model_dir)
     extras = list(dict.fromkeys(["bm25", *cfg.systems]))
     specs, names, _, _ = comparison_plan(cfg.base, model, extras)
-    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=ctx.progress)
-    choice = choose_system(systems, gs)
+    proxy = None
+    if ctx.reference is None:
+        systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=ctx.progress)
+    else:  # fusion weights tuned on the collection's dev queries and the reference's natural ones jointly
+        from .evaluation.choose import Proxy
+        from .evaluation.systems import tune_jointly
+
+        ref = ctx.reference.proxy
+        systems = build_systems(specs, gs.corpus, names=names, show_progress=ctx.progress)
+        proxy = Proxy(build_systems(specs, ref.corpus, names=names, show_progress=ctx.progress), ref)
+        tune_jointly(list(zip(systems, proxy.systems, strict=True)), gs.dev_pairs(), ref.dev_pairs())
+    choice = choose_system(systems, gs, proxy=proxy, base=cfg.base)
     chosen = next(s for s in systems if s.name == choice.name)
     spec, used = _system_spec(chosen)
     tuned = Path(used or "").name == ctx.model_dir.name
@@ -504,7 +582,10 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
             "rule": "best mean over the query families with dev queries",
             "families": choice.families,
             "candidates": {n: {**v, "mean": choice.mean[n]} for n, v in choice.dev.items()},
+            "excluded": choice.excluded,
+            "base": cfg.base,
         },
+        **({"reference": ctx.reference.describe()} if ctx.reference else {}),
         "dev_ndcg@10": choice.mean[chosen.name],
         "dev": choice.dev[chosen.name],
         "test_ndcg@10": test_all,
@@ -600,43 +681,94 @@ def _delta(c: dict) -> str:
     return f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], Holm p = {c['p_holm']:.4f}"
 
 
+FAMILY_WORDS = {"primary": "template queries (made from the prompts' own genre, theme, title and words)"}
+NO_NATURAL = (
+    "Measured on template queries only; how writers ask was not measured for this collection. To measure "
+    "it, give the pipeline an LLM endpoint (`--llm-base-url`, `--llm-model`) to write natural-language "
+    "queries of your prompts, or a file of your own judged requests (`--judged FILE`)."
+)
+
+
+def _blocks(summary: dict) -> list[tuple[str, dict]]:
+    """The comparison's query families in report order: (key, block)."""
+    more = summary.get("more") or {}
+    keys = ["primary", "second", *more]
+    return [(k, summary.get(k) or more.get(k)) for k in keys if summary.get(k) or more.get(k)]
+
+
+def measured_families(summary: dict) -> list[str]:
+    """The families a run's test numbers measured, in words, for the report's first sentence."""
+    return [FAMILY_WORDS["primary"] if k == "primary" else (block.get("name") or k) for k, block in _blocks(summary)]
+
+
 def verdict(cfg: PipelineConfig, summary: dict, chosen: dict) -> list[str]:
-    """Two or three sentences: did fine-tuning help, where and by how much; what is served and why."""
+    """The report's opening: which query families were measured, whether fine-tuning helped on them (never
+    "helped" from template queries alone), what is served and why."""
     cand, base = summary["candidate"], summary["baseline"]
-    parts = []
-    for key in ("primary", "second", *(summary.get("more") or {})):
-        block = summary.get(key) or (summary.get("more") or {}).get(key)
+    parts, helped = [], False
+    for key, block in _blocks(summary):
         c = _comparison(block, cand, base)
         if not c:
             continue
         nd = block["ndcg@10"]
         where = "the template test split" if key == "primary" else (block.get("name") or "the second query set")
-        where = f"{where} ({block['queries']} queries)"
         sig = c["p_holm"] < 0.05
         moved = "raised" if c["diff"]["mean"] > 0 else "lowered"
+        helped |= key != "primary" and sig and c["diff"]["mean"] > 0
         parts.append(
-            f"on {where} it {moved} NDCG@10 from {nd[base]['mean']:.3f} to {nd[cand]['mean']:.3f} "
-            f"({_delta(c)}{'' if sig else ', not significant'})"
+            f"on {where} ({block['queries']} queries) it {moved} NDCG@10 from {nd[base]['mean']:.3f} to "
+            f"{nd[cand]['mean']:.3f} ({_delta(c)}{'' if sig else ', not significant'})"
         )
-    helped = [p for p in parts if " raised " in p and "not significant" not in p]
-    lead = "Fine-tuning helped" if helped else "Fine-tuning did not clearly help"
-    out = [f"{lead}: " + "; ".join(parts) + "." if parts else f"{lead}."]
+    families = measured_families(summary)
+    template_only = len(families) <= 1
+    out = [
+        NO_NATURAL
+        if template_only
+        else "Measured on " + "; ".join(families) + " (test splits; nothing measured was trained on or chosen on)."
+    ]
+    if template_only:
+        lead = "On those template queries, fine-tuning"
+    else:
+        lead = "Fine-tuning helped" if helped else "Fine-tuning did not clearly help on natural-language requests"
+    out.append(f"{lead}: " + "; ".join(parts) + "." if parts else f"{lead}.")
+    out.append(_served_sentence(chosen))
+    if chosen.get("reference"):
+        out.append(_reference_sentence(chosen))
+    return out
+
+
+def _served_sentence(chosen: dict) -> str:
     ranked = sorted(chosen["chosen_on"]["candidates"].items(), key=lambda kv: -kv[1]["mean"])
     runner_up = next(((n, v) for n, v in ranked if n != chosen["name"]), None)
     fams = ", ".join(f"{f} {v:.3f}" for f, v in chosen["dev"].items())
     why = f"the best mean dev NDCG@10 over the query families ({chosen['dev_ndcg@10']:.3f}: {fams})"
     if runner_up:
         why += f"; next best {runner_up[0]} ({runner_up[1]['mean']:.3f})"
-    out.append(
+    tests = chosen.get("test", {})
+    return (
         f"The run serves **{chosen['label']}** (`{chosen['name']}`), chosen on the dev split only by {why}; "
         f"on the test split it scores NDCG@10 {chosen['test_ndcg@10']:.3f}"
-        + (
-            " (" + ", ".join(f"{f} {v:.3f}" for f, v in chosen["test"].items()) + ")."
-            if len(chosen.get("test", {})) > 1
-            else "."
-        )
+        + (" (" + ", ".join(f"{f} {v:.3f}" for f, v in tests.items()) + ")." if len(tests) > 1 else ".")
     )
-    return out
+
+
+def _reference_sentence(chosen: dict) -> str:
+    ref = chosen["reference"]
+    proxy = ref["proxy"]
+    cands = chosen["chosen_on"]["candidates"]
+    base = chosen["chosen_on"].get("base")
+    fam = "natural-reference"
+    mine = cands.get(chosen["name"], {}).get(fam)
+    theirs = cands.get(base, {}).get(fam) if base else None
+    scores = f" (dev NDCG@10 {mine:.3f}, base model {theirs:.3f})" if mine is not None and theirs is not None else ""
+    return (
+        f"This collection has no natural-language queries of its own, so the model also trained on "
+        f"{ref['replay']['queries']} natural-language queries of {ref['replay']['prompts']} reference prompts "
+        f"({ref['source']}), and the system and its fusion weights were chosen with, standing in for writers' "
+        f"requests, the natural-language queries of {proxy['prompts']} other reference prompts in genres it never "
+        f"trained on ({', '.join(proxy['genres'])}){scores}; no system below the base model there could be "
+        "chosen. These are dev numbers on another collection, not a measurement of this one."
+    )
 
 
 def _plots(out: Path) -> list[str]:
@@ -690,7 +822,9 @@ def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict, 
             "|---|" + "---|" * (len(chosen["chosen_on"]["families"]) + 1),
         ]
         for name, v in sorted(chosen["chosen_on"]["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
-            mark = " (chosen)" if name == chosen["name"] else ""
+            excluded = chosen["chosen_on"].get("excluded", {})
+            mark = f" (not eligible: {excluded[name]})" if name in excluded else ""
+            mark = " (chosen)" if name == chosen["name"] else mark
             lines.append(
                 f"| {name}{mark} | "
                 + " | ".join(f"{v.get(f, 0):.3f}" for f in chosen["chosen_on"]["families"])
@@ -698,6 +832,14 @@ def final_report(cfg: PipelineConfig, c: dict, s: dict, t: dict, summary: dict, 
             )
         tests = ", ".join(f"{f} {v:.3f}" for f, v in chosen["test"].items())
         lines += ["", f"Test split, the chosen system: NDCG@10 {chosen['test_ndcg@10']:.3f} ({tests}).", ""]
+        if chosen.get("reference"):
+            lines += [
+                "`natural-reference`: natural-language queries of reference prompts in genres the model never "
+                "trained on (" + ", ".join(chosen["reference"]["proxy"]["genres"]) + "), searched among those "
+                "prompts only, by the same systems with the same fusion weights: the stand-in for writers' "
+                "requests on dev, for a collection without natural-language queries of its own.",
+                "",
+            ]
     plots = _plots(out)
     if plots:
         lines += ["## Plots", "", *plots]

@@ -36,6 +36,7 @@ __all__ = [
     "build_systems",
     "tune_adaptive",
     "tune_alpha",
+    "tune_jointly",
 ]
 
 
@@ -66,23 +67,52 @@ def alpha_grid_scores(
     }
 
 
+# A dev set to tune a fusion weight on: a fusion system (its dense and BM25 sides over one collection), the
+# dev queries (id, text) and their qrels. Several sets tune one weight jointly, e.g. a collection's own
+# template dev queries and a reference collection's natural-language ones (see golden/reference.py).
+DevSet = tuple[object, Sequence[tuple[str, str]], dict[str, dict[str, int]]]
+
+
+def joint_grid_scores(
+    sets: Sequence[DevSet], metric: str, grid: Sequence[float]
+) -> tuple[dict[float, dict[str, float]], list[str], list[str]]:
+    """`metric` of every query of every set under each weight of `grid`, with the query ids (made unique
+    across sets as `SET:ID`) and texts in order."""
+    per_alpha: dict[float, dict[str, float]] = {a: {} for a in grid}
+    ids: list[str] = []
+    texts: list[str] = []
+    for i, (system, queries, qrels) in enumerate(sets):
+        if not queries:
+            continue
+        scores = alpha_grid_scores(system.dense, system.bm25, queries, qrels, metric, grid)
+        for a in grid:
+            per_alpha[a].update({f"{i}:{q}": v for q, v in scores[a].items()})
+        ids += [f"{i}:{q}" for q, _ in queries]
+        texts += [t for _, t in queries]
+    return per_alpha, ids, texts
+
+
 def tune_alpha(
     system: WeightedFusionSystem,
     dev_queries: Sequence[tuple[str, str]],
     dev_qrels: dict[str, dict[str, int]],
     metric: str = "ndcg@10",
     grid: Sequence[float] = ALPHA_GRID,
+    *,
+    also: Sequence[DevSet] = (),
 ) -> tuple[float, dict[float, float]]:
     """Pick alpha on the dev split only; returns (best alpha, metric per alpha). Ties go to the smaller.
+    `also`: more dev sets (other collections' fusion systems of the same kind) tuned jointly, every query
+    weighing the same.
 
     Sets the system's alpha and records the tuning in its `report_extra`."""
     from .metrics import mean
 
-    per_alpha = alpha_grid_scores(system.dense, system.bm25, dev_queries, dev_qrels, metric, grid)
+    per_alpha, _, _ = joint_grid_scores([(system, dev_queries, dev_qrels), *also], metric, grid)
     results = {a: mean(scores) for a, scores in per_alpha.items()}
     best = max(results, key=lambda a: (results[a], -a))
     system.alpha = best
-    system.tuning = {"tuned_on": "dev", f"dev_{metric}_by_alpha": results}
+    system.tuning = {"tuned_on": "dev", f"dev_{metric}_by_alpha": results, "dev_sets": 1 + len(also)}
     return best, results
 
 
@@ -93,27 +123,47 @@ def tune_adaptive(
     metric: str = "ndcg@10",
     grid: Sequence[float] = ALPHA_GRID,
     min_queries: int = 20,
+    *,
+    also: Sequence[DevSet] = (),
 ) -> tuple[float, ...]:
-    """Pick one alpha per query-length bucket on the dev split only (ties go to the smaller). A bucket
-    with fewer than `min_queries` dev queries takes the alpha that is best over all dev queries."""
+    """Pick one alpha per query-length bucket on the dev split only (ties go to the smaller); `also` as in
+    `tune_alpha`. A bucket with fewer than `min_queries` dev queries gets no fusion weight that queries of
+    other lengths decided: it is served by the dense side alone (alpha 1.0), which is what the bucket's
+    queries get from a plain embedding search."""
     from ..search.systems import length_buckets
 
-    per_alpha = alpha_grid_scores(system.dense, system.bm25, dev_queries, dev_qrels, metric, grid)
-    qids = [q for q, _ in dev_queries]
-    buckets = length_buckets([t for _, t in dev_queries], system.bounds)
+    per_alpha, qids, texts = joint_grid_scores([(system, dev_queries, dev_qrels), *also], metric, grid)
+    buckets = length_buckets(texts, system.bounds)
 
     def best(ids: list[str]) -> float:
         return max(grid, key=lambda a: (sum(per_alpha[a][q] for q in ids) / len(ids), -a))
 
-    overall = best(qids)
     alphas, table = [], {}
     for b in range(len(system.bounds) + 1):
         ids = [q for q, x in zip(qids, buckets, strict=True) if x == b]
-        alphas.append(best(ids) if len(ids) >= min_queries else overall)
-        table[str(b)] = {"queries": len(ids), "alpha": alphas[-1]}
+        enough = len(ids) >= min_queries
+        alphas.append(best(ids) if enough else 1.0)
+        table[str(b)] = {"queries": len(ids), "alpha": alphas[-1]} | ({} if enough else {"fallback": "dense only"})
     system.alphas = tuple(alphas)
-    system.tuning = {"tuned_on": "dev", "buckets": table, "fallback_alpha": overall}
+    system.tuning = {"tuned_on": "dev", "buckets": table, "min_queries": min_queries, "dev_sets": 1 + len(also)}
     return system.alphas
+
+
+DevPairs = tuple[Sequence[tuple[str, str]], dict[str, dict[str, int]]]  # dev (query id, text) pairs and qrels
+
+
+def tune_jointly(pairs: Sequence[tuple[System, System]], own: DevPairs | None, twins: DevPairs) -> None:
+    """Tune each fusion system of `pairs` (a system and its twin: the same kind over another collection)
+    on its own dev queries `own` and the twin's dev queries `twins` jointly, every query weighing the same,
+    and give the twin the same weights. Other kinds are left as they are."""
+    own_q, own_r = own if own else ([], {})
+    for system, twin in pairs:
+        if isinstance(system, AdaptiveFusionSystem) and isinstance(twin, AdaptiveFusionSystem):
+            tune_adaptive(system, own_q, own_r, also=[(twin, *twins)])
+            twin.alphas, twin.tuning = system.alphas, system.tuning
+        elif isinstance(system, WeightedFusionSystem) and isinstance(twin, WeightedFusionSystem):
+            tune_alpha(system, own_q, own_r, also=[(twin, *twins)])
+            twin.alpha, twin.tuning = system.alpha, system.tuning
 
 
 def build_systems(

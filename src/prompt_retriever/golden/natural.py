@@ -109,3 +109,33 @@ def add_natural_queries(gs: GoldenSet, queries: Sequence[NaturalQuery], *, sourc
     )
     out.validate()
     return out
+
+
+def add_generated_queries(gs: GoldenSet, extra: GoldenSet, *, source: str = "") -> GoldenSet:
+    """A new golden set: `gs` plus the queries of `extra` (e.g. natural-language queries an LLM wrote for
+    the same corpus), with their qrels and styles (`manifest["styles"]`). A query whose text `gs` already
+    holds is left out and counted; a query judging a prompt `gs` does not hold is an error."""
+    ids = {p.id for p in gs.corpus}
+    have = {q.text.casefold() for q in gs.queries}
+    new = [q for q in extra.queries if q.text.casefold() not in have]
+    for q in new:
+        if unknown := set(extra.qrels[q.id]) - ids:
+            raise InputError(f"generated query {q.text!r} judges prompts not in the corpus: {sorted(unknown)[:3]}")
+    manifest = dict(gs.manifest)
+    styles = {q.id: s for q in new if (s := extra.manifest.get("styles", {}).get(q.id))}
+    manifest["styles"] = {**gs.manifest.get("styles", {}), **styles}
+    manifest["generated_queries"] = {
+        "source": source,
+        "added": len(new),
+        "already_present": len(extra.queries) - len(new),
+    }
+    out = GoldenSet(
+        gs.corpus,
+        [*gs.queries, *new],
+        {**gs.qrels, **{q.id: dict(extra.qrels[q.id]) for q in new}},
+        dict(gs.splits),
+        list(gs.negatives),
+        manifest,
+    )
+    out.validate()
+    return out
