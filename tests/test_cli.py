@@ -123,3 +123,113 @@ def test_train_and_pipeline_option_defaults_are_the_training_defaults():
         params = inspect.signature(inspect.unwrap(command)).parameters
         got = {name: params[name].default for name in expected}
         assert got == expected, (command.__name__, got)
+
+
+def test_evaluate_help_lists_every_system_kind():
+    res = runner.invoke(app, ["evaluate", "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    for kind in ("bm25", "hybrid-rrf", "hybrid-adaptive", "--run"):
+        assert kind in res.output
+    for command in ("search", "serve"):
+        assert "hybrid-adaptive" in runner.invoke(app, [command, "--help"], terminal_width=200).output
+
+
+def refused(res, *options: str) -> bool:
+    """Exit 2 with the one line that names the options given together."""
+    text = res.output.replace("\n", " ")
+    return res.exit_code == 2 and " and ".join(options) + " cannot be used together" in text
+
+
+def test_search_refuses_options_an_index_would_ignore(tmp_path, small_corpus_path):
+    idx = str(tmp_path / "idx")
+    assert runner.invoke(app, ["index", "--out", idx, "--corpus", str(small_corpus_path)]).exit_code == 0
+    res = runner.invoke(app, ["search", "ghost", "--index", idx, "--model", "all-MiniLM-L6-v2"])
+    assert refused(res, "--index", "--model"), res.output
+    res = runner.invoke(app, ["search", "ghost", "--index", idx, "--corpus", str(small_corpus_path)])
+    assert refused(res, "--index", "--corpus"), res.output
+    assert runner.invoke(app, ["search", "ghost", "--index", idx, "--system", "bm25"]).exit_code == 0  # allowed
+
+
+def test_serve_refuses_options_that_would_be_ignored(tmp_path, small_corpus_path):
+    import subprocess
+    import sys
+
+    from server_util import free_port
+
+    idx = tmp_path / "idx"
+    assert runner.invoke(app, ["index", "--out", str(idx), "--corpus", str(small_corpus_path)]).exit_code == 0
+    for extra, options in (
+        (["--index", str(idx), "--model", "all-MiniLM-L6-v2"], ("--index", "--model")),
+        (["--corpus", str(small_corpus_path), "--qdrant-url", "http://127.0.0.1:9", "--qdrant-path", str(tmp_path)],
+         ("--qdrant-url", "--qdrant-path")),
+    ):  # fmt: skip
+        cmd = [sys.executable, "-m", "prompt_retriever.cli", "serve", "--port", str(free_port()), *extra]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # a server would hang here
+        assert done.returncode == 2, done.stderr
+        assert " and ".join(options) + " cannot be used together" in done.stderr.replace("\n", " ")
+
+
+def test_evaluate_refuses_options_that_would_be_ignored(tmp_path, small_corpus_path):
+    g = tmp_path / "g"
+    res = runner.invoke(app, ["queries", "generate", "--corpus", str(small_corpus_path), "--out", str(g)])
+    assert res.exit_code == 0, res.output
+    out = ["--out", str(tmp_path / "rep")]
+    res = runner.invoke(app, ["evaluate", "--golden", str(g), "--corpus", str(small_corpus_path), *out])
+    assert refused(res, "--golden", "--corpus"), res.output
+    res = runner.invoke(app, ["evaluate", "--pairs", str(g / "pairs.csv"), "--split", "dev", *out])
+    assert refused(res, "--split", "--pairs"), res.output
+    res = runner.invoke(app, ["evaluate", "--golden", str(g), "--split", "all", "--judge-k", "3", *out])
+    assert res.exit_code == 2 and "--judge-k" in res.output and "--judge-model" in res.output
+    assert not (tmp_path / "rep").exists()
+
+
+def test_queries_generate_refuses_llm_options_for_the_heuristic_method(tmp_path, small_corpus_path):
+    corpus = ["--corpus", str(small_corpus_path)]
+    res = runner.invoke(app, ["queries", "generate", *corpus, "--out", str(tmp_path / "g"), "--llm-model", "m"])
+    assert res.exit_code == 2 and "--llm-model" in res.output and "--method llm" in res.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_pipeline_refuses_half_an_llm_endpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("PROMPT_RETRIEVER_LLM_BASE_URL", "PROMPT_RETRIEVER_LLM_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    res = runner.invoke(app, ["pipeline", "--llm-base-url", "http://127.0.0.1:9/v1", "--until", "corpus"])
+    assert res.exit_code == 2 and "--llm-model" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_pipeline_names_its_run_folder_after_the_corpus_and_keeps_runs_of_other_corpora(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from prompt_retriever.corpus import load_corpus
+
+    data = Path(__file__).parent / "data"
+    monkeypatch.chdir(tmp_path)
+    mine, other = tmp_path / "mine.txt", tmp_path / "other.txt"
+    shutil.copy(data / "golden12.txt", mine)
+    shutil.copy(data / "small_corpus.txt", other)
+    runs = tmp_path / "runs"
+    res = runner.invoke(app, ["pipeline", "--corpus", str(mine), "--until", "corpus"])
+    assert res.exit_code == 0, res.output
+    assert len(load_corpus(runs / "mine" / "corpus.jsonl")) == 12 and not (runs / "bundled").exists()
+    with mine.open("a") as fh:  # the same corpus, edited: the run resumes in its folder
+        fh.write(other.read_text().splitlines()[0] + "\n")
+    res = runner.invoke(app, ["pipeline", "--corpus", str(mine), "--until", "corpus"])
+    assert res.exit_code == 0, res.output
+    assert len(load_corpus(runs / "mine" / "corpus.jsonl")) == 13
+
+    res = runner.invoke(app, ["pipeline", "--corpus", str(other), "--out", "runs/mine", "--until", "corpus"])
+    text = res.output.replace("\n", " ")
+    assert res.exit_code == 2 and "another corpus" in text and "--out" in text and "--force" in text, text
+    assert len(load_corpus(runs / "mine" / "corpus.jsonl")) == 13  # untouched
+    res = runner.invoke(app, ["pipeline", "--corpus", str(other), "--out", "runs/mine", "--until", "corpus", "--force"])
+    assert res.exit_code == 0, res.output
+    assert len(load_corpus(runs / "mine" / "corpus.jsonl")) == 8
+
+    res = runner.invoke(app, ["pipeline", "--until", "corpus"])  # the bundled corpus keeps runs/bundled
+    assert res.exit_code == 0, res.output
+    assert (runs / "bundled" / "corpus.jsonl").exists()
+    res = runner.invoke(app, ["pipeline", "--corpus", str(mine), "--out", "runs/bundled", "--until", "corpus"])
+    assert res.exit_code == 2 and "another corpus" in res.output.replace("\n", " ")

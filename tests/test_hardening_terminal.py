@@ -75,3 +75,33 @@ def test_corpus_stats_escapes_genres_and_themes(tmp_path, small_corpus_path):
     assert res.exit_code == 0, (res.output, res.exception)
     assert_inert(res.output)
     assert "Odd [/] genre" in res.output
+
+
+def test_file_line_prints_as_written_never_as_an_emoji(tmp_path, small_corpus_path):
+    """`:100:` is rich's emoji code for 💯: a problem on line 100 must still read `FILE:100:`."""
+    good = [
+        f"<Horror> </Horror> <Grief> </Grief> <Keeper number {i}> </Keeper number {i}> prompt The keeper {i} "
+        f"climbs the stairs of lighthouse number {i} every night to see who turns the lamp on."
+        for i in range(99)
+    ]
+    path = tmp_path / "f_prompts.txt"
+    path.write_text("\n".join([*good, "nonsense line without tags"]) + "\n", encoding="utf-8")
+    res = runner.invoke(app, ["corpus", "validate", str(path)])
+    assert res.exit_code == 1, (res.output, res.exception)
+    assert f"{path}:100: error" in res.output.replace("\n", "")
+    assert "\U0001f4af" not in res.output
+    res = runner.invoke(app, ["search", "keeper", "--corpus", str(path)])  # the same report on the way to an error
+    assert res.exit_code == 2 and f"{path}:100: error" in res.output.replace("\n", "")
+
+
+def test_emoji_codes_in_prompts_and_errors_print_as_written(tmp_path, small_corpus_path):
+    base = load_corpus(small_corpus_path)
+    path = tmp_path / "emoji.jsonl"
+    rows = [{"genre": p.genre, "theme": p.theme, "title": p.title, "text": p.text} for p in base]
+    rows[0] |= {"title": "Keeper :fire: of line :100:", "text": "The lighthouse :smile: keeper " + base[0].text}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    res = runner.invoke(app, ["search", "lighthouse keeper", "--corpus", str(path), "-k", "1"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "Keeper :fire: of line :100:" in res.output and "The lighthouse :smile: keeper" in res.output
+    res = runner.invoke(app, ["search", "x", "--corpus", str(path), "--genre", ":fire:"])
+    assert res.exit_code == 2 and "unknown genre ':fire:'" in res.output

@@ -18,6 +18,7 @@ from .corpus import CorpusReport, Prompt, bundled_corpus_paths, corpus_stats, re
 from .encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from .encoding.models import DEFAULT_MODEL
 from .errors import PromptRetrieverError
+from .fileio import check_out_dir
 from .progress import display, task
 
 app = typer.Typer(
@@ -31,8 +32,9 @@ app.add_typer(corpus_app, name="corpus")
 queries_app = typer.Typer(help="Golden query sets: generate, split, describe.", no_args_is_help=True)
 app.add_typer(queries_app, name="queries")
 
-out = Console()
-err = Console(stderr=True)
+# emoji=False: `:100:` in `FILE:100: error` (or in a prompt) is text, never rich's emoji code for 💯
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 # C0 controls but tab and newline, DEL, C1, and the bidi/line-separator characters a terminal acts on.
 _UNSAFE_ON_TERMINAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -61,7 +63,8 @@ SystemOpt = Annotated[
     str | None,
     typer.Option(
         "--system",
-        help="Build a system by hand: dense | bm25 | hybrid | hybrid-rrf (with --model; default dense).",
+        help="Build a system by hand: dense | bm25 | hybrid | hybrid-rrf | hybrid-adaptive (with --model; default "
+        "dense). Fusion weights are untuned (0.5) here; --run serves the weights a run tuned on dev.",
     ),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name (bundled, local folder or hub id).")]
@@ -79,6 +82,26 @@ SkipInvalidOpt = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Load the valid lines of a corpus with errors (still reported)."),
 ]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="List every repair; by default the first few of each kind and a count."),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Write into an --out folder that exists and holds files this command did not make (files of the "
+        "same names are overwritten, the others are left alone).",
+    ),
+]
+ForceReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an --out folder that exists and is not a model this tool made: EVERYTHING in it is "
+        "deleted. `.`, its parents, the home folder and / are never replaced, even with --force.",
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -86,19 +109,52 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def print_report(report: CorpusReport, limit: int = 200) -> None:
-    for issue in report.issues[:limit]:
+def given_options(ctx: typer.Context) -> dict[str, str]:
+    """The command's options given on its command line (not left at their defaults): parameter name -> the
+    option as its help spells it (`run_dir` -> `--run`)."""
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params if p.name}
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    given = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+    return {name: flags.get(name, name) for name, src in sources.items() if src is not None and src.name in given}
+
+
+# (option, the options it cannot be given with, why); options by parameter name. Shared by search and serve.
+Conflicts = tuple[tuple[str, tuple[str, ...], str], ...]
+RUN_OR_INDEX_CONFLICTS: Conflicts = (
+    ("run_dir", ("corpus", "model", "system", "index_dir", "skip_invalid"), "--run answers with the run's corpus, "
+     "model and system"),
+    ("index_dir", ("corpus", "model", "skip_invalid"), "--index answers with the prompts and model saved in it"),
+)  # fmt: skip
+
+
+def refuse_conflicts(ctx: typer.Context, rules: Conflicts) -> None:
+    """Exit 2 with one clear line when an option is given with one it cannot go with (never ignore one)."""
+    given = given_options(ctx)
+    for name, others, why in rules:
+        clash = [given[o] for o in others if o in given]
+        if name in given and clash:
+            fail(f"{given[name]} and {', '.join(clash)} cannot be used together: {why}; drop one of them")
+
+
+def print_report(report: CorpusReport, limit: int = 200, verbose: bool = False) -> None:
+    """Every error; of each kind of repair the first few and a count (every one when `verbose`)."""
+    listing = report.listing(verbose=verbose)
+    for issue in listing.issues[:limit]:
         color = "red" if issue.severity == "error" else "yellow"
         err.print(f"[{color}]{safe(issue)}[/]", highlight=False, markup=True, soft_wrap=True)
-    if len(report.issues) > limit:
-        err.print(f"... and {len(report.issues) - limit} more issues")
+    if len(listing.issues) > limit:
+        err.print(f"... and {len(listing.issues) - limit} more issues")
+    for line in listing.summary:
+        err.print(f"[yellow]{safe(line)}[/]", highlight=False, soft_wrap=True)
 
 
-def load_prompts(corpus: list[Path] | None, skip_invalid: bool = False, quiet: bool = False) -> list[Prompt]:
+def load_prompts(
+    corpus: list[Path] | None, skip_invalid: bool = False, quiet: bool = False, verbose: bool = False
+) -> list[Prompt]:
     """Load corpus files for a command: report issues on stderr, exit 2 on errors unless skipping."""
     report = read_corpus(corpus or bundled_corpus_paths())
     if report.issues and not quiet:
-        print_report(report)
+        print_report(report, verbose=verbose)
     if report.errors and not skip_invalid:
         fail(f"{report.summary()}; fix the lines above or pass --skip-invalid")
     if report.errors:
@@ -131,10 +187,12 @@ def guarded(fn):
 def corpus_validate(
     files: Annotated[list[Path], typer.Argument(help="Corpus files to check.", exists=True, dir_okay=False)],
     strict: Annotated[bool, typer.Option(help="Treat warnings as errors.")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Check corpus files; every problem is reported as FILE:LINE: severity: message. Exit 1 on errors."""
+    """Check corpus files; every problem is reported as FILE:LINE: severity: message (of each kind of repair
+    the first few and a count, every one with --verbose). Exit 1 on errors."""
     report = read_corpus(files)
-    print_report(report, limit=10_000)
+    print_report(report, limit=10_000, verbose=verbose)
     out.print(safe(report.summary()))
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
@@ -153,7 +211,7 @@ def corpus_stats_cmd(
         print(json.dumps(stats.to_dict(), indent=2))
         return
     out.print(f"[bold]{stats.count} prompts[/], {len(stats.by_genre)} genres, {len(stats.by_theme)} themes")
-    out.print("kind: " + ", ".join(f"{k} {v}" for k, v in stats.by_kind.items()))
+    out.print("kind: " + safe(", ".join(f"{k} {v}" for k, v in stats.by_kind.items())))
     w = stats.words
     out.print(
         f"words per prompt: min {w['min']:.0f}, p25 {w['p25']:.0f}, median {w['median']:.0f}, "
@@ -175,6 +233,7 @@ def corpus_stats_cmd(
 @app.command()
 @guarded
 def search(
+    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What you feel like writing about.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=100, help="Number of results.")] = 5,
     genre: Annotated[str | None, typer.Option(help="Only this genre.")] = None,
@@ -193,6 +252,7 @@ def search(
     cached (rebuilt when corpus or model change)."""
     from .serving.server import build_retriever
 
+    refuse_conflicts(ctx, RUN_OR_INDEX_CONFLICTS)
     if not query.strip():
         fail("empty query")
     if as_json and as_jsonl:
@@ -271,17 +331,19 @@ def index(
     backend: BackendOpt = "torch",
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Embed a corpus and save the index (embeddings.npy, prompts.jsonl, manifest.json)."""
     from .search.retriever import PromptRetriever
 
+    check_out_dir(out_dir, "index", force=force)
     prompts = load_prompts(corpus, skip_invalid)
     r = PromptRetriever(
         model, template=template, show_progress=True, allow_download=allow_download or None, backend=backend
     )
     r.index(prompts)
     r.save(out_dir)
-    out.print(f"indexed {len(r)} prompts with {r.fingerprint} into {out_dir}")
+    out.print(f"indexed {len(r)} prompts with {safe(r.fingerprint)} into {safe(out_dir)}")
 
 
 # ----------------------------------------------------------------------------- golden query sets
@@ -290,6 +352,7 @@ def index(
 @queries_app.command("generate")
 @guarded
 def queries_generate(
+    ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the golden set (BEIR layout).")],
     method: Annotated[str, typer.Option(help="heuristic | llm")] = "heuristic",
     corpus: CorpusOpt = None,
@@ -310,11 +373,17 @@ def queries_generate(
         bool, typer.Option("--csv/--no-csv", help="Also write pairs.csv (query,context,relevance).")
     ] = True,
     skip_invalid: SkipInvalidOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Generate queries with graded relevance judgments for every prompt of a corpus.
 
     The LLM method reads its API key from PROMPT_RETRIEVER_LLM_API_KEY or OPENAI_API_KEY.
     """
+    llm_only = ("base_url", "llm_model", "per_prompt", "template", "concurrency", "timeout", "retries", "allow_partial")
+    ignored = [flag for name, flag in given_options(ctx).items() if name in llm_only]
+    if method != "llm" and ignored:
+        fail(f"{', '.join(ignored)}: only --method llm uses them; pass --method llm or drop them")
+    check_out_dir(out_dir, "golden", force=force)
     prompts = load_prompts(corpus, skip_invalid)
     if method == "heuristic":
         from .golden.heuristic import HeuristicConfig, generate_heuristic
@@ -346,7 +415,9 @@ def queries_generate(
     if csv_export:
         gs.export_pairs_csv(out_dir / "pairs.csv")
     c = gs.counts()
-    out.print(f"wrote {c['queries']} queries, {c['judgments']} judgments, {c['negatives']} negatives to {out_dir}")
+    out.print(
+        f"wrote {c['queries']} queries, {c['judgments']} judgments, {c['negatives']} negatives to {safe(out_dir)}"
+    )
 
 
 @queries_app.command("split")
@@ -397,7 +468,9 @@ ImportFormatOpt = Annotated[
 ]
 
 
-def import_query_file(path: Path, prompts: list[Prompt], fmt: str | None, skip_invalid: bool, for_eval=False):
+def import_query_file(
+    path: Path, prompts: list[Prompt], fmt: str | None, skip_invalid: bool, for_eval=False, verbose: bool = False
+):
     """Import a pairs/RAGAS file (`for_eval`: through a temporary folder, every query in the test split):
     every problem on stderr, the report on stdout; exit 2 on errors unless skipping."""
     from .golden.importers import GoldenImportError, import_for_evaluation, import_golden
@@ -406,9 +479,9 @@ def import_query_file(path: Path, prompts: list[Prompt], fmt: str | None, skip_i
         load = import_for_evaluation if for_eval else import_golden
         gs, rep = load(path, prompts, format=fmt, skip_invalid=skip_invalid)
     except GoldenImportError as exc:
-        print_report(exc.report)
+        print_report(exc.report, verbose=verbose)
         fail(f"{exc.report.summary()}; fix the rows above or pass --skip-invalid")
-    print_report(rep)
+    print_report(rep, verbose=verbose)
     for line in rep.lines():
         out.print(safe(line), highlight=False)
     return gs
@@ -428,13 +501,19 @@ def queries_import(
         bool,
         typer.Option("--skip-invalid", help="Drop invalid rows (of FILE and of the corpus) instead of stopping."),
     ] = False,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Import a golden set made elsewhere: contexts are matched to corpus prompts, judgments become qrels."""
-    gs = import_query_file(file, load_prompts(corpus, skip_invalid), fmt, skip_invalid)
+    check_out_dir(out_dir, "golden", force=force)
+    prompts = load_prompts(corpus, skip_invalid, verbose=verbose)
+    gs = import_query_file(file, prompts, fmt, skip_invalid, verbose=verbose)
     gs.save(out_dir)
     if csv_export:
         gs.export_pairs_csv(out_dir / "pairs.csv")
-    out.print(f"wrote {len(gs.queries)} queries to {out_dir}; next: `queries split {out_dir}`", highlight=False)
+    out.print(
+        f"wrote {len(gs.queries)} queries to {safe(out_dir)}; next: `queries split {safe(out_dir)}`", highlight=False
+    )
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -450,9 +529,11 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] | None, skip_invalid: bool):
+def load_eval_set(
+    golden: Path | None, judged: Path | None, corpus: list[Path] | None, skip_invalid: bool, prompts=None
+):
     """The golden set to evaluate: a golden folder, or judged queries (JSONL) over a corpus (over the golden
-    folder's corpus, with its dev split for tuning, when both are given)."""
+    folder's corpus, with its dev split for tuning, when both are given; else over `prompts` when given)."""
     from .golden.goldenset import GoldenSet, load_query_set
 
     if golden is None and judged is None:
@@ -460,18 +541,21 @@ def load_eval_set(golden: Path | None, judged: Path | None, corpus: list[Path] |
     base = GoldenSet.load(golden) if golden else None
     if judged is None:
         return base
-    return load_query_set(judged, base.corpus if base else load_prompts(corpus, skip_invalid), dev_from=base)
+    over = base.corpus if base else prompts or load_prompts(corpus, skip_invalid)
+    return load_query_set(judged, over, dev_from=base)
 
 
-def load_imported_eval_set(path: Path, fmt: str, golden: Path | None, corpus: list[Path] | None, skip_invalid: bool):
+def load_imported_eval_set(
+    path: Path, fmt: str, golden: Path | None, corpus: list[Path] | None, skip_invalid: bool, prompts=None
+):
     """A pairs/RAGAS file imported on the fly, all of it the test split (over the golden folder's corpus,
-    with its dev split for tuning, when --golden is given too)."""
+    with its dev split for tuning, when --golden is given too; else over `prompts` when given)."""
     from dataclasses import replace
 
     from .golden.goldenset import GoldenSet
 
     base = GoldenSet.load(golden) if golden else None
-    prompts = base.corpus if base else load_prompts(corpus, skip_invalid)
+    prompts = base.corpus if base else prompts or load_prompts(corpus, skip_invalid)
     gs = import_query_file(path, prompts, fmt, skip_invalid, for_eval=True)
     if base is None or not base.splits.get("dev"):
         return gs
@@ -485,19 +569,43 @@ def load_imported_eval_set(path: Path, fmt: str, golden: Path | None, corpus: li
     )
 
 
+EVALUATE_CONFLICTS: Conflicts = (
+    ("run_dir", ("corpus",), "--run scores the run's system over the run's own corpus"),
+    ("golden", ("corpus",), "--golden brings its own corpus"),
+    ("split", ("judged", "pairs", "ragas"), "a --judged, --pairs or --ragas file is evaluated whole, as test split"),
+)
+
+
+def same_corpus(a: list[Prompt], b: list[Prompt]) -> bool:
+    from .corpus import corpus_fingerprint
+
+    return corpus_fingerprint(a) == corpus_fingerprint(b)
+
+
 @app.command()
 @guarded
 def evaluate(
+    ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
     golden: Annotated[Path | None, typer.Option(help="Golden set folder (BEIR layout).")] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            help="A pipeline run folder: score exactly the system it serves (its model, kind and tuned weights, "
+            "system.json) over the run's corpus, listed first under the run's label. With no query set given: "
+            "the run's own golden set (RUN/golden).",
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to evaluate: test, dev, train or all.")] = "test",
     system: Annotated[
         list[str] | None,
         typer.Option(
             "--system",
             "-s",
-            help="bm25 | MODEL (name or folder) | hybrid[:MODEL] (weights tuned on dev) | hybrid-rrf[:MODEL]. "
-            "Repeat. Default: bm25, all-MiniLM-L6-v2, hybrid.",
+            help="bm25 | MODEL (name or folder) | hybrid[:MODEL] | hybrid-adaptive[:MODEL] (fusion weights tuned "
+            "on the dev split) | hybrid-rrf[:MODEL]. Repeat. Default: bm25, all-MiniLM-L6-v2, hybrid; with --run, "
+            "none besides the run's system.",
         ),
     ] = None,
     baseline: Annotated[str | None, typer.Option(help="System the others are compared with (default: first).")] = None,
@@ -525,27 +633,46 @@ def evaluate(
     judge_model: Annotated[str | None, typer.Option(help="LLM judge model name.")] = None,
     judge_k: Annotated[int, typer.Option(min=1, max=20, help="Results per query the judge reads.")] = 5,
     skip_invalid: SkipInvalidOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Compare retrieval systems on a golden split: report.json, report.md, plots and TREC runs."""
     from .evaluation.evaluate import evaluate_systems
     from .evaluation.report import write_report
+    from .evaluation.served import ServedSystem
     from .evaluation.systems import build_systems
 
+    refuse_conflicts(ctx, EVALUATE_CONFLICTS)
+    if "judge_k" in given_options(ctx) and not judge_model:
+        fail("--judge-k sets how much the LLM judge reads: give --judge-base-url and --judge-model, or drop it")
     if bool(judge_base_url) != bool(judge_model):
         fail("the LLM judge needs both --judge-base-url and --judge-model")
     imported = pairs or ragas
     if (pairs and ragas) or (imported and judged):
         fail("give one of --judged, --pairs and --ragas")
+    check_out_dir(out_dir, "report", force=force)
+    served = ServedSystem.from_run(run_dir) if run_dir else None
+    if run_dir and not (golden or judged or imported):
+        golden = run_dir / "golden"  # the run's own query set
+    prompts = served.retriever.prompts if served else None
     if imported:
-        gs = load_imported_eval_set(imported, "pairs" if pairs else "ragas", golden, corpus, skip_invalid)
+        gs = load_imported_eval_set(imported, "pairs" if pairs else "ragas", golden, corpus, skip_invalid, prompts)
     else:
-        gs = load_eval_set(golden, judged, corpus, skip_invalid)
+        gs = load_eval_set(golden, judged, corpus, skip_invalid, prompts)
+    if served and not same_corpus(gs.corpus, served.retriever.prompts):
+        fail(
+            f"{golden} holds another corpus than the run {run_dir}, whose system --run scores over its own "
+            f"corpus: give a query set of that corpus (e.g. --golden {run_dir / 'golden'}, or --judged, --pairs, "
+            "--ragas without --golden)"
+        )
     eval_split = "test" if judged or imported else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
-    specs = system or ["bm25", DEFAULT_MODEL, "hybrid"]
+    specs = system if system is not None else [] if served else ["bm25", DEFAULT_MODEL, "hybrid"]
+    if not gs.dev_pairs() and any(s.split(":")[0] in ("hybrid", "hybrid-adaptive") for s in specs):
+        out.print("[dim]no dev split: the hybrids' fusion weights are untuned (0.5); --golden DIR tunes them[/]")
     ks = parse_ks(k)
     with task("embedding", unit="texts"):  # one bar for every encode call
-        systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
+        systems = [served] if served else []
+        systems += build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
         rep = evaluate_systems(
             gs,
             systems,
@@ -590,7 +717,7 @@ def print_summary(rep, out_dir: Path) -> None:
                 f"[{c.diff.lo:+.3f}, {c.diff.hi:+.3f}], "
                 f"p={c.p_value:.4f}, Holm p={c.p_holm:.4f}"
             )
-    out.print(f"report: {out_dir / 'report.md'}")
+    out.print(f"report: {safe(out_dir / 'report.md')}")
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -698,11 +825,13 @@ def train_cmd(
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
     natural_share: NaturalShareOpt = 0.75,
+    force: ForceReplaceOpt = False,
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
     from .golden.goldenset import GoldenSet
     from .training import train, train_soup
 
+    check_out_dir(out_dir, "model", force=force)  # before minutes of training
     cfg = train_config(
         base=base,
         epochs=epochs,
@@ -724,14 +853,15 @@ def train_cmd(
             GoldenSet.load(golden), out_dir, cfg, soup_keywords, progress=True, golden_dir=str(golden), log=out.print
         )
         out.print(
-            f"model soup of {len(soup.ingredients)} fine-tunes ({', '.join(str(i.path) for i in soup.ingredients)}); "
-            f"dev NDCG@10 {soup.dev_ndcg or 0:.3f}; model: {out_dir}"
+            f"model soup of {len(soup.ingredients)} fine-tunes "
+            f"({safe(', '.join(str(i.path) for i in soup.ingredients))}); "
+            f"dev NDCG@10 {soup.dev_ndcg or 0:.3f}; model: {safe(out_dir)}"
         )
         return
     res = train(GoldenSet.load(golden), out_dir, cfg, progress=True, golden_dir=str(golden))
     out.print(
         f"trained {res.rows} rows, {res.steps} steps in {res.seconds:.0f} s; dev NDCG@10 "
-        f"{res.base_dev_ndcg or 0:.3f} (base) -> {res.best_dev_ndcg or 0:.3f}; model: {out_dir}"
+        f"{res.base_dev_ndcg or 0:.3f} (base) -> {res.best_dev_ndcg or 0:.3f}; model: {safe(out_dir)}"
     )
 
 
@@ -746,17 +876,21 @@ def soup(
     golden: Annotated[
         Path | None, typer.Option(help="The models' golden set, to measure the soup's dev NDCG@10.")
     ] = None,
+    force: ForceReplaceOpt = False,
 ) -> None:
     """Average the weights of fine-tunes of one base model into one model (a "model soup")."""
     from .golden.goldenset import GoldenSet
     from .training.soup import make_soup
 
+    check_out_dir(out_dir, "model", force=force)
     res = make_soup(models, out_dir, weight or None, gs=GoldenSet.load(golden) if golden else None)
     for i in res.ingredients:
         dev = (i.manifest.get("dev") or {}).get("ndcg@10_best")
-        out.print(f"  {i.path}  weight {i.weight:g}" + (f", dev NDCG@10 {dev:.3f}" if dev else ""), highlight=False)
+        out.print(
+            f"  {safe(i.path)}  weight {i.weight:g}" + (f", dev NDCG@10 {dev:.3f}" if dev else ""), highlight=False
+        )
     dev = f"; dev NDCG@10 {res.dev_ndcg:.3f}" if res.dev_ndcg is not None else ""
-    out.print(f"soup of {len(res.ingredients)} models{dev}; model: {out_dir}")
+    out.print(f"soup of {len(res.ingredients)} models{dev}; model: {safe(out_dir)}")
 
 
 @app.command()
@@ -767,7 +901,8 @@ def compare(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
     baseline: Annotated[str, typer.Option(help="Base model.")] = DEFAULT_MODEL,
     system: Annotated[
-        list[str] | None, typer.Option("--system", "-s", help="Extra systems: bm25, hybrid, hybrid-rrf, MODEL.")
+        list[str] | None,
+        typer.Option("--system", "-s", help="Extra systems: bm25, hybrid, hybrid-rrf, hybrid-adaptive, MODEL."),
     ] = None,
     split: Annotated[str, typer.Option(help="Split of the golden set.")] = "test",
     second: Annotated[
@@ -779,11 +914,13 @@ def compare(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of bootstrap and randomization tests.")] = 0,
     plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
+    force: ForceOpt = False,
 ) -> None:
     """Base vs fine-tuned vs BM25 vs hybrids, with deltas, CIs and Holm-corrected p-values."""
     from .evaluation.compare import compare as run_compare
     from .golden.goldenset import GoldenSet, load_query_set
 
+    check_out_dir(out_dir, "comparison", force=force)
     gs = GoldenSet.load(golden)
     gs.split_queries(split)
     second_gs = load_query_set(second, gs.corpus)  # no --second: the bundled hand-written queries, if they fit
@@ -831,15 +968,58 @@ def push(
         fail(str(exc))
     verb = "would upload" if dry_run else "uploaded"
     for f in result["files"]:
-        out.print(f"  {f['path']}  {f['bytes']:,} bytes", highlight=False)
-    out.print(f"{verb} {len(result['files'])} files ({result['total_bytes']:,} bytes) to {repo_id}; plan: {plan_path}")
+        out.print(f"  {safe(f['path'])}  {f['bytes']:,} bytes", highlight=False)
+    out.print(
+        f"{verb} {len(result['files'])} files ({result['total_bytes']:,} bytes) to {safe(repo_id)}; "
+        f"plan: {safe(plan_path)}"
+    )
+
+
+def default_run_dir(corpus: list[Path] | None) -> Path:
+    """`pipeline`'s run folder without --out: runs/NAME, NAME the first corpus file's name without its
+    extension (runs/bundled for the bundled corpus), so runs of different corpora never share a folder."""
+    if not corpus:
+        return Path("runs/bundled")
+    name = re.sub(r"[^\w.-]+", "-", Path(corpus[0]).stem).strip(".-")
+    return Path("runs") / (name or "corpus")
+
+
+def corpus_names(files: list[Path]) -> str:
+    return "the bundled corpus" if files == bundled_corpus_paths() else ", ".join(Path(f).name for f in files)
+
+
+def other_corpus_run(run_dir: Path, files: list[Path]) -> str | None:
+    """The corpus of the pipeline run in `run_dir` (its stages/corpus.json) when it is made from other files
+    than `files`, in words; None when there is no run there yet or it is a run of `files` (even edited since:
+    the same paths) or of copies of them (the same contents)."""
+    from .fileio import sha256_file
+
+    try:
+        recorded = json.loads((run_dir / "stages" / "corpus.json").read_text(encoding="utf-8"))["inputs"]["files"]
+        old = [(Path(path), digest) for path, digest in recorded]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no run, or a record the pipeline itself will not trust either
+    if {p.resolve() for p, _ in old} == {Path(f).resolve() for f in files}:
+        return None
+    if sorted(d for _, d in old) == sorted(sha256_file(f) for f in files if Path(f).is_file()):
+        return None
+    bundled = {p.resolve() for p in bundled_corpus_paths()}
+    return "the bundled corpus" if {p.resolve() for p, _ in old} == bundled else ", ".join(p.name for p, _ in old)
 
 
 @app.command()
 @guarded
 def pipeline(
     corpus: CorpusOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/bundled"),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run folder. Default: runs/NAME, NAME the first corpus file's name without its extension "
+            "(runs/bundled for the bundled corpus). A run folder of another corpus is replaced only with --force.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 42,
     base: Annotated[str, typer.Option(help="Base model.")] = DEFAULT_MODEL,
     epochs: EpochsOpt = 1.0,
@@ -857,6 +1037,22 @@ def pipeline(
     llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for LLM queries.")] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model at that endpoint.")] = None,
     judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            help="For a collection without natural-language queries: train with a reference collection's "
+            "(replay) and choose the served system on its held-out genres too.",
+        ),
+    ] = True,
+    reference_corpus: Annotated[
+        list[Path] | None,
+        typer.Option(help="The reference collection's corpus file(s) (default: the bundled corpus).", exists=True),
+    ] = None,
+    reference_queries: Annotated[
+        Path | None,
+        typer.Option(help="The reference's natural-query JSONL (default: the bundled natural queries).", exists=True),
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
     force: Annotated[bool, typer.Option(help="Rerun every stage.")] = False,
     bootstrap: Annotated[int, typer.Option(min=100)] = 2000,
@@ -869,6 +1065,22 @@ def pipeline(
 
     from .pipeline import PipelineConfig, run_pipeline
 
+    if not reference and (reference_corpus or reference_queries):
+        fail("--no-reference conflicts with --reference-corpus/--reference-queries: give one or the other")
+    llm_base_url = llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL")
+    llm_model = llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL")
+    if bool(llm_base_url) != bool(llm_model):
+        fail(
+            "an LLM endpoint needs both --llm-base-url and --llm-model (or PROMPT_RETRIEVER_LLM_BASE_URL and "
+            "PROMPT_RETRIEVER_LLM_MODEL); give both, or neither"
+        )
+    files = corpus or bundled_corpus_paths()
+    out_dir = out_dir or default_run_dir(corpus)
+    if not force and (other := other_corpus_run(out_dir, files)):
+        fail(
+            f"{out_dir} holds a pipeline run of another corpus ({other}); give --out FOLDER for a run of "
+            f"{corpus_names(files)}, or --force to replace that run"
+        )
     train_cfg = train_config(
         base=base,
         epochs=epochs,
@@ -893,9 +1105,12 @@ def pipeline(
         skip_invalid=skip_invalid,
         train=train_cfg,
         soup_keywords=soup_keywords,
-        llm_base_url=llm_base_url or os.environ.get("PROMPT_RETRIEVER_LLM_BASE_URL"),
-        llm_model=llm_model or os.environ.get("PROMPT_RETRIEVER_LLM_MODEL"),
+        llm_base_url=llm_base_url,
+        llm_model=llm_model,
         judged=judged,
+        reference=reference,
+        reference_corpus=reference_corpus,
+        reference_queries=reference_queries,
         until=until,
         force=force,
         n_bootstrap=bootstrap,
@@ -911,6 +1126,7 @@ def pipeline(
 @app.command()
 @guarded
 def serve(
+    ctx: typer.Context,
     run_dir: RunOpt = None,
     system: SystemOpt = None,
     index_dir: Annotated[Path | None, typer.Option("--index", help="A saved index folder.")] = None,
@@ -966,6 +1182,13 @@ def serve(
     from .serving.server import build_retriever, configure_logging
     from .serving.server import serve as run_server
 
+    refuse_conflicts(
+        ctx,
+        (
+            *RUN_OR_INDEX_CONFLICTS,
+            ("qdrant_url", ("qdrant_path",), "search either a Qdrant server or an embedded Qdrant"),
+        ),
+    )
     configure_logging()  # before any model or index loads: a library logging first would take the root logger
     retriever = build_retriever(
         run_dir=run_dir,
@@ -1010,7 +1233,7 @@ def demo(model: ModelOpt = DEFAULT_MODEL, allow_download: AllowDownloadOpt = Fal
 
     prompts = load_prompts(None)
     retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download or None)
-    out.print(f"[bold]{len(retriever)} bundled prompts indexed with {retriever.fingerprint}[/]")
+    out.print(f"[bold]{len(retriever)} bundled prompts indexed with {safe(retriever.fingerprint)}[/]")
     for q, genre in EXAMPLE_QUERIES:
         label = f"{q!r}" + (f" (genre {genre})" if genre else "")
         out.print(f"\n[bold cyan]search {safe(label)}[/]")

@@ -83,7 +83,7 @@ class Bar:
             MofNCompleteColumn(),
             TextColumn("{task.fields[unit]}"),
             _time_column(),
-            console=self._console or Console(stderr=True),
+            console=self._console or Console(stderr=True, emoji=False),
         )
         self._task = self._progress.add_task(self.description, total=self.total, unit=self.unit, info=self.info)
         self._progress.start()
