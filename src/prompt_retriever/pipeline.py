@@ -724,7 +724,7 @@ def verdict(cfg: PipelineConfig, summary: dict, chosen: dict) -> list[str]:
     out = [
         NO_NATURAL
         if template_only
-        else "Measured on " + "; ".join(families) + " (test splits; nothing measured was trained on or chosen on)."
+        else "Measured on " + "; ".join(families) + " (held-out queries: none was trained on or chosen on)."
     ]
     if template_only:
         lead = "On those template queries, fine-tuning"
