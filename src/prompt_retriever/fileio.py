@@ -7,37 +7,132 @@ the old file or the new one, never a torn one.
 Output folders follow one rule, `check_out_dir` (before any work) and `atomic_dir` (before removing
 anything): a folder that holds files this toolkit did not make is written or replaced only with
 `--force`, and `.`, a parent of the current folder, the home folder and `/` are never replaced.
+
+A full disk is one `DiskFullError` ("no space left on DEVICE (mounted at ...) writing PATH"), whichever
+writer met it: Python's own (errno 28), safetensors', or torch's C++ stream, which says only
+"basic_ios::clear: iostream error" (`disk_full_error`). Folders are built beside their target
+(`atomic_dir`, `staged_files`), so a disk that fills up leaves the old folder as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
 import io
 import json
 import os
 import platform
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import platformdirs
 
-from .errors import InputError, OutputDirError
+from .errors import InputError, OutputDirError, PromptRetrieverError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+# ----------------------------------------------------------------------------- a full disk
+
+
+class DiskFullError(PromptRetrieverError, OSError):
+    """A write that failed because its filesystem is full (or the user's quota is spent); the message names
+    the device, where it is mounted and what was being written."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+
+
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# How writers that hide the errno say it: safetensors ("No space left on device (os error 28)"), the
+# errno text itself, and torch's C++ stream, which says no more than "basic_ios::clear: iostream error".
+_FULL_WORDS = ("no space left on device", "os error 28", "disk quota exceeded", "storagefull")
+_STREAM_WORDS = ("basic_ios::clear", "iostream error", "unexpected pos")
+LOW_SPACE_BYTES = 8 << 20  # a stream error with less than this free where it wrote is a full disk
+_OCTAL = re.compile(r"\\([0-7]{3})")  # /proc/self/mounts writes a space in a mount point as \040
+
+
+def _mount_of(path: Path) -> tuple[str, str]:
+    """(the device, its mount point) of the filesystem holding `path`, e.g. ("/dev/sda1", "/")."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    device = "the device"
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
+            for line in fh:  # the last entry for a mount point is the one in effect
+                fields = line.split()
+                if len(fields) > 1 and _OCTAL.sub(lambda m: chr(int(m[1], 8)), fields[1]) == str(p):
+                    device = fields[0]
+    except OSError:  # not Linux
+        pass
+    return device, str(p)
+
+
+def _free_bytes(path: Path) -> int | None:
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full_error(exc: BaseException, where: str | Path, writing: str | Path | None = None) -> DiskFullError | None:
+    """The `DiskFullError` that `exc`, raised while writing at `where`, really is; None when it is none, or
+    is one of this toolkit's errors already (a `DiskFullError` from an inner write included).
+
+    Yes when `exc` or an error it came from is an `OSError` with errno ENOSPC or EDQUOT, or says so in its
+    text (safetensors); and when it is a stream error with no errno (torch's "basic_ios::clear") while
+    less than `LOW_SPACE_BYTES` are free at `where`. Ask before removing what the failed write left."""
+    if not isinstance(exc, Exception) or isinstance(exc, PromptRetrieverError):
+        return None
+    full = False
+    seen: BaseException | None = exc
+    for _ in range(8):  # the error and what it came from
+        if seen is None:
+            break
+        text = str(seen).lower()
+        if (isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS) or any(w in text for w in _FULL_WORDS):
+            full = True
+            break
+        seen = seen.__cause__ or seen.__context__
+    if not full and any(w in str(exc).lower() for w in _STREAM_WORDS):
+        free = _free_bytes(Path(where))
+        full = free is not None and free < LOW_SPACE_BYTES
+    if not full:
+        return None
+    device, mount = _mount_of(Path(where))
+    return DiskFullError(
+        f"no space left on {device} (mounted at {mount}) writing {writing or where}: "
+        "free some space there, or write somewhere else"
+    )
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if full := disk_full_error(exc, path.parent, path):
+            raise full from exc
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -45,8 +140,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if full := disk_full_error(exc, path.parent, path):
+            raise full from exc
         raise
     return path
 
@@ -206,7 +303,7 @@ def atomic_dir(target: str | Path, label: str = "tmp", *, kind: str = "model") -
     prefix = f".{target.name}.{label}-"
     for stale in target.parent.glob(f"{prefix}*"):
         shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    work = _scratch_dir(prefix, target)
     try:
         staged = StagedDir(work, work / "result")
         yield staged
@@ -217,8 +314,72 @@ def atomic_dir(target: str | Path, label: str = "tmp", *, kind: str = "model") -
             shutil.rmtree(target)
         staged.result.rename(target)  # atomic within one filesystem
         _FORCED.discard(target.resolve())
+    except DiskFullError as exc:  # from a write inside: name the folder asked for, not its scratch copy
+        raise DiskFullError(
+            str(exc).replace(str(work / "result"), str(target)).replace(str(work), str(target))
+        ) from exc
+    except Exception as exc:
+        if full := disk_full_error(exc, work, target):  # asked before the failed write's files go
+            raise full from exc
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _scratch_dir(prefix: str, target: Path) -> Path:
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    except OSError as exc:
+        if full := disk_full_error(exc, target.parent, target):
+            raise full from exc
+        raise
+
+
+@contextmanager
+def staged_files(target: str | Path, label: str = "tmp", *, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Write the files of folder `target` in a scratch folder beside it, then move them in (the names in
+    `last` after the others, e.g. a manifest that vouches for the rest).
+
+    Yields the scratch folder. A failure while writing there (a full disk, an interrupt) leaves `target` as
+    it was: every byte is on disk before the first file moves, and moving within one filesystem needs no
+    space. Files of `target` that the work did not write are left alone (an index written with `--force`
+    into a folder of other files keeps them). Scratch folders of a killed run with the same label go first.
+    Only files are moved: the work must write no sub-folders.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.{label}-"
+    for stale in target.parent.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = _scratch_dir(prefix, target)
+    try:
+        yield work
+        names = sorted(os.listdir(work), key=lambda n: (n in last, last.index(n) if n in last else 0, n))
+        if folders := [n for n in names if not (work / n).is_file() or (work / n).is_symlink()]:
+            raise RuntimeError(f"staged_files moves files only, not {folders}")
+        target.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(work / name, target / name)
+    except DiskFullError as exc:  # from a write inside: name the file asked for, not its scratch copy
+        raise DiskFullError(str(exc).replace(str(work), str(target))) from exc
+    except Exception as exc:
+        if full := disk_full_error(exc, work, target):
+            raise full from exc
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def read_at_most(path: str | Path, limit: int) -> bytes | None:
+    """The bytes of file `path`, or None when it holds more than `limit` bytes: a regular file is measured
+    first and not read at all; a pipe, `/dev/stdin` or a device is read no further than `limit` + 1 bytes.
+    Each call reads the file once (a pipe can be read only once). OSError when it cannot be read."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            return None
+        data = fh.read(limit + 1)
+    return None if len(data) > limit else data
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -235,6 +396,42 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def open_regular(path: str | Path, limit: int) -> BinaryIO:
+    """`path` opened for reading, only if it is a regular file of at most `limit` bytes; else one
+    InputError. Checked on the open descriptor, and opened without blocking, so a symlink to
+    `/dev/zero`, a FIFO (which would wait forever for a writer) or a device is refused at once."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"{path}: missing or unreadable ({type(exc).__name__})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{path}: not a regular file")
+        if st.st_size > limit:
+            raise InputError(f"{path}: too large ({st.st_size:,} bytes, at most {limit:,} allowed)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (`open_regular`), reading at most `limit + 1`,
+    so a file that grows while it is read is refused too; else one InputError."""
+    with open_regular(path, limit) as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"{path}: unreadable ({type(exc).__name__})") from exc
+    if len(data) > limit:
+        raise InputError(f"{path}: too large (over {limit:,} bytes allowed)")
+    return data
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

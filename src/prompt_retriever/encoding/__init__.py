@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES, Encoder, backend_fingerprint, prompt_document
+from .encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES, Encoder, backend_fingerprint, check_template, prompt_document
 from .models import DEFAULT_MODEL, REGISTRY, ModelNotFoundError, load_model, model_fingerprint, resolve_model
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Encoder",
     "ModelNotFoundError",
     "backend_fingerprint",
+    "check_template",
     "load_model",
     "model_fingerprint",
     "prompt_document",

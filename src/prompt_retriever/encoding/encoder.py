@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import string
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,16 +29,52 @@ DOCUMENT_TEMPLATES: dict[str, str] = {
 DEFAULT_TEMPLATE = "full"
 
 
-def prompt_document(prompt: Prompt, template: str = DEFAULT_TEMPLATE) -> str:
-    """The text embedded for `prompt`. `template` is a key of `DOCUMENT_TEMPLATES` or a format string."""
-    fmt = DOCUMENT_TEMPLATES.get(template, template)
+TEMPLATE_FIELDS = ("title", "genre", "theme", "text")
+MAX_TEMPLATE_CHARS = 1000
+
+
+@functools.lru_cache(maxsize=256)
+def _template_problem(template: str) -> str | None:
+    if template in DOCUMENT_TEMPLATES:
+        return None
+    if len(template) > MAX_TEMPLATE_CHARS:
+        return f"{len(template):,} characters, at most {MAX_TEMPLATE_CHARS:,}"
     try:
-        return fmt.format(title=prompt.title, genre=prompt.genre, theme=prompt.theme, text=prompt.text)
-    except (KeyError, IndexError) as exc:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return str(exc)
+    fields = [(name, conv, spec) for _, name, spec, conv in parts if name is not None]
+    if not fields:
+        return "no field"
+    for name, conv, spec in fields:
+        if name not in TEMPLATE_FIELDS:
+            return f"unknown field {{{name}}}"
+        if conv or spec:  # a format spec can pad to any width ({title:>300000000} is 300 MB per prompt)
+            return f"{{{name}}} with a conversion or format spec"
+    return None
+
+
+def check_template(template: str) -> str:
+    """`template` if it is a named template (`DOCUMENT_TEMPLATES`) or a plain format string: at most
+    1,000 characters, whose fields are `{title}`, `{genre}`, `{theme}`, `{text}` without conversion or
+    format spec (so no template pads a prompt to gigabytes or reaches an attribute); else InputError."""
+    if isinstance(template, str):
+        problem = _template_problem(template)
+    else:
+        problem = f"a string expected, got {type(template).__name__}"
+    if problem is not None:
         raise InputError(
-            f"bad document template {template!r}: use {sorted(DOCUMENT_TEMPLATES)} or a format string "
-            "with {title} {genre} {theme} {text}"
-        ) from exc
+            f"bad document template {str(template)[:80]!r} ({problem}): use {', '.join(DOCUMENT_TEMPLATES)} or "
+            "a format string with {title} {genre} {theme} {text}"
+        )
+    return template
+
+
+def prompt_document(prompt: Prompt, template: str = DEFAULT_TEMPLATE) -> str:
+    """The text embedded for `prompt`. `template` is a key of `DOCUMENT_TEMPLATES` or a format string
+    (`check_template`)."""
+    fmt = DOCUMENT_TEMPLATES.get(check_template(template), template)
+    return fmt.format(title=prompt.title, genre=prompt.genre, theme=prompt.theme, text=prompt.text)
 
 
 class EmbeddingCache:
@@ -131,6 +169,7 @@ class Encoder:
         self.allow_download = allow_download
         self.backend = backend
         self._model_override = None  # an ONNX Runtime encoder for the onnx backends
+        self._loaded = None  # the SentenceTransformer of the torch backend, once loaded
         if backend != "torch":
             from .onnx import OnnxEncoder
 
@@ -141,7 +180,9 @@ class Encoder:
     def model(self):
         if self._model_override is not None:
             return self._model_override
-        return load_model(self.model_name, allow_download=self.allow_download)
+        if self._loaded is None:  # loaded once: load_model checks the model's files on every call
+            self._loaded = load_model(self.model_name, allow_download=self.allow_download)
+        return self._loaded
 
     def set_threads(self, threads: int) -> None:
         """Threads per encode call for the onnx backends (a server with one batch worker per core uses

@@ -13,15 +13,18 @@ Adding a bundled model is one `BundledModel(...)` line in `REGISTRY`.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
+import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ModelNotFoundError
-from ..fileio import atomic_dir, sha256_file
+from ..errors import InputError, ModelNotFoundError
+from ..fileio import atomic_dir, open_regular, read_regular, sha256_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -201,29 +204,90 @@ def looks_like_path(name: str) -> bool:
 
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
-_fp_cache: dict[tuple[str, int, int], str] = {}
+# What changes a model's embeddings, in the model folder and in each module folder `modules.json` names:
+# weights, every module's configuration (`config.json`, `sentence_bert_config.json`, `1_Pooling/config.json`,
+# `config_sentence_transformers.json`, `modules.json` itself) and the tokenizer (`tokenizer.json`,
+# `tokenizer_config.json`, `special_tokens_map.json`, `vocab.txt`, `merges.txt`, sentencepiece models).
+# Model cards, plots and training records do not.
+_EMBEDDING_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".bin", ".onnx")
+_NOT_EMBEDDING = frozenset({"training_manifest.json", "data_config.json"})
+MAX_WEIGHTS_BYTES = 64 << 30  # larger than any model this toolkit can embed with on one machine
+MAX_CONFIG_BYTES = 64 << 20  # the largest tokenizer.json files are a few tens of MB
+FINGERPRINT_VERSION = "model-fingerprint/2"  # 1 (before): the weights file only
+_fp_cache: dict[tuple[int, int, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of one model file, read only if it is a regular file within its size cap; cached per
+    (device, inode, size, mtime), so hashing a model again (or a hard-linked copy of it) is free."""
+    weights = path.suffix in (".safetensors", ".bin", ".onnx")
+    try:
+        fh = open_regular(path, MAX_WEIGHTS_BYTES if weights else MAX_CONFIG_BYTES)
+    except InputError as exc:
+        raise ModelNotFoundError(f"model file {exc}") from exc
+    with fh:
+        st = os.fstat(fh.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in _fp_cache:
+            h = hashlib.sha256()
+            while block := fh.read(1 << 20):
+                h.update(block)
+            _fp_cache[key] = h.hexdigest()
+        return _fp_cache[key]
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files of a sentence-transformers folder that change its embeddings (see `_EMBEDDING_SUFFIXES`):
+    those of the folder and of every module folder `modules.json` names inside it, sorted."""
+    dirs = [folder]
+    root = folder.resolve()
+    modules: object = []
+    if (folder / "modules.json").exists():
+        # unreadable or not JSON: hashed as bytes below (or refused there); loading reports the problem
+        with contextlib.suppress(InputError, ValueError):
+            modules = json.loads(read_regular(folder / "modules.json", MAX_CONFIG_BYTES))
+    for module in modules if isinstance(modules, list) else []:
+        sub = module.get("path") if isinstance(module, dict) else None
+        if isinstance(sub, str) and sub and (folder / sub).is_dir() and (folder / sub).resolve().is_relative_to(root):
+            dirs.append(folder / sub)
+    files: list[Path] = []
+    for d in dict.fromkeys(dirs):
+        for f in sorted(d.iterdir()):
+            if f.suffix in _EMBEDDING_SUFFIXES and f.name not in _NOT_EMBEDDING and not f.is_dir():
+                files.append(f)
+    return sorted(files, key=lambda f: f.relative_to(folder).as_posix())
 
 
 def model_fingerprint(name: str) -> str:
-    """`<name>@<sha256 of the weights file, 16 hex>`, stable across machines for the same weights."""
+    """`<name>@<16 hex>`: a hash of everything that changes the model's embeddings (`model_files`: weights,
+    every module's configuration, the tokenizer), stable across machines and folders for the same files.
+    Caches, saved indexes, ONNX exports and runs key on it, so a changed `max_seq_length` or pooling mode
+    is noticed like changed weights. A hub model that is not local is `<name>@hub`."""
     resolved = resolve_model(name)
     if not resolved.local:
         return f"{resolved.name}@hub"
     folder = Path(resolved.location)
+    lines = [FINGERPRINT_VERSION]
+    lines += [f"{f.relative_to(folder).as_posix()}\t{_file_sha256(f)}" for f in model_files(folder)]
+    label = resolved.name if resolved.bundled else folder.name
+    return f"{label}@{hashlib.sha256(chr(10).join(lines).encode()).hexdigest()[:16]}"
+
+
+def weights_fingerprint(name: str) -> str | None:
+    """The fingerprint versions before `FINGERPRINT_VERSION` 2 recorded (the weights file only), to tell
+    a run or index made by them from one whose model changed; None when there is no weights file."""
+    resolved = resolve_model(name)
+    if not resolved.local:
+        return None
+    folder = Path(resolved.location)
     weights = next((folder / f for f in _WEIGHT_FILES if (folder / f).exists()), None)
     if weights is None:
-        weights = next(iter(sorted(folder.rglob("*.safetensors"))), None)
-    if weights is None:
-        return f"{resolved.name}@noweights"
-    st = weights.stat()
-    key = (str(weights), st.st_size, st.st_mtime_ns)
-    if key not in _fp_cache:
-        _fp_cache[key] = sha256_file(weights)[:16]
+        return None
     label = resolved.name if resolved.bundled else folder.name
-    return f"{label}@{_fp_cache[key]}"
+    return f"{label}@{_file_sha256(weights)[:16]}"
 
 
-_models: dict[tuple[str, str], SentenceTransformer] = {}
+_models: dict[tuple[str, str, str], SentenceTransformer] = {}
 _lock = threading.Lock()
 
 
@@ -236,7 +300,7 @@ def load_model(
 ) -> SentenceTransformer:
     """Load (once per process) a SentenceTransformer for `name`. Never runs code from the model folder."""
     resolved = resolve_model(name)
-    key = (resolved.location, device)
+    key = (resolved.location, device, model_fingerprint(name))  # a folder whose files changed loads anew
     with _lock:
         if key in _models:
             return _models[key]

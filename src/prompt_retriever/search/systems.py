@@ -64,8 +64,13 @@ class SystemSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> SystemSpec:
+        """A spec from stored JSON (a manifest, a run's system.json), every field's type and range checked
+        first (`system_problem`): a forged `"depth": 1.5` or `"bounds": ["x"]` is one InputError here,
+        never a TypeError at search time."""
         if not isinstance(data, dict):
             raise InputError(f"a system must be an object, got {type(data).__name__}")
+        if problem := system_problem(data):
+            raise InputError(problem)
         known = {"kind", "alpha", "k_rrf", "depth", "alphas", "bounds"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -75,6 +80,49 @@ class SystemSpec:
     @property
     def uses_bm25(self) -> bool:
         return self.kind != "dense"
+
+
+MAX_K_RRF = 1_000_000
+MAX_DEPTH = 1_000_000
+MAX_BUCKETS = 32
+MAX_BOUND = 100_000  # words in a query
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_unit(value: object) -> bool:
+    """A real number in [0, 1] (finite; not a bool, not a string)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def system_problem(data: dict) -> str | None:
+    """What is wrong with a stored system's fields (None: nothing): `kind` one of `KINDS`, `alpha` and
+    each of `alphas` a number in [0, 1], `k_rrf` and `depth` integers from 1, `bounds` increasing
+    integers, one alpha per bucket."""
+    kind = data.get("kind", "dense")
+    if not isinstance(kind, str) or kind not in KINDS:
+        return f"kind {kind!r:.40}: use one of {', '.join(KINDS)}"
+    if "alpha" in data and not _is_unit(data["alpha"]):
+        return f"alpha {data['alpha']!r:.40}: a number in [0, 1] expected"
+    for name, top in (("k_rrf", MAX_K_RRF), ("depth", MAX_DEPTH)):
+        if name in data and not (_is_int(data[name]) and 1 <= data[name] <= top):
+            return f"{name} {data[name]!r:.40}: an integer in 1..{top:,} expected"
+    bounds = data.get("bounds", ADAPTIVE_BOUNDS)
+    if (
+        not isinstance(bounds, (list, tuple))
+        or not 1 <= len(bounds) <= MAX_BUCKETS
+        or not all(_is_int(b) and 0 <= b <= MAX_BOUND for b in bounds)
+        or any(a >= b for a, b in zip(bounds, bounds[1:], strict=False))
+    ):
+        return f"bounds {bounds!r:.60}: increasing integers in 0..{MAX_BOUND:,} expected"
+    alphas = data.get("alphas", [])
+    if not isinstance(alphas, (list, tuple)) or not all(_is_unit(a) for a in alphas):
+        return f"alphas {alphas!r:.60}: numbers in [0, 1] expected"
+    if kind == "hybrid-adaptive" and alphas and len(alphas) != len(bounds) + 1:
+        return f"alphas: {len(alphas)} given, one per length bucket ({len(bounds) + 1}) expected"
+    return None
 
 
 @runtime_checkable
