@@ -37,7 +37,9 @@ def test_filters(small_retriever):
     assert len(hits) == 2  # only two Romance prompts exist
     hits = small_retriever.search("lighthouse", k=5, genre="Horror", theme="grief")
     assert [h.prompt.title for h in hits] == ["The Keeper's Last Log"]
-    assert small_retriever.search("lighthouse", genre="Poetry") == []
+    assert small_retriever.search("lighthouse", genre="Romance", theme="Grief") == []  # both known, never together
+    with pytest.raises(ValueError, match="unknown genre 'Poetry'"):  # as the CLI and the API refuse it
+        small_retriever.search("lighthouse", genre="Poetry")
 
 
 def test_search_requests_match_one_by_one_searches(small_retriever):
@@ -46,7 +48,7 @@ def test_search_requests_match_one_by_one_searches(small_retriever):
         SearchRequest("wizard counting gold", 3),
         SearchRequest("lighthouse", 5, "Horror", "Grief"),
         SearchRequest("jar of baby teeth", 3),
-        SearchRequest("lighthouse", 5, "Poetry"),
+        SearchRequest("lighthouse", 5, "Romance", "Grief"),
         SearchRequest("a storm at sea", 1),
     ]
     together = small_retriever.search_requests(requests)
@@ -57,6 +59,8 @@ def test_search_requests_match_one_by_one_searches(small_retriever):
     assert together[4] == [] and len(together[5]) == 1
     with pytest.raises(ValueError, match="k must be"):
         small_retriever.search_requests([SearchRequest("x", 0)])
+    with pytest.raises(ValueError, match="unknown genre 'Poetry'"):
+        small_retriever.search_requests([SearchRequest("x", 5, "Poetry")])
 
 
 def test_add_and_remove(small_prompts):

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .corpus import CorpusReport, Prompt, bundled_corpus_paths, corpus_stats, read_corpus
+from .corpus import CorpusReport, Prompt, bundled_corpus_paths, corpus_stats, query_problem, read_corpus
 from .encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from .encoding.models import DEFAULT_MODEL
 from .errors import PromptRetrieverError
-from .fileio import check_out_dir
+from .fileio import check_out_dir, staged_files
 from .progress import display, task
 
 app = typer.Typer(
@@ -253,8 +253,8 @@ def search(
     from .serving.server import build_retriever
 
     refuse_conflicts(ctx, RUN_OR_INDEX_CONFLICTS)
-    if not query.strip():
-        fail("empty query")
+    if problem := query_problem(query):  # the rule of the API and PromptRetriever.search too
+        fail(problem)
     if as_json and as_jsonl:
         fail("--json and --jsonl: choose one")
     retriever = build_retriever(
@@ -265,10 +265,7 @@ def search(
         model=model,
         allow_download=allow_download or None,
     )
-    known = {p.genre.casefold() for p in retriever.prompts}
-    if genre and genre.strip().casefold() not in known:
-        fail(f"unknown genre {genre!r}; known: {', '.join(sorted({p.genre for p in retriever.prompts}))}")
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # an unknown genre or theme: the retriever's InputError, exit 2
     hits = retriever.search(query, k=k, genre=genre, theme=theme)
     took = round((time.perf_counter() - t0) * 1000, 2)
     if as_jsonl:
@@ -342,7 +339,8 @@ def index(
         model, template=template, show_progress=True, allow_download=allow_download or None, backend=backend
     )
     r.index(prompts)
-    r.save(out_dir)
+    with staged_files(out_dir, "index", last=("manifest.json",)) as staged:  # a full disk keeps the old index
+        r.save(staged)
     out.print(f"indexed {len(r)} prompts with {safe(r.fingerprint)} into {safe(out_dir)}")
 
 
@@ -1208,7 +1206,7 @@ def serve(
         log_queries=log_queries,
         cors_origins=cors_origin or (),
         workers=workers,
-        announce=out.print,
+        announce=lambda line: out.print(safe(line), highlight=False, soft_wrap=True),  # a model folder's name
         header_timeout=header_timeout,
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,

@@ -27,11 +27,15 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import InputError, PromptRetrieverError
-from .fileio import atomic_write_jsonl, atomic_write_text, sha256_text
+from .fileio import atomic_write_jsonl, atomic_write_text, read_at_most, sha256_text
 
 Severity = Literal["error", "warning"]
 MAX_FIELD_CHARS = 200
 MAX_TEXT_CHARS = 5000
+# The most one corpus file may hold. A file is read whole (raw bytes, text, lines: about four times its
+# size at the peak), so this bounds the memory a file can take; a prompt is at most ~6 KB, so it is room
+# for 20,000+ of the longest prompts, 400,000 of the bundled ones. More prompts: several files.
+MAX_CORPUS_FILE_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -473,12 +477,35 @@ class _Collector:
         return prompt
 
 
-def _read_text(path: Path, collector: _Collector) -> str | None:
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+def read_corpus_bytes(path: str | Path) -> bytes:
+    """The bytes of one corpus file, read once (so a pipe such as `/dev/stdin` works) and never more than
+    `MAX_CORPUS_FILE_BYTES`: a larger regular file is refused before it is read, an endless one (a device)
+    once that much is read. Raises `InputError` naming the file."""
     try:
-        raw = path.read_bytes()
+        raw = read_at_most(path, MAX_CORPUS_FILE_BYTES)
     except OSError as exc:
-        collector.issue(str(path), 0, "error", f"cannot read file: {exc.strerror or exc}")
-        return None
+        raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+    if raw is None:
+        raise InputError(
+            f"{path}: the file is larger than {_mib(MAX_CORPUS_FILE_BYTES)}, the most a corpus file may hold; "
+            "split it into several files"
+        )
+    return raw
+
+
+def _read_text(path: Path, collector: _Collector, raw: bytes | None = None) -> str | None:
+    """The text of one corpus file (`raw`: its bytes, already read); None, with the problem reported,
+    when it cannot be read."""
+    if raw is None:
+        try:
+            raw = read_corpus_bytes(path)
+        except InputError as exc:
+            collector.issue(str(path), 0, "error", str(exc).removeprefix(f"{path}: "))
+            return None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -559,6 +586,115 @@ def _parse_tagged(path: Path, text: str, kind: str | None, c: _Collector) -> Non
         after_unjoined_head = head is not None
 
 
+# ----------------------------------------------------------------------------- queries
+
+# Characters that show nothing: white space, controls (C0, DEL, C1), and Unicode's default-ignorable
+# characters of the Basic Multilingual Plane (zero-width and bidi formats, joiners, variation selectors,
+# the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, the soft hyphen, the byte-order mark), plus the
+# blank Braille pattern U+2800. Spelled out as one class of BMP escapes so that Python's re, pydantic's
+# Rust regex and an API client's ECMAScript regex read it alike (the API's `q` pattern is QUERY_PATTERN).
+INVISIBLE_CHARS = (
+    r"\x00-\x20\x7f-\xa0\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f"
+    r"\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+)
+QUERY_PATTERN = f"[^{INVISIBLE_CHARS}]"  # what a query must contain somewhere: one visible character
+_VISIBLE_RE = re.compile(QUERY_PATTERN)
+
+
+def query_problem(query: object) -> str | None:
+    """Why `query` is no search, or None: the one rule of every entry point (`search`, the API's `q`
+    pattern, `PromptRetriever.search`/`search_requests`, imported and judged query files).
+
+    A query needs one visible character (`QUERY_PATTERN`). NUL, a zero-width space (U+200B), the blank
+    Braille pattern (U+2800) or a Hangul filler (U+3164) alone would otherwise be embedded into an
+    arbitrary vector and answered with arbitrary prompts."""
+    if not isinstance(query, str):
+        return f"a query must be a string, not {type(query).__name__}"
+    if not query.strip():
+        return "empty query"
+    if not _VISIBLE_RE.search(query):
+        shown = query if len(query) <= 40 else query[:37] + "..."
+        return f"empty query {shown!r}: it has no visible character"
+    return None
+
+
+def check_query(query: str) -> str:
+    """`query` without surrounding white space; `InputError` when it is no search (`query_problem`)."""
+    if problem := query_problem(query):
+        raise InputError(problem)
+    return query.strip()
+
+
+# ----------------------------------------------------------------------------- CSV cells, JSON keys
+
+# What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV injection"): = + - @, a tab, a CR.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_CSV_ESCAPED_STARTS = (*CSV_FORMULA_STARTS, "'")
+
+
+def csv_cell(value: str) -> str:
+    """`value` as a CSV cell a spreadsheet shows as text and never runs as a formula: a value starting with
+    one of `CSV_FORMULA_STARTS` gets a leading apostrophe (OWASP's advice), and so does one that already
+    starts with an apostrophe followed by one of those or by another apostrophe, so that `csv_value` gives
+    back exactly `value`. Every CSV this toolkit writes goes through it."""
+    if value[:1] in CSV_FORMULA_STARTS or (value[:1] == "'" and value[1:2] in _CSV_ESCAPED_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_value(cell: str) -> str:
+    """The value `csv_cell` wrote (a cell like `'=x` reads `=x`); any other cell as it is, so `'Tis` stays."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in _CSV_ESCAPED_STARTS else cell
+
+
+def csv_text(rows: Iterable[Sequence[object]]) -> str:
+    """CSV text (LF line ends) of `rows`, every string cell through `csv_cell`. A row with a CR in a cell is
+    written with every cell quoted: the csv module quotes only the line terminator's characters, and a bare
+    CR would end the record early for any reader."""
+    buf = io.StringIO()
+    plain = csv.writer(buf, lineterminator="\n")
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        cells = [csv_cell(c) if isinstance(c, str) else c for c in row]
+        (quoted if any(isinstance(c, str) and "\r" in c for c in cells) else plain).writerow(cells)
+    return buf.getvalue()
+
+
+def same_names(names: Iterable[str], normalise=lambda name: name) -> tuple[str, str] | None:
+    """The first two of `names` that are one name once `normalise`d, or None."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = normalise(name)
+        if key in seen:
+            return seen[key], name
+        seen[key] = name
+    return None
+
+
+def name_clash(clash: tuple[str, str], what: str) -> str:
+    """`same_names`'s answer in words: "key 'a' is given twice", "columns 'a' and 'A' are one column ..."."""
+    first, second = clash
+    if first == second:
+        return f"{what} {first!r} is given twice"
+    return f"{what}s {first!r} and {second!r} are one column once case and spaces are ignored"
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object that names a key twice (or two keys that are one once normalised)."""
+
+
+def loads_unique(text: str, normalise=lambda key: key) -> object:
+    """`json.loads`, refusing any object with a key given twice (Python keeps the last one silently), or
+    two keys equal once `normalise`d: `DuplicateKeyError`, which says which keys."""
+
+    def pairs_hook(pairs: list[tuple[str, object]]) -> dict:
+        if clash := same_names((k for k, _ in pairs), normalise):
+            raise DuplicateKeyError(name_clash(clash, "key"))
+        return dict(pairs)
+
+    return json.loads(text, object_pairs_hook=pairs_hook)
+
+
 # ----------------------------------------------------------------------------- CSV and JSONL records
 
 _REQUIRED = ("genre", "theme", "title", "text")
@@ -596,7 +732,8 @@ def _add_record(path: Path, n: int, row: dict, kind: str | None, c: _Collector, 
         fields = ", ".join(broken)
         c.issue(where, n, "warning", f"line break(s) inside field(s) {fields} ({codes}); read as spaces{span}")
     vals = {k: _clean(raw[k]) for k in _REQUIRED}
-    too_long = [k for k in ("genre", "theme", "title") if len(vals[k]) > MAX_FIELD_CHARS]
+    row_kind = _clean(raw.get("kind", ""))
+    too_long = [k for k, v in (*vals.items(), ("kind", row_kind)) if k != "text" and len(v) > MAX_FIELD_CHARS]
     if too_long:
         errors.append(f"field(s) longer than {MAX_FIELD_CHARS} characters: {too_long}")
     if len(vals["text"]) > MAX_TEXT_CHARS:
@@ -608,8 +745,7 @@ def _add_record(path: Path, n: int, row: dict, kind: str | None, c: _Collector, 
         for e in errors:
             c.issue(where, n, "error", e + span)
         return
-    row_kind = _clean(raw.get("kind", "")) or kind
-    c.add(where, n, vals["genre"], vals["theme"], vals["title"], vals["text"], row_kind, given_id)
+    c.add(where, n, vals["genre"], vals["theme"], vals["title"], vals["text"], row_kind or kind, given_id)
 
 
 @dataclass
@@ -710,6 +846,9 @@ def _parse_csv(path: Path, text: str, kind: str | None, c: _Collector) -> None:
         c.issue(where, 1, "error", f"unreadable CSV header: {first.error}")
         return
     header = [h.strip().lower() for h in first.fields]
+    if clash := same_names(first.fields, lambda h: h.strip().lower()):
+        c.issue(where, 1, "error", f"CSV header: {name_clash(clash, 'column')}; rename one")
+        return
     missing = [k for k in _REQUIRED if k not in header]
     if missing:
         c.issue(where, 1, "error", f"CSV header lacks column(s) {missing}; need id,genre,theme,title,text")
@@ -728,7 +867,7 @@ def _parse_csv(path: Path, text: str, kind: str | None, c: _Collector) -> None:
         if len(rec.fields) != len(header):
             c.issue(where, n, "error", f"row has {len(rec.fields)} fields, header has {len(header)}{span}")
             continue
-        _add_record(path, n, dict(zip(header, rec.fields, strict=True)), kind, c, span)
+        _add_record(path, n, dict(zip(header, map(csv_value, rec.fields), strict=True)), kind, c, span)
 
 
 def _parse_jsonl(path: Path, text: str, kind: str | None, c: _Collector) -> None:
@@ -739,7 +878,10 @@ def _parse_jsonl(path: Path, text: str, kind: str | None, c: _Collector) -> None
             c.report.blank_lines += 1
             continue
         try:
-            row = json.loads(line)
+            row = loads_unique(line)
+        except DuplicateKeyError as exc:
+            c.issue(where, n, "error", str(exc))
+            continue
         except json.JSONDecodeError as exc:
             c.issue(where, n, "error", f"invalid JSON: {exc.msg} (column {exc.colno})")
             continue
@@ -764,14 +906,24 @@ def detect_format(path: str | Path) -> str:
     return "tagged"
 
 
-def read_corpus(paths: str | Path | Sequence[str | Path], kind: str | None = None) -> CorpusReport:
-    """Parse one or more corpus files into a report (prompts + issues); never raises on bad lines."""
+def read_corpus(
+    paths: str | Path | Sequence[str | Path],
+    kind: str | None = None,
+    *,
+    data: Sequence[bytes] | None = None,
+) -> CorpusReport:
+    """Parse one or more corpus files into a report (prompts + issues); never raises on bad lines.
+
+    `data`: the files' bytes, already read (`read_corpus_bytes`), one per path, so that a caller that
+    hashes a pipe first reads it only once; else each file is read here."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if data is not None and len(data) != len(paths):
+        raise InputError(f"{len(paths)} corpus files but {len(data)} contents")
     c = _Collector()
-    for p in paths:
+    for i, p in enumerate(paths):
         path = Path(p)
-        text = _read_text(path, c)
+        text = _read_text(path, c, None if data is None else data[i])
         if text is None:
             continue
         file_kind = kind or _infer_kind(str(path))
@@ -834,12 +986,9 @@ def write_corpus(prompts: Iterable[Prompt], path: str | Path) -> Path:
     if fmt == "jsonl":
         return atomic_write_jsonl(path, [p.to_dict() | {"source": None} for p in prompts])
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["id", "genre", "theme", "title", "text", "kind"])
-        for p in prompts:
-            w.writerow([p.id, p.genre, p.theme, p.title, p.text, p.kind or ""])
-        return atomic_write_text(path, buf.getvalue())
+        header = [("id", "genre", "theme", "title", "text", "kind")]
+        rows = [(p.id, p.genre, p.theme, p.title, p.text, p.kind or "") for p in prompts]
+        return atomic_write_text(path, csv_text(header + rows))
     return atomic_write_text(path, "".join(format_tagged_line(p) + "\n" for p in prompts))
 
 

@@ -21,10 +21,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .corpus import CorpusError, bundled_corpus_paths, corpus_fingerprint, read_corpus, write_corpus
+from .corpus import (
+    CorpusError,
+    bundled_corpus_paths,
+    corpus_fingerprint,
+    read_corpus,
+    read_corpus_bytes,
+    write_corpus,
+)
 from .encoding.models import DEFAULT_MODEL, model_fingerprint
 from .errors import InputError
-from .fileio import atomic_write_json, atomic_write_text, check_out_dir, sha256_file, sha256_text
+from .fileio import atomic_write_json, atomic_write_text, check_out_dir, sha256_bytes, sha256_file, sha256_text
 from .golden.goldenset import GoldenSet, bundled_handwritten_path, load_query_set
 from .golden.reference import Reference
 from .progress import display, task
@@ -135,6 +142,7 @@ class Context:
     second_name: str | None = None
     reference: Reference | None = None  # the reference collection, when the golden set has no natural queries
     progress: bool = False  # progress bars (one per stage, on `console`)
+    corpus_data: list[bytes] | None = None  # the corpus files' bytes, read once (`corpus_key`)
 
     @property
     def queries_dir(self) -> Path:
@@ -207,13 +215,25 @@ def _run(cfg: PipelineConfig, r: Runner, ctx: Context) -> dict:
 
 
 def corpus_key(cfg: PipelineConfig, ctx: Context) -> dict:
-    return {"files": [(str(f), sha256_file(f)) for f in ctx.files], "skip_invalid": cfg.skip_invalid}
+    """The files' paths and contents. Each file is read here once and its bytes kept for `stage_corpus`:
+    a pipe (`--corpus /dev/stdin`) can be read only once, so hashing it and then parsing it read nothing."""
+    if ctx.corpus_data is None:
+        ctx.corpus_data = [read_corpus_bytes(f) for f in ctx.files]
+    return {
+        "files": [(str(f), sha256_bytes(data)) for f, data in zip(ctx.files, ctx.corpus_data, strict=True)],
+        "skip_invalid": cfg.skip_invalid,
+    }
 
 
 def stage_corpus(cfg: PipelineConfig, ctx: Context) -> dict:
-    report = read_corpus(ctx.files)
+    if ctx.corpus_data is None:
+        corpus_key(cfg, ctx)
+    report = read_corpus(ctx.files, data=ctx.corpus_data)
     if report.errors and not cfg.skip_invalid:
         raise CorpusError(report)
+    if not report.prompts:  # nothing to run on: refused here, not recorded as a finished stage
+        names = ", ".join(str(f) for f in ctx.files)
+        raise InputError(f"{names}: no prompts to run the pipeline on ({report.summary()})")
     write_corpus(report.prompts, ctx.out / "corpus.jsonl")
     return {
         "prompts": len(report.prompts),

@@ -14,12 +14,11 @@ On disk, the BEIR layout other IR tools read::
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpus import Prompt, corpus_fingerprint
+from ..corpus import Prompt, corpus_fingerprint, csv_text, query_problem
 from ..errors import InputError, MissingError, NotFoundError
 from ..fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl, sha256_text
 
@@ -210,19 +209,16 @@ class GoldenSet:
         return out
 
     def export_pairs_csv(self, path: str | Path, split: str | None = None) -> Path:
-        """The seed project's flat CSV: query,context,relevance (positives graded, negatives 0)."""
+        """The seed project's flat CSV: query,context,relevance (positives graded, negatives 0). Text that a
+        spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`) is written with a leading
+        apostrophe (`corpus.csv_text`); `queries import` reads it back as it was."""
         prompts = self.prompt_by_id
         qs = {q.id: q for q in self.split_queries(split)}
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["query", "context", "relevance"])
+        rows: list[tuple[str, str, int | str]] = [("query", "context", "relevance")]
         for qid, q in qs.items():
-            for pid, grade in sorted(self.qrels[qid].items()):
-                w.writerow([q.text, prompts[pid].text, grade])
-        for n in self.negatives:
-            if n.query_id in qs:
-                w.writerow([qs[n.query_id].text, prompts[n.prompt_id].text, 0])
-        return atomic_write_text(path, buf.getvalue())
+            rows.extend((q.text, prompts[pid].text, grade) for pid, grade in sorted(self.qrels[qid].items()))
+        rows.extend((qs[n.query_id].text, prompts[n.prompt_id].text, 0) for n in self.negatives if n.query_id in qs)
+        return atomic_write_text(path, csv_text(rows))
 
 
 def _qrels_tsv(qrels: Qrels, qids: list[str]) -> str:
@@ -291,6 +287,8 @@ def load_judged_queries(
         rel = row.get("relevant")
         if not text or not isinstance(rel, dict) or not rel:
             raise InputError(f"{path}:{n}: need a non-empty 'query' and a 'relevant' object")
+        if problem := query_problem(text):
+            raise InputError(f"{path}:{n}: {problem}")
         judged = {}
         for key, grade in rel.items():
             pid = key if key in ids else by_title.get(str(key).casefold())

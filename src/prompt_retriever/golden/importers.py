@@ -36,8 +36,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpus import Issue, IssueReport, Prompt
+from ..corpus import (
+    MAX_CORPUS_FILE_BYTES,
+    DuplicateKeyError,
+    Issue,
+    IssueReport,
+    Prompt,
+    csv_value,
+    loads_unique,
+    name_clash,
+    query_problem,
+    same_names,
+)
 from ..errors import InputError
+from ..fileio import read_at_most
 from .goldenset import GoldenSet, Negative, Qrels, Query, make_query_id
 from .matching import MIN_CHARS, MIN_WORDS, WORD, ContextMatch, PromptIndex, norm, preview
 
@@ -50,6 +62,7 @@ UNDERCOUNT_MIN = 3  # a genre/theme query judging 1 prompt is flagged when the c
 # question asks about one story. Specific questions judge 1-3 prompts (the hand-judged natural queries:
 # 2.95 on average); a chunk holding dozens of prompts is a slice of the file, not a judgment.
 OVERCOUNT_MAX = 10
+MAX_IMPORT_FILE_BYTES = 4 * MAX_CORPUS_FILE_BYTES  # read whole, like a corpus file; contexts repeat prompts
 
 # Words that carry no topic in a request such as "Find me a Fantasy writing prompt".
 _FILLER_WORDS = (
@@ -173,14 +186,21 @@ class ImportReport(IssueReport):
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
+        raw = read_at_most(path, MAX_IMPORT_FILE_BYTES)
     except OSError as exc:
         raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+    if raw is None:
+        raise InputError(f"{path}: the file is larger than {MAX_IMPORT_FILE_BYTES >> 20} MiB; split it")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: error: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from exc
+
+
+def _column(name: str) -> str:
+    """How a column or JSON key is read: case and surrounding spaces ignored."""
+    return name.strip().lower()
 
 
 def _is_jsonl(path: Path) -> bool:
@@ -204,15 +224,18 @@ def _records(path: Path, report: ImportReport) -> tuple[list[str], Iterator[tupl
         for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
+            try:  # keys are read case- and space-insensitively, so two that are one then are refused
+                row = loads_unique(line, _column)
+            except DuplicateKeyError as exc:
+                issue(n, f"{exc}; record dropped")
+                continue
             except (ValueError, RecursionError) as exc:
                 issue(n, f"invalid JSON: {getattr(exc, 'msg', str(exc)[:80])}")
                 continue
             if not isinstance(row, dict):
                 issue(n, f"expected a JSON object, got {type(row).__name__}")
                 continue
-            rows.append((n, {str(k).strip().lower(): v for k, v in row.items()}))
+            rows.append((n, {_column(str(k)): v for k, v in row.items()}))
         columns = list(rows[0][1]) if rows else []
         return columns, iter(rows)
 
@@ -223,7 +246,9 @@ def _records(path: Path, report: ImportReport) -> tuple[list[str], Iterator[tupl
         raise InputError(f"{path}:1: error: unreadable CSV header: {exc}") from exc
     if header is None:
         return [], iter(())
-    columns = [h.strip().lower() for h in header]
+    if clash := same_names(header, _column):
+        raise InputError(f"{path}:1: error: CSV header: {name_clash(clash, 'column')}; rename one")
+    columns = [_column(h) for h in header]
 
     def rows_of() -> Iterator[tuple[int, dict]]:
         while True:
@@ -240,7 +265,7 @@ def _records(path: Path, report: ImportReport) -> tuple[list[str], Iterator[tupl
             if len(cells) != len(columns):
                 issue(start, f"row has {len(cells)} fields, header has {len(columns)}")
                 continue
-            yield start, dict(zip(columns, cells, strict=True))
+            yield start, dict(zip(columns, map(csv_value, cells), strict=True))  # '=x (neutralised) reads =x
 
     return columns, rows_of()
 
@@ -466,8 +491,8 @@ def _read_pairs(records, index: PromptIndex, acc: _Acc, report: ImportReport, is
         report.rows += 1
         text = norm(row.get("query"))
         problems = []
-        if not text:
-            problems.append("empty query")
+        if problem := query_problem(text):
+            problems.append(problem)
         rel, rel_error = _relevance(row.get("relevance"))
         if rel_error:
             problems.append(rel_error)
@@ -584,8 +609,8 @@ def _read_ragas(records, index: PromptIndex, acc: _Acc, report: ImportReport, is
         text = norm(row.get("user_input"))
         chunks, list_error = _context_list(row.get("reference_contexts"))
         problems = []
-        if not text:
-            problems.append("empty query (user_input)")
+        if problem := query_problem(text):
+            problems.append(f"{problem} (user_input)")
         if list_error:
             problems.append(f"reference_contexts: {list_error}")
         elif not chunks:
