@@ -33,10 +33,15 @@ and SIMD flags and the load average around each measurement, and goes to
 `--attack` measures the same load twice on one server, first alone and then while hostile clients run
 from other loopback addresses (127.0.0.2-7, so the server's per-address cap applies to them, not to the
 wrk clients on 127.0.0.1): 200 idle sockets kept open (reopened as the server closes them), 200 slowloris
-connections sending one header line a second, and 1 MB request heads in a loop. A prober on 127.0.0.1
-times GET /healthz on a fresh connection every 50 ms throughout. Reported: the normal clients' and the
-prober's p50/p99 and errors in both phases, and what the server did to the attackers (idle sockets
-closed, slowloris answered 408 after how long, giant heads answered 431 or reset). Goes to
+connections sending one header line a second, 1 MB request heads in a loop, and HTTP pipelining: one
+connection sending `GET /healthz` back to back while reading at most 4 KB every 50 ms (reconnecting when
+closed), and every 2 s `--pipelined` connections (100) each sending one 259 KB burst of pipelined
+requests (7,000 each) and then reading the answers. A prober on 127.0.0.1 times GET /healthz on a fresh
+connection every 50 ms throughout. Reported: the normal clients' and the prober's p50/p99 and errors in
+both phases, what the server did to the attackers (idle sockets closed, slowloris answered 408 after how
+long, giant heads answered 431 or reset, how many pipelined requests each connection got answered
+before the server closed it), and the server's memory before, at the end of and 5 s after the attack
+(`--pipelined 0` leaves the pipelining attack out, as the runs before it had). Goes to
 `results/bench_load_attack_<backend>.json`. `--same-address` runs the attackers from 127.0.0.1 too, as a
 simple reproduction does (the per-address cap cannot tell them from the wrk clients and the prober);
 it goes to `results/bench_load_attack_same_<backend>.json`.
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -263,17 +269,31 @@ class Attack:
     until `stop`."""
 
     def __init__(
-        self, port: int, idle: int = 200, slow: int = 20, giant_bytes: int = 1 << 20, same_address: bool = False
+        self,
+        port: int,
+        idle: int = 200,
+        slow: int = 20,
+        giant_bytes: int = 1 << 20,
+        same_address: bool = False,
+        pipelined: int = 100,
     ):
         self.port, self.idle, self.slow, self.giant_bytes = port, idle, slow, giant_bytes
-        self.same_address = same_address
+        self.same_address, self.pipelined = same_address, pipelined
         self.stop = threading.Event()
         self.counts = {"idle_opened": 0, "idle_closed_by_server": 0, "slowloris_408": 0, "slowloris_closed": 0,
-                       "giant_431": 0, "giant_reset": 0, "giant_other": 0}  # fmt: skip
+                       "giant_431": 0, "giant_reset": 0, "giant_other": 0,
+                       "flood_connections": 0, "flood_closed_by_server": 0, "flood_answers": 0,
+                       "burst_rounds": 0, "burst_connections": 0, "burst_closed_by_server": 0,
+                       "burst_answers": 0}  # fmt: skip
+        self.flood_answers_per_connection: list[int] = []
+        self.burst_answers_per_connection: list[int] = []
         self.slow_seconds: list[float] = []
         self.threads = [threading.Thread(target=self._idle, daemon=True)]
         self.threads += [threading.Thread(target=self._slowloris, daemon=True) for _ in range(slow)]
         self.threads += [threading.Thread(target=self._giant, daemon=True)]
+        if pipelined:
+            self.threads += [threading.Thread(target=self._flood, daemon=True)]
+            self.threads += [threading.Thread(target=self._bursts, daemon=True)]
 
     def connect(self, source: str) -> socket.socket:
         source = "127.0.0.1" if self.same_address else source
@@ -345,6 +365,78 @@ class Attack:
             self.counts[key] += 1
             self.stop.wait(0.2)
 
+    HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def _flood(self) -> None:
+        """One connection sending `GET /healthz` back to back, reading at most 4 KB every 50 ms; a new one
+        when the server closes it."""
+        burst = self.HEALTHZ * 1000
+        while not self.stop.is_set():
+            answers, closed, last_read = 0, False, 0.0
+            try:
+                with self.connect("127.0.0.8") as s:
+                    self.counts["flood_connections"] += 1
+                    s.setblocking(False)
+                    while not self.stop.is_set() and not closed:
+                        with contextlib.suppress(BlockingIOError):
+                            s.send(burst)
+                        if time.monotonic() - last_read >= 0.05:
+                            last_read = time.monotonic()
+                            try:
+                                chunk = s.recv(4096)
+                                answers += chunk.count(b"HTTP/1.1 ")
+                                closed = not chunk
+                            except BlockingIOError:
+                                pass
+                        time.sleep(0.005)
+            except OSError:
+                closed = True  # reset, or the send side found it closed
+            self.counts["flood_closed_by_server"] += closed
+            self.counts["flood_answers"] += answers
+            self.flood_answers_per_connection.append(answers)
+
+    def _bursts(self) -> None:
+        """Every 2 s, `pipelined` connections each send one 259 KB burst of pipelined requests, then read
+        the answers until the server closes them."""
+        burst = self.HEALTHZ * 7000
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            socks = []
+            for _ in range(self.pipelined):
+                try:
+                    s = self.connect("127.0.0.9")
+                    s.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        s.send(burst)  # as much as the kernel takes at once
+                    socks.append(s)
+                except OSError:
+                    pass
+            self.counts["burst_rounds"] += 1
+            self.counts["burst_connections"] += len(socks)
+            end = time.monotonic() + 10.0
+            for s in socks:
+                data, closed = b"", False
+                s.setblocking(True)
+                while time.monotonic() < end:
+                    s.settimeout(max(0.01, end - time.monotonic()))
+                    try:
+                        chunk = s.recv(65536)
+                    except TimeoutError:
+                        break
+                    except OSError:
+                        closed = True
+                        break
+                    if not chunk:
+                        closed = True
+                        break
+                    data += chunk
+                s.close()
+                n = data.count(b"HTTP/1.1 ")
+                self.counts["burst_closed_by_server"] += closed
+                self.counts["burst_answers"] += n
+                self.burst_answers_per_connection.append(n)
+            self.stop.wait(max(0.0, t0 + 2.0 - time.monotonic()))
+
     def __enter__(self) -> Attack:
         for t in self.threads:
             t.start()
@@ -361,9 +453,12 @@ class Attack:
             "idle_sockets": self.idle,
             "slowloris_connections": self.slow,
             "giant_head_bytes": self.giant_bytes,
-            "attack_from": "127.0.0.1 (same as the clients)" if self.same_address else "127.0.0.2-7",
+            "attack_from": "127.0.0.1 (same as the clients)" if self.same_address else "127.0.0.2-9",
+            "pipelined_burst_connections": self.pipelined,
             **self.counts,
             "slowloris_seconds_to_close_median": round(statistics.median(slow), 1) if slow else None,
+            "flood_answers_per_connection_max": max(self.flood_answers_per_connection, default=None),
+            "burst_answers_per_connection_max": max(self.burst_answers_per_connection, default=None),
         }
 
 
@@ -384,7 +479,14 @@ def measure_attack(args, queries: list[str], work: Path, corpus: Path) -> dict:
             prober.start()
             attack = None
             if phase == "under_attack":
-                attack = Attack(port, idle=args.idle, slow=args.slowloris, same_address=args.same_address)
+                attack = Attack(
+                    port,
+                    idle=args.idle,
+                    slow=args.slowloris,
+                    same_address=args.same_address,
+                    pipelined=args.pipelined,
+                )
+            rss_before = rss_mb(proc.pid)
             if attack is not None:
                 attack.__enter__()
                 time.sleep(2.0)  # let the idle sockets and slowloris connections pile up first
@@ -397,7 +499,14 @@ def measure_attack(args, queries: list[str], work: Path, corpus: Path) -> dict:
                     attack.__exit__(None, None, None)
             phases[phase] = {"search_clients": load, "healthz_prober": prober.result()}
             if attack is not None:
+                rss_end = rss_mb(proc.pid)
+                time.sleep(5.0)
                 phases[phase]["attack"] = attack.result()
+                phases[phase]["server_rss_mb"] = {
+                    "before_attack": rss_before,
+                    "attack_end": rss_end,
+                    "5s_after_attack": rss_mb(proc.pid),
+                }
             print(json.dumps({phase: phases[phase]}), file=sys.stderr)
     finally:
         proc.terminate()
@@ -530,6 +639,12 @@ def main() -> None:
     ap.add_argument("--slowloris", type=int, default=200, help="with --attack: slowloris connections")
     ap.add_argument(
         "--same-address", action="store_true", help="with --attack: attack from 127.0.0.1, the clients' address"
+    )
+    ap.add_argument(
+        "--pipelined",
+        type=int,
+        default=100,
+        help="with --attack: connections per pipelined burst every 2 s, beside one pipelining flood (0: neither)",
     )
     args = ap.parse_args()
     if args.client == "wrk" and not shutil.which("wrk"):

@@ -295,3 +295,24 @@ def test_info_line_shapes(browser, base_url, status, body, expected):
     wait_for_results(page, "lighthouse")
     assert not page.locator("#error").is_visible()
     page.close()
+
+
+def test_pages_work_under_their_content_security_policy(browser, base_url):
+    """The server sends a strict CSP (scripts and styles from this origin only, nothing inline, no
+    framing): the page and /docs must run under it with no violation, styled and scripted."""
+    page = browser.new_page()
+    messages: list[str] = []
+    page.on("console", lambda msg: messages.append(msg.text))
+    page.on("pageerror", lambda exc: messages.append(str(exc)))
+    response = page.goto(base_url + "/")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.fill("#q", "ghost in a lighthouse")
+    page.wait_for_selector("#results .card")
+    assert page.evaluate("getComputedStyle(document.querySelector('.card')).display") != "inline"  # style.css
+    page.goto(base_url + "/docs")
+    page.wait_for_selector("#ops .op")  # docs.js rendered /openapi.json
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(251, 248, 243)"  # docs.css
+    page.locator("#ops .op form button").first.click()  # "Try it" fetches from this origin
+    page.wait_for_selector("#ops .op pre:not([hidden])")
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages
+    page.close()

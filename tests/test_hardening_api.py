@@ -45,6 +45,9 @@ def test_server_errors_are_json(small_retriever):
     r = TestClient(app, raise_server_exceptions=False).get("/api/search", params={"q": "x"})
     assert r.status_code == 500 and r.headers["content-type"] == "application/json"
     assert r.json() == {"error": "internal server error"}  # no traceback or message leaks
+    # answered past the middleware, yet with the security headers, once each
+    assert r.headers.get_list("x-frame-options") == ["DENY"] and r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
 def test_prompt_ids_follow_the_corpus_rule(client):

@@ -488,12 +488,6 @@ def test_serve_announces_a_hostile_model_folder_name_inertly(served_hostile_mode
     assert_inert(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving/server.configure_logging passes library log lines (sentence-transformers' 'Loading "
-    "SentenceTransformer model from PATH') to stderr unescaped; needs a formatter that escapes control "
-    "characters (serving's owner)",
-)
 def test_serve_logs_a_hostile_model_folder_name_inertly(served_hostile_model):
     out, err = served_hostile_model
     assert "serving" in out, (out, err)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -334,6 +335,9 @@ def test_a_connection_closed_to_make_room_is_held_before_it_closes(server):
     """At the per-address cap a new connection closes that address's longest-waiting one, which never
     sent a request: it is closed only after `refuse_delay`, so a client that reconnects at once
     cannot churn the slots; the newcomer is served."""
+    # connections evicted by earlier tests are held `refuse_delay` (reading paused, so their clients'
+    # closes go unnoticed meanwhile); with `max_held` of them held, an eviction closes at once
+    time.sleep(REFUSE_DELAY * 2)
     source = "127.0.3.1"
     flood = [connect(server.port, source) for _ in range(MAX_PER_IP)]
     try:
@@ -453,3 +457,197 @@ def test_open_file_limit_is_raised_for_the_connection_caps():
     assert ensure_file_limit(16) == soft  # enough already: untouched
     want = soft + 8 if hard == resource.RLIM_INFINITY else min(soft + 8, hard)
     assert ensure_file_limit(soft + 8) == want == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ------------------------------------------------------------------ HTTP pipelining
+PIPELINE_DEPTH = 16  # the guard's default cap on requests queued behind the one in progress
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def pipelined_flood(port: int, source: str, seconds: float, read_every: float = 0.05) -> tuple[int, bool]:
+    """Send `GET /healthz` back to back on one connection for up to `seconds`, reading at most 4 KB every
+    `read_every` seconds (a client that barely reads): (responses received, whether the server closed)."""
+    burst = HEALTHZ * 1000
+    got, closed, end, last_read = b"", False, time.monotonic() + seconds, 0.0
+    with connect(port, source) as s:
+        s.setblocking(False)
+        while time.monotonic() < end and not closed:
+            with contextlib.suppress(BlockingIOError):
+                try:
+                    s.send(burst)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+            if time.monotonic() - last_read >= read_every:
+                last_read = time.monotonic()
+                try:
+                    chunk = s.recv(4096)
+                    got += chunk
+                    closed = closed or chunk == b""
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    closed = True
+            time.sleep(0.005)
+        if closed:  # read what is left of the answers
+            s.setblocking(True)
+            more, _ = read_until_closed(s, 5.0)
+            got += more
+    return got.count(b"HTTP/1.1 200"), closed
+
+
+def test_a_pipelining_client_that_barely_reads_is_cut_off_and_memory_stays_flat(server):
+    """One connection sending `GET /healthz` back to back and barely reading grew the server by ~115 MB/s:
+    every request read was queued. Now at most the depth cap is queued: the queued ones are answered, then
+    the connection is closed; memory does not grow and others are answered meanwhile."""
+    before = server.rss_mb()
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(pipelined_flood(server.port, "127.0.4.1", 4.0)))
+    t.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(5):  # a separate client is answered while it runs
+            assert httpx.get(server.base + "/healthz", timeout=10.0).status_code == 200
+    finally:
+        t.join()
+    answered, closed = result[0]
+    assert closed, "the server never closed a connection that pipelines without end"
+    assert 1 <= answered <= 1 + PIPELINE_DEPTH, answered
+    assert server.rss_mb() - before < 60, (before, server.rss_mb())
+    assert httpx.get(server.base + "/healthz").status_code == 200
+
+
+def test_pipelined_bursts_from_many_connections_do_not_block_others(server):
+    """Connections each sending one ~260 KB burst of pipelined requests (7,000 each) blocked the event loop
+    for everyone. Now each burst is parsed only as deep as the cap: its queued requests are answered (the
+    last with `connection: close`), the rest dropped, and a separate client is answered meanwhile."""
+    burst = HEALTHZ * 7400
+    socks = [connect(server.port, f"127.0.5.{i}") for i in range(1, 4) for _ in range(MAX_PER_IP)]  # 30 < MAX_CONN
+    before = server.rss_mb()
+    try:
+        for s in socks:
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionResetError):
+                s.send(burst)  # as much as the kernel takes at once
+        r = httpx.get(server.base + "/healthz", timeout=10.0)  # answered, not stuck behind the bursts
+        assert r.status_code == 200
+        answered = []
+        for s in socks:
+            s.setblocking(True)
+            data, closed = read_until_closed(s, 5.0)
+            answered.append((data.count(b"HTTP/1.1 200"), closed, b"connection: close" in data))
+        assert all(closed for _, closed, _ in answered), answered
+        assert all(1 <= n <= 1 + PIPELINE_DEPTH and said_close for n, _, said_close in answered), answered
+        assert server.rss_mb() - before < 60
+    finally:
+        for s in socks:
+            s.close()
+    assert httpx.get(server.base + "/healthz").status_code == 200
+
+
+def test_a_pipelining_client_within_the_cap_gets_every_answer_in_order(server):
+    """Pipelining itself stays allowed: a client sending a few requests at once gets every answer (here 8:
+    this server's per-address share of queued requests is its per-address cap, 10)."""
+    paths = [b"/healthz", b"/api/facets", b"/readyz", b"/api/search?q=robot&k=2"] * 2
+    req = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p for p in paths[:-1])
+    req += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    data = exchange(server.port, req, "127.0.4.2")
+    assert data.count(b"HTTP/1.1 200") == len(paths), data[:500]
+
+
+def test_a_client_over_the_pipelining_cap_gets_every_accepted_answer_then_a_clean_close(server):
+    """Past the cap the connection is closed, but gracefully: the requests accepted are answered in order,
+    the last with `connection: close`, then end of stream, not a reset (closing a socket whose client's
+    requests lie unread in it resets the connection, and answers in flight were lost)."""
+    n = 40
+    req = b"".join(b"GET /api/search?q=word%d&k=1 HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n))
+    with connect(server.port, "127.0.4.3") as s:
+        s.sendall(req)
+        data = b""
+        while True:  # a reset raises here
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = data.split(b"HTTP/1.1 ")[1:]
+    assert 2 <= len(answers) < n and all(a.startswith(b"200 ") for a in answers), data[:300]
+    assert [json.loads(a.partition(b"\r\n\r\n")[2])["query"] for a in answers] == [
+        f"word{i}" for i in range(len(answers))
+    ]
+    assert b"connection: close" in answers[-1] and not any(b"connection: close" in a for a in answers[:-1])
+
+
+def test_guard_counts_queued_requests_per_address_and_in_total():
+    from prompt_retriever.serving.guard import ConnectionGuard
+
+    class Conn:
+        def evict(self):
+            pass
+
+    g = ConnectionGuard(max_connections=3, max_per_ip=2)
+    a, b, c = Conn(), Conn(), Conn()
+    assert g.admit(a, "a") is None and g.admit(b, "a") is None and g.admit(c, "c") is None
+    assert g.set_queued(a, 2) and g.queued_per_ip["a"] == 2
+    assert not g.set_queued(b, 1)  # the address's share of queued requests is used up
+    assert g.set_queued(a, 1) and g.set_queued(b, 1) and g.queued == 2
+    assert g.set_queued(c, 1) and not g.set_queued(c, 2)  # 3 queued in all: the total cap
+    g.release(a)
+    assert g.queued == 2 and g.queued_per_ip == {"a": 1, "c": 1}
+    g.release(b)
+    g.release(c)
+    assert g.queued == 0 and not g.queued_per_ip
+
+
+# ------------------------------------------------------------------ browser-facing headers, redirects
+WEB = Path(__file__).parents[1] / "src" / "prompt_retriever" / "serving" / "web"
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/docs", "/static/app.js", "/static/style.css", "/static/docs.js", "/static/docs.css",
+             "/healthz", "/api/search?q=robot", "/openapi.json", "/no-such-page"],
+)  # fmt: skip
+def test_page_static_files_and_api_send_security_headers(server, path):
+    r = httpx.get(server.base + path)
+    assert r.status_code == (404 if path == "/no-such-page" else 200), (path, r.status_code)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"  # the page cannot be framed (clickjacking)
+    csp = {d.split()[0]: d.split()[1:] for d in r.headers["content-security-policy"].split(";") if d.strip()}
+    assert csp["default-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"] and csp["base-uri"] == ["'none'"]
+    assert not any("unsafe" in v or "*" in v for values in csp.values() for v in values), csp
+
+
+def test_the_pages_have_nothing_inline_that_the_csp_would_block():
+    """script-src and style-src are 'self': an inline <script> or <style>, a style="" attribute or an
+    on*="" handler would be blocked by the browser, so the pages carry none (all in /static)."""
+    for name in ("index.html", "docs.html"):
+        html = (WEB / name).read_text()
+        scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I)
+        assert scripts and all("src=" in attrs and not body.strip() for attrs, body in scripts), name
+        assert not re.search(r"<style\b", html, re.I), name
+        assert not re.search(r"\sstyle\s*=", html, re.I) and not re.search(r"\son[a-z]+\s*=", html, re.I), name
+        assert not re.search(r"javascript:", html, re.I), name
+    for name in ("app.js", "docs.js"):  # no code from strings (blocked without 'unsafe-eval')
+        js = (WEB / name).read_text()
+        assert not re.search(r"\beval\s*\(|new Function\s*\(|setTimeout\(\s*[\"'`]|\.setAttribute\(\s*[\"']style", js)
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"evil.example:8000"])
+def test_no_redirect_is_built_from_the_clients_host_header(server, host):
+    """`/api/search/?q=a` with `Host: evil.example` was answered `307 location: http://evil.example/...`
+    (the framework's trailing-slash redirect, built from the Host header). Now such a redirect is a
+    relative one to our own route, and any other path is a plain 404."""
+
+    def get(target: bytes) -> tuple[int, dict[str, str], bytes]:
+        raw = exchange(server.port, b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (target, host))
+        assert b"evil.example" not in raw, raw[:300]
+        lines = raw.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines[1:])}
+        return int(lines[0].split()[1]), headers, raw
+
+    code, headers, _ = get(b"/api/search/?q=a")
+    assert code == 307 and headers["location"] == "/api/search?q=a", headers
+    code, headers, _ = get(b"/docs/")
+    assert code == 307 and headers["location"] == "/docs", headers
+    for target in (b"//evil.example/", b"//evil.example/healthz/", b"/\\evil.example/", b"/no-such-page/"):
+        code, headers, raw = get(target)
+        assert code == 404 and "location" not in headers, (target, raw[:300])

@@ -12,8 +12,11 @@
 HEAD works on every GET route. Every error is JSON `{"error": ...}`: client mistakes a 4xx naming the
 problem, a 405 with `Allow`, a crash a bare 500; concurrent searches are encoded and searched together
 in batches off the event loop (`QueryBatcher`); the request log escapes control characters and carries
-no query text unless `log_queries` is on; CORS is off unless origins are given. Limits below HTTP
-(connections, header timeout and size) are `guard.py`'s.
+no query text unless `log_queries` is on; CORS is off unless origins are given. Every response carries
+a Content-Security-Policy (scripts, styles and requests from this origin only, no framing),
+`X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`; a trailing-slash redirect is relative
+(`/docs/` -> `/docs`), never built from the client's Host header. Limits below HTTP (connections,
+header timeout and size, pipelining) are `guard.py`'s.
 """
 
 from __future__ import annotations
@@ -36,21 +39,30 @@ from pathlib import Path
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from ..corpus import Prompt
+from ..corpus import QUERY_PATTERN, Prompt
 from ..search.retriever import PromptRetriever, SearchRequest
 
 log = logging.getLogger("prompt_retriever.api")
 MAX_QUERY_CHARS = 512
 MAX_K = 100
-# "Contains a character that is not white space", spelled out so that Python, pydantic's Rust regex and
-# the JSON-Schema (ECMAScript) regex of API clients agree: their `\S` differ on U+0085 and U+FEFF.
-NOT_ONLY_SPACE = r"[^\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 # The corpus's id rule (`corpus.id_problem`): ids of CSV/JSONL corpora may have capitals, '.' and '_'.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+# The page and /docs load their scripts and styles from /static and fetch from this origin only: nothing
+# inline, nothing from elsewhere, and no other site may frame them (clickjacking).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
 _UNSAFE_IN_LOG = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 _LOG_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -242,6 +254,25 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+class SecurityHeaders:
+    """`SECURITY_HEADERS` on every HTTP response (the page, static files, the API, errors). Plain ASGI."""
+
+    def __init__(self, app):
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         self.status, self.message = status, message
@@ -323,6 +354,7 @@ def create_app(
         title="prompt-retriever",
         version="1",
         docs_url=None,  # FastAPI's Swagger UI and ReDoc load from a CDN: /docs is served locally instead
+        redirect_slashes=False,  # Starlette's redirect is absolute, built from the Host header: see slash_redirect
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -340,19 +372,21 @@ def create_app(
 
 
 def add_middleware(app: FastAPI, *, log_queries: bool = False, cors_origins: Sequence[str] = ()) -> None:
-    """HEAD as GET, the access log (outside it, so HEAD is logged as HEAD), and CORS for `cors_origins`
-    only (off when empty)."""
+    """HEAD as GET, the access log (outside it, so HEAD is logged as HEAD), CORS for `cors_origins`
+    only (off when empty), and the security headers outside all of them."""
     app.add_middleware(HeadAsGet)
     app.add_middleware(AccessLog, log_queries=log_queries)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
+    app.add_middleware(SecurityHeaders)
 
 
 def add_error_handlers(app: FastAPI) -> None:
     """Every error answers `{"error": ...}` (validation errors also with `detail`); a 405 names the
-    allowed methods in `Allow`; an unexpected exception is a bare 500 (logged, not shown)."""
+    allowed methods in `Allow`; a 404 for a route plus a trailing slash is a relative redirect to the
+    route (`slash_redirect`); an unexpected exception is a bare 500 (logged, not shown)."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -363,7 +397,9 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(validation_body(exc.errors()), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse | RedirectResponse:
+        if exc.status_code == 404 and (location := slash_redirect(request)) is not None:
+            return RedirectResponse(location, status_code=307)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             allowed = [m.strip() for m in headers.get("Allow", "GET").split(",") if m.strip()]
@@ -374,7 +410,28 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def server_error(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "internal server error"}, status_code=500)
+        # answered by Starlette's outermost middleware, past SecurityHeaders: the headers go on here
+        return JSONResponse({"error": "internal server error"}, status_code=500, headers=SECURITY_HEADERS)
+
+
+def slash_redirect(request: Request) -> str | None:
+    """For a path that is a route plus one trailing slash (`/docs/`), the route's path and the query as a
+    relative URL (`/docs`), else None. Starlette's own redirect is absolute and built from the Host
+    header (`Host: evil.example` gave `location: http://evil.example/...`); this one names no host, and
+    a path starting `//` (which a browser would read as another host) never redirects."""
+    scope = request.scope
+    path = scope.get("path", "")
+    if len(path) < 2 or not path.endswith("/") or path.startswith("//"):
+        return None
+    target = {**scope, "path": path[:-1]}
+    if not any(route.matches(target)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    raw = scope.get("raw_path") or path.encode()
+    location = (raw[:-1] if raw.endswith(b"/") else raw).decode("latin-1")
+    if location.startswith("//") or not location.startswith("/"):
+        return None
+    query = scope.get("query_string", b"").decode("latin-1")
+    return location + ("?" + query if query else "")
 
 
 def validation_body(errors: Sequence[dict]) -> dict:
@@ -407,7 +464,7 @@ def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) 
             description="What you feel like writing about",
             min_length=1,
             max_length=MAX_QUERY_CHARS,
-            pattern=NOT_ONLY_SPACE,
+            pattern=QUERY_PATTERN,  # one rule for every entry point (corpus.query_problem)
         ),
         k: int = Query(10, ge=1, le=MAX_K),
         genre: str | None = Query(None, max_length=200, **genre_doc),
@@ -477,7 +534,12 @@ def add_page_routes(app: FastAPI) -> None:
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
-        allowed = {"app.js": "text/javascript", "style.css": "text/css", "docs.js": "text/javascript"}
+        allowed = {
+            "app.js": "text/javascript",
+            "style.css": "text/css",
+            "docs.js": "text/javascript",
+            "docs.css": "text/css",
+        }
         if name not in allowed:
             raise ApiError(404, "not found")
         return FileResponse(web / name, media_type=allowed[name])

@@ -118,8 +118,19 @@ def configure_logging() -> None:
     root = logging.getLogger()
     if any(getattr(h, "_prompt_retriever", False) for h in root.handlers):
         return
+    from .api import log_safe
+
+    class SafeFormatter(logging.Formatter):
+        """Every record's message with its control characters escaped: libraries log paths and names
+        (a model folder's) that the server did not write, and those must not reach a terminal raw."""
+
+        def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+            record.message = log_safe(record.message)
+            return super().formatMessage(record)
+
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     for h in root.handlers:
+        h.setFormatter(SafeFormatter(LOG_FORMAT))
         h._prompt_retriever = True  # type: ignore[attr-defined]
 
 
@@ -136,11 +147,13 @@ def serve(
     max_connections: int = 1024,
     max_connections_per_ip: int = 512,
     refuse_delay: float = 2.0,
+    max_pipeline: int = 16,
 ) -> None:
     """Serve the HTTP API and web page over `retriever` until stopped. `workers` None: see
     `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
-    `header_timeout`, `max_connections`, `max_connections_per_ip`, `refuse_delay`: the connection guard's
-    limits (`serving.guard`; request heads are also capped at 16 KB)."""
+    `header_timeout`, `max_connections`, `max_connections_per_ip`, `refuse_delay`, `max_pipeline` (requests
+    queued behind the one in progress on a connection): the connection guard's limits (`serving.guard`;
+    request heads are also capped at 16 KB)."""
     import os
 
     import uvicorn
@@ -155,6 +168,7 @@ def serve(
         max_connections=max_connections,
         max_per_ip=max_connections_per_ip,
         refuse_delay=refuse_delay,
+        max_pipeline=max_pipeline,
     )
     backend = retriever.encoder.backend
     if announce is not None:
