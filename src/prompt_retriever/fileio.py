@@ -299,11 +299,7 @@ def atomic_dir(target: str | Path, label: str = "tmp", *, kind: str = "model") -
     """
     target = Path(target)
     _check_replaceable(target, kind)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.{label}-"
-    for stale in target.parent.glob(f"{prefix}*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    work = _scratch_dir(prefix, target)
+    work = _scratch_dir(target, label)
     try:
         staged = StagedDir(work, work / "result")
         yield staged
@@ -326,7 +322,12 @@ def atomic_dir(target: str | Path, label: str = "tmp", *, kind: str = "model") -
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _scratch_dir(prefix: str, target: Path) -> Path:
+def _scratch_dir(target: Path, label: str) -> Path:
+    """A new scratch folder beside `target`, after removing those a killed run left with the same label."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.{label}-"
+    for stale in target.parent.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     except OSError as exc:
@@ -347,11 +348,7 @@ def staged_files(target: str | Path, label: str = "tmp", *, last: tuple[str, ...
     Only files are moved: the work must write no sub-folders.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.{label}-"
-    for stale in target.parent.glob(f"{prefix}*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    work = _scratch_dir(prefix, target)
+    work = _scratch_dir(target, label)
     try:
         yield work
         names = sorted(os.listdir(work), key=lambda n: (n in last, last.index(n) if n in last else 0, n))
