@@ -118,14 +118,15 @@ def configure_logging() -> None:
     root = logging.getLogger()
     if any(getattr(h, "_prompt_retriever", False) for h in root.handlers):
         return
-    from .api import log_safe
+    from .api import log, log_safe
 
     class SafeFormatter(logging.Formatter):
         """Every record's message with its control characters escaped: libraries log paths and names
         (a model folder's) that the server did not write, and those must not reach a terminal raw."""
 
         def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-            record.message = log_safe(record.message)
+            if record.name != log.name:  # the access log escapes its fields itself (`log_safe`), once
+                record.message = log_safe(record.message)
             return super().formatMessage(record)
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
