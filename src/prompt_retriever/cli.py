@@ -986,25 +986,6 @@ def corpus_names(files: list[Path]) -> str:
     return "the bundled corpus" if files == bundled_corpus_paths() else ", ".join(Path(f).name for f in files)
 
 
-def other_corpus_run(run_dir: Path, files: list[Path]) -> str | None:
-    """The corpus of the pipeline run in `run_dir` (its stages/corpus.json) when it is made from other files
-    than `files`, in words; None when there is no run there yet or it is a run of `files` (even edited since:
-    the same paths) or of copies of them (the same contents)."""
-    from .fileio import sha256_file
-
-    try:
-        recorded = json.loads((run_dir / "stages" / "corpus.json").read_text(encoding="utf-8"))["inputs"]["files"]
-        old = [(Path(path), digest) for path, digest in recorded]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # no run, or a record the pipeline itself will not trust either
-    if {p.resolve() for p, _ in old} == {Path(f).resolve() for f in files}:
-        return None
-    if sorted(d for _, d in old) == sorted(sha256_file(f) for f in files if Path(f).is_file()):
-        return None
-    bundled = {p.resolve() for p in bundled_corpus_paths()}
-    return "the bundled corpus" if {p.resolve() for p, _ in old} == bundled else ", ".join(p.name for p, _ in old)
-
-
 @app.command()
 @guarded
 def pipeline(
@@ -1061,7 +1042,7 @@ def pipeline(
     """Corpus -> queries -> split -> base evaluation -> fine-tune -> comparison -> report, resumable."""
     import os
 
-    from .pipeline import PipelineConfig, run_pipeline
+    from .pipeline import PipelineConfig, other_corpus_run, run_pipeline
 
     if not reference and (reference_corpus or reference_queries):
         fail("--no-reference conflicts with --reference-corpus/--reference-queries: give one or the other")
@@ -1074,7 +1055,7 @@ def pipeline(
         )
     files = corpus or bundled_corpus_paths()
     out_dir = out_dir or default_run_dir(corpus)
-    if not force and (other := other_corpus_run(out_dir, files)):
+    if not force and (other := other_corpus_run(out_dir, files)):  # the pipeline's own stage record
         fail(
             f"{out_dir} holds a pipeline run of another corpus ({other}); give --out FOLDER for a run of "
             f"{corpus_names(files)}, or --force to replace that run"

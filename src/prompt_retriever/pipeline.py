@@ -90,6 +90,28 @@ class StopPipeline(Exception):
     pass
 
 
+def stage_path(out: Path, name: str) -> Path:
+    """Where a run records a finished stage: its input key, inputs and result."""
+    return out / "stages" / f"{name}.json"
+
+
+def other_corpus_run(out: Path, files: Sequence[Path]) -> str | None:
+    """The corpus of the pipeline run in `out` (its corpus stage record) when it is made from other files
+    than `files`, in words; None when there is no run there yet or it is a run of `files` (even edited since:
+    the same paths) or of copies of them (the same contents)."""
+    try:
+        recorded = json.loads(stage_path(out, "corpus").read_text(encoding="utf-8"))["inputs"]["files"]
+        old = [(Path(path), digest) for path, digest in recorded]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no run, or a record the pipeline itself will not trust either
+    if {p.resolve() for p, _ in old} == {Path(f).resolve() for f in files}:
+        return None
+    if sorted(d for _, d in old) == sorted(sha256_file(f) for f in files if Path(f).is_file()):
+        return None
+    bundled = {p.resolve() for p in bundled_corpus_paths()}
+    return "the bundled corpus" if {p.resolve() for p, _ in old} == bundled else ", ".join(p.name for p, _ in old)
+
+
 class Runner:
     def __init__(self, out: Path, console: Console, force: bool = False, until: str | None = None):
         self.out = out
@@ -100,7 +122,7 @@ class Runner:
         self.skipped: list[str] = []
 
     def stage(self, name: str, key: dict, outputs: Sequence[Path], fn: Callable[[], dict]) -> dict:
-        state_path = self.out / "stages" / f"{name}.json"
+        state_path = stage_path(self.out, name)
         key_hash = sha256_text(json.dumps(key, sort_keys=True, default=str))
         number = STAGES.index(name) + 1
         if not self.force and state_path.exists() and all(p.exists() for p in outputs):
@@ -669,10 +691,7 @@ PIPELINE = (
 def headline_numbers(summary: dict) -> dict:
     lines = []
     out: dict = {"lines": lines}
-    for key in ("primary", "second", *(summary.get("more") or {})):
-        block = summary.get(key) or (summary.get("more") or {}).get(key)
-        if not block:
-            continue
+    for key, block in _blocks(summary):
         label = "test split" if key == "primary" else block.get("name") or "second set"
         ndcg = block["ndcg@10"]
         out[key] = {"ndcg@10": {k: round(v["mean"], 4) for k, v in ndcg.items()}}
