@@ -49,12 +49,9 @@ STAGES = (
     "choose",
     "report",
 )  # PIPELINE's names
-COMPARE_DIR = "reports/compare"
+COMPARE_DIR = "reports/compare"  # the comparison's folder in a run
 # the query families a report shows beside the template test split (see evaluation/choose.py)
-FAMILY_NAMES = {
-    "natural": "natural-language queries of the test prompts, judged against the whole corpus",
-    "llm": "LLM queries of the test prompts",
-}  # the comparison's folder in a run
+FAMILY_NAMES = {"natural": "natural-language queries of the test prompts, judged against the whole corpus"}
 
 
 @dataclass
@@ -720,7 +717,7 @@ def _delta(c: dict) -> str:
     return f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], Holm p = {c['p_holm']:.4f}"
 
 
-FAMILY_WORDS = {"primary": "template queries (made from the prompts' own genre, theme, title and words)"}
+TEMPLATE_WORDS = "template queries (made from the prompts' own genre, theme, title and words)"
 NO_NATURAL = (
     "Measured on template queries only; how writers ask was not measured for this collection. To measure "
     "it, give the pipeline an LLM endpoint (`--llm-base-url`, `--llm-model`) to write natural-language "
@@ -737,7 +734,7 @@ def _blocks(summary: dict) -> list[tuple[str, dict]]:
 
 def measured_families(summary: dict) -> list[str]:
     """The families a run's test numbers measured, in words, for the report's first sentence."""
-    return [FAMILY_WORDS["primary"] if k == "primary" else (block.get("name") or k) for k, block in _blocks(summary)]
+    return [TEMPLATE_WORDS if k == "primary" else (block.get("name") or k) for k, block in _blocks(summary)]
 
 
 def verdict(cfg: PipelineConfig, summary: dict, chosen: dict) -> list[str]:
