@@ -279,11 +279,7 @@ class NaturalQueryGenerator(LLMQueryGenerator):
             "generator": "llm_natural",
             "seed": self.cfg.seed,
             "parameters": {
-                "base_url": self.cfg.base_url,
-                "model": self.cfg.model,
-                "samples": self.cfg.samples,
-                "temperature": self.cfg.temperature,
-                "template_sha256_12": self.template_hash,
+                **self.endpoint_parameters(),
                 "checks": {"phrase_words": PHRASE_WORDS, "rare_below_prompts": min_df, "words": [MIN_WORDS, MAX_WORDS]},
             },
             "styles": styles,

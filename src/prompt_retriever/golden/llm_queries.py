@@ -134,6 +134,17 @@ class LLMQueryGenerator:
                 f"bad query template: {exc!r}; placeholders are {{genre}} {{theme}} {{title}} {{text}} {{n}}"
             ) from exc
 
+    def endpoint_parameters(self) -> dict:
+        """What a generated set's manifest records of how it was asked for: endpoint, model, sampling,
+        and the template's hash."""
+        return {
+            "base_url": self.cfg.base_url,
+            "model": self.cfg.model,
+            "samples": self.cfg.samples,
+            "temperature": self.cfg.temperature,
+            "template_sha256_12": self.template_hash,
+        }
+
     def _key(self, prompt: Prompt, sample: int) -> str:
         return sha256_text(json.dumps([self.cfg.model, self.template_hash, prompt.id, sample]))[:24]
 
@@ -231,14 +242,7 @@ class LLMQueryGenerator:
         manifest = {
             "generator": "llm",
             "seed": self.cfg.seed,
-            "parameters": {
-                "base_url": self.cfg.base_url,
-                "model": self.cfg.model,
-                "queries_per_prompt": self.cfg.queries_per_prompt,
-                "samples": self.cfg.samples,
-                "temperature": self.cfg.temperature,
-                "template_sha256_12": self.template_hash,
-            },
+            "parameters": {**self.endpoint_parameters(), "queries_per_prompt": self.cfg.queries_per_prompt},
             "dropped": dict(report.dropped),
             "failed_completions": len(report.failed),
             "merged_duplicate_query_strings": b.dropped_duplicates,
