@@ -18,9 +18,10 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(BIN)/prompt-retriever pipeline --out runs/bundled
 
-# The pipeline without the 10-minute CPU budget (~1 hour on 2 cores): every training row, 3 epochs at
-# lr 5e-5, trained twice (plain, and with 2 extra keyword queries per train prompt) and averaged into
-# one model (a model soup). See README, Fine-tuning.
+# The pipeline without the 10-minute CPU budget: every training row (--max-rows 0) at lr 5e-5, trained
+# twice (plain, and with 2 extra keyword queries per train prompt) and averaged into one model (a model
+# soup). It passes no --epochs, so each model trains for the default number of epochs (1). The measured
+# soup (docs/experiments.md, Model soups: ~1 hour on 2 cores) used 3 epochs. See docs/fine-tuning.md.
 run-full: $(STAMP)
 	@$(BIN)/prompt-retriever pipeline --out runs/full --max-rows 0 --lr 5e-5 --soup-keywords 2
 

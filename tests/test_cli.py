@@ -179,7 +179,7 @@ def test_evaluate_refuses_options_that_would_be_ignored(tmp_path, small_corpus_p
     res = runner.invoke(app, ["evaluate", "--pairs", str(g / "pairs.csv"), "--split", "dev", *out])
     assert refused(res, "--split", "--pairs"), res.output
     res = runner.invoke(app, ["evaluate", "--golden", str(g), "--split", "all", "--judge-k", "3", *out])
-    assert res.exit_code == 2 and "--judge-k" in res.output and "--judge-model" in res.output
+    assert res.exit_code == 2 and "--judge-k" in res.output and "--llm-model" in res.output
     assert not (tmp_path / "rep").exists()
 
 

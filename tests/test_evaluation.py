@@ -191,3 +191,53 @@ def test_trec_run_files_reproduce_the_report_under_trec_eval(tmp_path):
         per = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
         trec = sum(per.get(q, {}).get("ndcg_cut_10", 0.0) for q in qrels) / len(qrels)
         assert trec == pytest.approx(s.estimates["ndcg@10"].mean, abs=1e-12), s.name
+
+
+def test_the_comparison_summary_is_typed_and_its_json_form_reads_back_equal():
+    from prompt_retriever.evaluation.stats import Comparison, Estimate
+    from prompt_retriever.evaluation.summary import (
+        GOLDEN_SPLIT,
+        INDEPENDENT_SET,
+        SPLIT_FAMILY,
+        ComparisonSummary,
+        FamilyComparison,
+        headline_numbers,
+        summary_markdown,
+    )
+
+    def block(key, source, name, base, cand):
+        delta = Comparison("ndcg@10", "tuned", "base", Estimate(cand - base, -0.01, 0.2), 0.01, 0.03)
+        ndcg = {"base": Estimate(base, base - 0.1, base + 0.1), "tuned": Estimate(cand, cand - 0.1, cand + 0.1)}
+        return FamilyComparison(key, source, name, 40, ndcg, (delta,))
+
+    summary = ComparisonSummary(
+        "base",
+        "tuned",
+        "test",
+        (
+            block(GOLDEN_SPLIT, GOLDEN_SPLIT, None, 0.5, 0.6),
+            block(INDEPENDENT_SET, INDEPENDENT_SET, "hand-written queries", 0.4, 0.3),
+            block("natural", SPLIT_FAMILY, "natural-language queries", 0.2, 0.45),
+        ),
+    )
+    data = json.loads(json.dumps(summary.to_json()))
+    assert list(data) == ["baseline", "candidate", "split", "primary", "second", "more"]  # the file format
+    assert "name" not in data["primary"] and data["second"]["name"] == "hand-written queries"
+    assert ComparisonSummary.from_json(data) == summary
+    assert summary.golden_split.key == "primary" and summary.independent_set.name == "hand-written queries"
+    assert [b.key for b in summary.split_families] == ["natural"]
+    assert summary.families[1].comparison("tuned", "base").p_holm == 0.03
+    assert summary.families[1].comparison("base", "tuned") is None
+    assert [name for name, _ in summary.families[1].ranked()] == ["base", "tuned"]
+
+    lines = headline_numbers(summary)["lines"]
+    assert lines[0] == "test split: NDCG@10 tuned 0.600, base 0.500"
+    assert lines[1] == "  tuned vs base: +0.100 [-0.010, +0.200], Holm p=0.0300"
+    assert lines[2].startswith("hand-written queries: NDCG@10 base 0.400") and lines[4].startswith("natural-language")
+    md = summary_markdown(summary, reports="r/")
+    assert "## Golden set, test split: 40 queries" in md and "## Second query set (hand-written queries)" in md
+    assert "Full reports: `r/primary/report.md`, `r/second/report.md`, `r/natural/report.md`" in md
+
+    without = ComparisonSummary("base", "tuned", "test", summary.families[:1])
+    assert without.to_json()["second"] is None and "more" not in without.to_json()
+    assert ComparisonSummary.from_json(without.to_json()) == without and without.independent_set is None

@@ -13,7 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prompt_retriever.corpus import Prompt, _csv_records, make_prompt_id, read_corpus, title_key, write_corpus
+from prompt_retriever.corpus import Prompt, make_prompt_id, read_corpus, title_key, write_corpus
+from prompt_retriever.corpus import csv_records as _csv_records
 
 FIELD = (
     st.text(

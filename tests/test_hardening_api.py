@@ -9,7 +9,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from prompt_retriever.corpus import _ID_RE
+from prompt_retriever.corpus import ID_RE as _ID_RE
 from prompt_retriever.serving.api import ID_PATTERN, create_app, log_safe
 
 EXTERNAL = re.compile(r"(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}", re.IGNORECASE)

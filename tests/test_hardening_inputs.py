@@ -127,7 +127,7 @@ def test_a_huge_sparse_corpus_file_is_refused_before_it_is_read(tmp_path):
 
 
 def test_an_endless_corpus_is_read_no_further_than_the_cap(tmp_path, monkeypatch):
-    import prompt_retriever.corpus as corpus
+    import prompt_retriever.corpus.reader as corpus
 
     monkeypatch.setattr(corpus, "MAX_CORPUS_FILE_BYTES", 1 << 20)
     report = read_corpus("/dev/zero")  # a character device: no size to check, so the read itself stops

@@ -21,7 +21,8 @@ from prompt_retriever.golden import (
     split_by_prompt,
 )
 from prompt_retriever.golden.heuristic import HeuristicConfig, generate_heuristic
-from prompt_retriever.golden.importers import _context_list, undercount_warning
+from prompt_retriever.golden.importing import context_list as _context_list
+from prompt_retriever.golden.importing import undercount_warning
 from prompt_retriever.golden.matching import PromptIndex
 
 DATA = Path(__file__).parent / "data"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from prompt_retriever.cli import app
 from prompt_retriever.corpus import load_corpus, read_corpus
 from prompt_retriever.golden import import_golden
-from prompt_retriever.golden.importers import OVERCOUNT_MAX
+from prompt_retriever.golden.importing import OVERCOUNT_MAX
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ NAME = "prompt_retriever"
 # Bottom to top. A module may import from its own unit and from units of a lower layer, never from a
 # unit of the same or a higher layer. `__init__` (the public face) sits on top: it only re-exports.
 LAYERS: list[set[str]] = [
-    {"_version", "errors"},
+    {"_version", "errors", "settings"},
     {"fileio", "progress"},
     {"corpus", "llm"},
     {"encoding", "golden"},

@@ -236,3 +236,25 @@ def test_pipeline_soup_trains_both_ingredients_and_reports_the_soup(tmp_path):
 
     again = run_pipeline(tiny_config(tmp_path, corpus, soup_keywords=1, systems=("bm25",)), quiet)
     assert again["ran"] == []
+
+
+def test_the_pipeline_gives_its_base_and_seed_to_training_and_refuses_a_training_config_that_differs():
+    import dataclasses
+
+    cfg = PipelineConfig(base="my/model", seed=7, train=TrainConfig(max_steps=2))
+    assert (cfg.train.base, cfg.train.seed, cfg.train.max_steps) == ("my/model", 7, 2)
+    same = PipelineConfig(base="my/model", seed=7, train=TrainConfig(base="my/model", seed=7))
+    assert same.train == dataclasses.replace(cfg.train, max_steps=-1)
+    with pytest.raises(ValueError, match="base is 'my/model' but its training config's is 'other/model'"):
+        PipelineConfig(base="my/model", train=TrainConfig(base="other/model"))
+    with pytest.raises(ValueError, match="seed is 42 but its training config's is 3"):
+        PipelineConfig(train=TrainConfig(seed=3))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.base = "another"  # one source: the config is not changed after it was checked
+
+
+def test_the_stage_names_are_the_pipeline_tables():
+    from prompt_retriever.pipeline import PIPELINE, STAGES
+
+    assert tuple(stage.name for stage in PIPELINE) == STAGES
+    assert STAGES[0] == "corpus" and STAGES[-1] == "report" and len(set(STAGES)) == len(STAGES)

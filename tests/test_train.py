@@ -175,10 +175,70 @@ def test_early_stopping_ends_training_when_dev_ndcg_stops_improving(tmp_path, gs
         early_stopping_patience=1,
     )
     result = train(gs, tmp_path / "m", cfg, progress=False)
-    evals = [h for h in result.history if "eval_dev_cosine_ndcg@10" in h]
-    assert len(evals) == 2 and evals[0]["eval_dev_cosine_ndcg@10"] == evals[1]["eval_dev_cosine_ndcg@10"]
+    evals = [h for h in result.history if "eval_dev_ndcg@10" in h]
+    assert len(evals) == 2 and evals[0]["eval_dev_ndcg@10"] == evals[1]["eval_dev_ndcg@10"]
     assert result.steps == evals[1]["step"] < 12
     assert (tmp_path / "m" / "modules.json").exists()
+
+
+class _FixedVectors:
+    """A stand-in model: each text's embedding comes from a table (the `encode` arguments an Encoder passes)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def encode(self, texts, *, batch_size, normalize_embeddings, convert_to_numpy, show_progress_bar):
+        import numpy as np
+
+        assert normalize_embeddings and convert_to_numpy and not show_progress_bar
+        vecs = np.array([self.table[t] for t in texts], dtype=np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def test_checkpoint_evaluator_uses_graded_relevance_and_trec_eval_ties():
+    from prompt_retriever.corpus import Prompt
+    from prompt_retriever.evaluation.metrics import ndcg
+    from prompt_retriever.training.checkpoint_eval import DevNDCGEvaluator
+
+    prompts = [Prompt(id=f"p{i}", title=f"T{i}", genre="horror", theme="grief", text=f"text {i}") for i in range(3)]
+    docs = {f"T{i}. text {i}": v for i, v in enumerate([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])}
+    model = _FixedVectors(docs | {"query": [1.0, 0.0]})
+    qrels = {"q": {"p0": 1, "p1": 2, "p2": 0}}  # the grade-2 prompt ranks second: binary NDCG would be 1
+    evaluator = DevNDCGEvaluator([("q", "query")], prompts, qrels, "title_text")
+    assert evaluator.primary_metric == "dev_ndcg@10" and evaluator.greater_is_better
+    got = evaluator(model)
+    assert got == {"dev_ndcg@10": pytest.approx(ndcg(["p0", "p1", "p2"], qrels["q"], 10))}
+    assert got["dev_ndcg@10"] < 1.0
+
+
+def test_checkpoint_score_is_evaluations_dense_ndcg_on_dev(gs):
+    from prompt_retriever.encoding.models import load_model
+    from prompt_retriever.evaluation.evaluate import evaluate_systems
+    from prompt_retriever.evaluation.systems import DenseSystem
+    from prompt_retriever.training.train import DEV_METRIC, dev_evaluator
+
+    template = TrainConfig().template
+    score = dev_evaluator(gs, template)(load_model("all-MiniLM-L6-v2"))[DEV_METRIC]
+    dense = DenseSystem("all-MiniLM-L6-v2", gs.corpus, template=template)
+    report = evaluate_systems(gs, [dense], split="dev", n_bootstrap=10, n_permutations=10)
+    assert 0.0 < score == pytest.approx(report.systems[0].estimates["ndcg@10"].mean, abs=1e-9)
+
+
+def test_training_keeps_and_saves_the_checkpoint_with_the_best_dev_ndcg(tmp_path, gs):
+    from sentence_transformers import SentenceTransformer
+
+    from prompt_retriever.training.train import BEST_METRIC, DEV_METRIC, dev_evaluator
+
+    cfg = TrainConfig(max_steps=6, batch_size=4, hard_negatives=1, max_rows=24, learning_rate=2e-4, evals_per_epoch=3)
+    result = train(gs, tmp_path / "m", cfg, progress=False)
+    evals = [h[BEST_METRIC] for h in result.history if BEST_METRIC in h]
+    assert len(evals) >= 2 and result.best_dev_ndcg == max(evals)
+    saved = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert dev_evaluator(gs, cfg.template)(saved)[DEV_METRIC] == pytest.approx(max(evals), abs=1e-6)
+    manifest = json.loads((tmp_path / "m" / "training_manifest.json").read_text())
+    assert manifest["dev"]["ndcg@10_best"] == result.best_dev_ndcg
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "best dev NDCG@10 (graded, the project's trec_eval-exact metric" in card
 
 
 # Runs the `train` command in a fresh interpreter, so warnings and log records reach the real stderr (pytest

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from ._version import __version__
+from .settings import apply_process_defaults
 
 # Hub downloads are off unless asked for (see models.py); set before huggingface_hub is imported.
-if os.environ.get("PROMPT_RETRIEVER_ALLOW_DOWNLOAD", "").lower() not in ("1", "true", "yes"):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+apply_process_defaults()
 
 from .corpus import CorpusError, Prompt, load_corpus, read_corpus  # noqa: E402
 from .encoding.models import DEFAULT_MODEL, ModelNotFoundError, load_model, resolve_model  # noqa: E402

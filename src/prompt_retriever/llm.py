@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import socket
 import threading
@@ -24,8 +23,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from .errors import LLMError
+from .settings import llm_api_key
 
-API_KEY_ENVS = ("PROMPT_RETRIEVER_LLM_API_KEY", "OPENAI_API_KEY")
 REDACTED = "[REDACTED]"
 MAX_RESPONSE_BYTES = 1 << 20  # a chat completion of a few hundred tokens is a few KB
 
@@ -36,13 +35,6 @@ class _TooLarge(Exception):
 
 class _DeadlineExceeded(Exception):
     pass
-
-
-def api_key_from_env() -> str | None:
-    for name in API_KEY_ENVS:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
 
 
 @dataclass
@@ -63,7 +55,7 @@ class ChatClient:
 
     def __post_init__(self) -> None:
         if self.api_key is None:
-            self.api_key = api_key_from_env()
+            self.api_key = llm_api_key()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

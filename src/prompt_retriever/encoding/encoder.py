@@ -131,6 +131,20 @@ class EmbeddingCache:
         )  # last: marks the pair complete
 
 
+def encode_texts(model, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """`texts` embedded by a loaded model (a SentenceTransformer or the onnx backends' encoder), as every
+    `Encoder` embeds them: L2-normalised float32, one row per text, no progress bar. Also used directly on
+    a model being trained (`training.checkpoint_eval`), which has no name to build an `Encoder` from."""
+    vecs = model.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,  # the libraries' per-call bars stay off: see `Encoder._encode`
+    )
+    return np.asarray(vecs, dtype=np.float32)
+
+
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
@@ -215,14 +229,7 @@ class Encoder:
         return out
 
     def _encode_call(self, texts: list[str]) -> np.ndarray:
-        vecs = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,  # the libraries' per-call bars stay off: see `progress`
-        )
-        return np.asarray(vecs, dtype=np.float32)
+        return encode_texts(self.model, texts, self.batch_size)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         if not queries:

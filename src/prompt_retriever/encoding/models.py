@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError, ModelNotFoundError
 from ..fileio import atomic_dir, open_regular, read_regular, sha256_file
+from ..settings import ALLOW_DOWNLOAD_ENV, downloads_allowed_by_env, set_hub_offline_env
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-ALLOW_DOWNLOAD_ENV = "PROMPT_RETRIEVER_ALLOW_DOWNLOAD"
 
 
 @dataclass(frozen=True)
@@ -145,12 +145,12 @@ REGISTRY: tuple[BundledModel | SplitZipModel, ...] = (
 def downloads_allowed(allow_download: bool | None = None) -> bool:
     if allow_download is not None:
         return allow_download
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").lower() in ("1", "true", "yes")
+    return downloads_allowed_by_env()
 
 
 def set_offline(offline: bool) -> None:
     """Switch the Hugging Face hub client on or off for this process."""
-    os.environ["HF_HUB_OFFLINE"] = "1" if offline else "0"
+    set_hub_offline_env(offline)
     try:
         import huggingface_hub.constants as hf_constants
 

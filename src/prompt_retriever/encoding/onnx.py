@@ -70,7 +70,7 @@ def _export_fp32(model_name: str, target: Path, allow_download: bool | None = No
     _check_pooling(model)
     transformer = model[0].auto_model
     # Plain (eager) attention exports as MatMul/Softmax with an additive mask. The SDPA path exports
-    # extra Where/IsNaN nodes (about 9% of int8 run time here, measured with ORT's profiler).
+    # extra Where/IsNaN nodes (a visible share of int8 run time in ORT's profiler).
     previous = transformer.config._attn_implementation
     try:
         _set_attention(transformer, "eager")
@@ -191,7 +191,7 @@ class OnnxEncoder:
     def encode(self, texts, batch_size: int = 32, show_progress_bar: bool = False, **_: object) -> np.ndarray:
         """Embeddings in input order. Texts are tokenised once and run in groups of equal token length
         (at most `batch_size` each), so no batch carries padding: for short queries in a server batch
-        that is about 20% less work than padding to the longest (measured)."""
+        that is less work than padding to the longest."""
         texts = list(texts)
         out = np.empty((len(texts), self.dim), np.float32)
         if not texts:

@@ -1,13 +1,18 @@
-"""Evaluation: retrieval systems, IR metrics, uncertainty, reports, base-vs-fine-tuned comparisons.
+"""Evaluation: IR metrics, uncertainty, reports, base-vs-fine-tuned comparisons, the choice of the served system.
 
-- `systems`: `DenseSystem`, `BM25System` and the hybrids `WeightedFusionSystem` / `RRFSystem` behind
-  the `Retriever` protocol; `build_systems` makes them from specs, `tune_alpha` tunes a hybrid on dev.
-- `fusion`: the fusion arithmetic as pure functions (`normalize`, `weighted_sum`, `rrf`).
+The retrieval systems themselves (dense, BM25 and the hybrids `hybrid`, `hybrid-rrf`, `hybrid-adaptive`)
+and the fusion arithmetic live in `search` (`search.systems`, `search.fusion`), where serving uses them
+too; they are re-exported here for convenience.
+
+- `systems`: `build_systems` makes systems from specs; `tune_alpha` / `tune_adaptive` / `tune_jointly`
+  choose the hybrids' fusion weights on dev only.
 - `metrics`: trec_eval's metrics as small functions, by name in `METRICS` (`ndcg@10`-style names).
 - `stats`: bootstrap CIs, paired randomization tests, Holm's correction.
 - `evaluate`: `evaluate_systems`, systems x golden split -> `EvaluationReport`.
 - `report`: `write_report` (report.json, report.md, plots, TREC runs).
 - `compare`: `compare`, the base model vs a fine-tune (and BM25, hybrids) on the golden and a second set.
+- `choose`: the system to serve, chosen on dev by mean NDCG@10 over the query families.
+- `served`: a run's served system as one more system of an evaluation.
 - `judge`: an optional LLM judge of context relevance.
 
 Importing this package stays cheap: models, BM25 and plotting load when first used.
@@ -38,6 +43,7 @@ from .metrics import (
 from .report import report_dict, trec_run, write_report
 from .stats import Comparison, Estimate, bootstrap_ci, holm, paired_randomization_test
 from .systems import (
+    AdaptiveFusionSystem,
     BM25System,
     DenseSystem,
     Retriever,
@@ -46,7 +52,9 @@ from .systems import (
     System,
     WeightedFusionSystem,
     build_systems,
+    tune_adaptive,
     tune_alpha,
+    tune_jointly,
 )
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
     "PRIMARY",
+    "AdaptiveFusionSystem",
     "BM25System",
     "CompareResult",
     "Comparison",
@@ -96,7 +105,9 @@ __all__ = [
     "rrf",
     "summary_markdown",
     "trec_run",
+    "tune_adaptive",
     "tune_alpha",
+    "tune_jointly",
     "weighted_sum",
     "write_report",
 ]

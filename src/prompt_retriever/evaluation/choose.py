@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from ..golden.goldenset import GoldenSet, Query
 from ..search.systems import System
+from .evaluate import PRIMARY
 from .metrics import evaluate
 
-PRIMARY = "ndcg@10"
 NATURAL_KINDS = ("natural", "natural_judged")
 FAMILY_KINDS = {"natural": NATURAL_KINDS, "llm": ("llm",), "handwritten": ("handwritten",)}
 

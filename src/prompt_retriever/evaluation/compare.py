@@ -5,7 +5,8 @@ Systems: the baseline dense model, the candidate (fine-tuned folder), and for ea
 candidate vs baseline, candidate vs every other non-hybrid extra, each hybrid with the candidate vs the
 same hybrid with the baseline, and (when `bm25` is one of the systems) each hybrid with the candidate vs
 BM25; Holm runs over all of them. The systems are made by `systems.build_systems`; which system plays
-which part is in the result's `names`.
+which part is in the result's `names`; its `summary` is a typed `summary.ComparisonSummary`. `families`
+adds further query families of the split, each compared on its own queries.
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ from pathlib import Path
 from ..fileio import atomic_write_json, atomic_write_text
 from ..golden.goldenset import GoldenSet
 from ..progress import task
-from .evaluate import PRIMARY, EvaluationReport, evaluate_systems
+from .evaluate import EvaluationReport, evaluate_systems
 from .report import write_report
+from .summary import (
+    GOLDEN_SPLIT,
+    INDEPENDENT_SET,
+    SPLIT_FAMILY,
+    ComparisonSummary,
+    FamilyComparison,
+    summary_markdown,
+)
 from .systems import System, build_systems
 
 HYBRIDS = ("hybrid", "hybrid-rrf", "hybrid-adaptive")
@@ -43,7 +52,7 @@ class CompareResult:
     primary: EvaluationReport
     second: EvaluationReport | None
     second_name: str | None
-    summary: dict
+    summary: ComparisonSummary
     names: SystemNames
 
 
@@ -84,14 +93,6 @@ def _systems(
     return systems, pairs, who
 
 
-def _headline(rep: EvaluationReport) -> dict:
-    return {
-        "queries": len(rep.queries),
-        "ndcg@10": {s.name: s.estimates[PRIMARY].to_dict() for s in rep.systems},
-        "comparisons": [c.to_dict() for c in rep.comparisons if c.metric == PRIMARY],
-    }
-
-
 def compare(
     gs: GoldenSet,
     *,
@@ -101,7 +102,7 @@ def compare(
     split: str = "test",
     second: GoldenSet | None = None,
     second_name: str | None = None,
-    more: Sequence[tuple[str, str, GoldenSet]] = (),
+    families: Sequence[tuple[str, str, GoldenSet]] = (),
     out_dir: str | Path,
     seed: int = 0,
     n_bootstrap: int = 2000,
@@ -110,6 +111,10 @@ def compare(
     show_progress: bool = False,
     make_plots: bool = True,
 ) -> CompareResult:
+    """Compare the systems on `split` of `gs`, on `second` (an independent query set, e.g. hand-written
+    queries, named `second_name`; its test split, else all of it) and on each of `families` (a family key,
+    its name and a golden set holding that family's queries of `split`). Reports go to `out_dir/KEY/`, the
+    summary to `out_dir/summary.json` and `summary.md`."""
     out = Path(out_dir)
     with task("embedding", unit="texts", enabled=show_progress):  # one bar for every encode call below
         systems, pairs, names = _systems(gs, baseline, candidate, extras, show_progress)
@@ -119,55 +124,17 @@ def compare(
         if second is not None:
             second_split = "test" if "test" in second.splits else "all"
             second_rep = evaluate_systems(second, systems, split=second_split, golden_dir=second_name, **kw)
-    write_report(primary, out / "primary", make_plots=make_plots)
+    write_report(primary, out / GOLDEN_SPLIT, make_plots=make_plots)
     if second_rep is not None:
-        write_report(second_rep, out / "second", make_plots=make_plots)
-    summary = {
-        "baseline": names.baseline,
-        "candidate": names.candidate,
-        "split": split,
-        "primary": _headline(primary),
-        "second": {"name": second_name, **_headline(second_rep)} if second_rep else None,
-    }
-    for key, name, other in more:  # more query families, each on its own test queries: out/KEY/
-        rep = evaluate_systems(other, systems, split=split, golden_dir=golden_dir, **kw)
-        write_report(rep, out / key, make_plots=make_plots)
-        summary.setdefault("more", {})[key] = {"name": name, **_headline(rep)}
-    atomic_write_json(out / "summary.json", summary)
+        write_report(second_rep, out / INDEPENDENT_SET, make_plots=make_plots)
+    blocks = [FamilyComparison.from_report(GOLDEN_SPLIT, GOLDEN_SPLIT, None, primary)]
+    if second_rep is not None:
+        blocks.append(FamilyComparison.from_report(INDEPENDENT_SET, INDEPENDENT_SET, second_name, second_rep))
+    for family, name, family_gs in families:  # further query families, each on its own test queries: out/FAMILY/
+        rep = evaluate_systems(family_gs, systems, split=split, golden_dir=golden_dir, **kw)
+        write_report(rep, out / family, make_plots=make_plots)
+        blocks.append(FamilyComparison.from_report(family, SPLIT_FAMILY, name, rep))
+    summary = ComparisonSummary(names.baseline, names.candidate, split, tuple(blocks))
+    atomic_write_json(out / "summary.json", summary.to_json())
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     return CompareResult(primary, second_rep, second_name, summary, names)
-
-
-def summary_markdown(summary: dict, *, title: str = "#", reports: str = "") -> str:
-    """The summary as Markdown. `title`: the title's heading marks; `reports`: the folder of compare's
-    output as the reader should see it (a prefix of the report paths, e.g. "reports/compare/")."""
-    lines = [
-        f"{title} {summary['candidate']} vs {summary['baseline']}",
-        "",
-        "NDCG@10 of every system with a 95% bootstrap CI, then paired differences (bootstrap CI, paired "
-        "randomization test, Holm-corrected over all comparisons).",
-        "",
-    ]
-    sub = title + "#"
-    blocks = [("primary", f"Golden set, {summary['split']} split"), ("second", "Second query set")]
-    blocks += [(key, "Query family") for key in summary.get("more") or {}]
-    for key, title in blocks:
-        block = summary.get(key) or (summary.get("more") or {}).get(key)
-        if not block:
-            continue
-        name = f" ({block['name']})" if block.get("name") else ""
-        lines += [f"{sub} {title}{name}: {block['queries']} queries", "", "| system | NDCG@10 [95% CI] |", "|---|---|"]
-        for sys_name, est in sorted(block["ndcg@10"].items(), key=lambda kv: -kv[1]["mean"]):
-            lines.append(f"| {sys_name} | {est['mean']:.3f} [{est['ci_low']:.3f}, {est['ci_high']:.3f}] |")
-        lines += ["", "| system | reference | ΔNDCG@10 [95% CI] | p (Holm) |", "|---|---|---|---|"]
-        for c in block["comparisons"]:
-            d = c["diff"]
-            lines.append(
-                f"| {c['system']} | {c['baseline']} | {d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
-                f"{c['p_holm']:.4f} |"
-            )
-        lines.append("")
-    second = f", `{reports}second/report.md`" if summary.get("second") else ""
-    more = "".join(f", `{reports}{key}/report.md`" for key in summary.get("more") or {})
-    lines.append(f"Full reports: `{reports}primary/report.md`" + second + more)
-    return "\n".join(lines) + "\n"

@@ -23,10 +23,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import InputError
-from ..search.runs import rank  # trec_eval's order; shared with the systems that make runs
-
-Run = Mapping[str, Mapping[str, float]]
-Qrels = Mapping[str, Mapping[str, int]]
+from ..golden.goldenset import Qrels
+from ..search.runs import Run, rank  # trec_eval's order; shared with the systems that make runs
 
 
 def _n_rel(rels: Mapping[str, int]) -> int:

@@ -1,8 +1,9 @@
-"""Building the systems an evaluation compares, and choosing a hybrid's weight on dev.
+"""Building the systems an evaluation compares, and choosing the hybrids' fusion weights on dev.
 
-The systems themselves (dense, BM25, the hybrids) live in `search.systems`, where serving uses them too;
-this module builds them from specs (`build_systems`, BM25 and each model's embeddings once) and tunes
-the weighted hybrid's alpha on the dev split only (`tune_alpha`).
+The systems themselves (dense, BM25 and the hybrids `hybrid`, `hybrid-adaptive`, `hybrid-rrf`) live in
+`search.systems`, where serving uses them too; this module builds them from specs (`build_systems`, BM25
+and each model's embeddings once) and tunes the hybrids' fusion weights on the dev split only
+(`tune_alpha`, `tune_adaptive`, `tune_jointly`).
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def build_systems(
     names: Mapping[str, str] | None = None,
 ) -> list[System]:
     """Systems from specs: `bm25`, a model name or folder (dense), `hybrid[:MODEL]` (weighted fusion,
-    alpha tuned on `dev` queries/qrels when given, else 0.5), `hybrid-rrf[:MODEL]` (rank fusion).
+    alpha tuned on `dev` queries/qrels when given, else 0.5), `hybrid-adaptive[:MODEL]` (weighted fusion
+    with one alpha per query-length bucket, tuned on `dev` likewise), `hybrid-rrf[:MODEL]` (rank fusion).
 
     BM25 and each model's corpus embedding are built once, however many specs use them. `names` maps a
     spec to its system's name (default: the spec); a model's name applies to its dense system wherever

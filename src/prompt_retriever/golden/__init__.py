@@ -22,7 +22,7 @@ from .goldenset import (
     summarize,
 )
 from .heuristic import HeuristicConfig, generate_heuristic, make_negatives
-from .importers import GoldenImportError, ImportReport, import_for_evaluation, import_golden
+from .importing import GoldenImportError, ImportReport, import_for_evaluation, import_golden
 from .keywords import TfidfKeywords, synonyms, tokenize
 from .llm_natural import (
     NaturalQueryGenerator,

@@ -96,8 +96,8 @@ def document_frequency(prompts: Iterable[Prompt]) -> Counter[str]:
 
 def rare_df_threshold(n_prompts: int, fraction: float = RARE_FRACTION) -> int:
     """A word of a prompt is rare when fewer prompts than this use it: `fraction` of them (rounded down),
-    at least 2, so that a word no other prompt uses is always rare. On the 648 bundled prompts: 6, the
-    rule the bundled set was written to. Proper names fall here unless many prompts share them.
+    at least 2, so that a word no other prompt uses is always rare: the rule the bundled set was written
+    to. Proper names fall here unless many prompts share them.
 
     >>> rare_df_threshold(648), rare_df_threshold(12)
     (6, 2)

@@ -1,6 +1,6 @@
 """Matching what an imported golden set quotes to corpus prompts: a pairs context (a tagged line, one line
 of a record broken over two lines, or a text) to one prompt, and a RAGAS reference chunk to the prompts it
-holds. Used by `importers`."""
+holds. Used by `importing`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..corpus import (
     parse_record_half,
     parse_tagged_line,
     read_corpus,
+    strip_keyword,
     title_key,
 )
 
@@ -27,7 +28,6 @@ WORD = re.compile(r"\w+")
 _TAG = re.compile(r"<[^<>]*>")
 _CUT_HEAD = re.compile(r"^[^<>]*>")  # a chunk that starts inside a tag
 _CUT_TAIL = re.compile(r"<[^<>]*$")  # ... or ends inside one
-_KEYWORD = re.compile(r"^\s*prompt\b\s*:?\s*", re.IGNORECASE)
 
 
 def norm(value: object) -> str:
@@ -116,7 +116,7 @@ class PromptIndex:
                 error=f"context is not a valid tagged line ({res.errors[0]}) and matches no prompt text: "
                 f"{preview(c)!r}",
             )
-        text = _KEYWORD.sub("", c, count=1) if _KEYWORD.match(c) else c
+        text = strip_keyword(c)
         for candidate in dict.fromkeys((c, text)):
             p, ambiguous = self._by_text(candidate)
             if p is not None or ambiguous:
@@ -186,7 +186,7 @@ class PromptIndex:
         c = _CUT_TAIL.sub(" ", _CUT_HEAD.sub(" ", c, count=1), count=1)
         found: set[str] = set()
         for segment in _TAG.split(c):
-            segment = _KEYWORD.sub("", segment, count=1)
+            segment = strip_keyword(segment)
             words = WORD.findall(segment.casefold())
             if words:
                 found |= self._match_words(words)

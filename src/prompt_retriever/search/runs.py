@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .filters import filter_key
 from .stores import top_k_indices
 
 Run = dict[str, dict[str, float]]
@@ -18,11 +19,6 @@ Run = dict[str, dict[str, float]]
 def rank(scores: Mapping[str, float]) -> list[str]:
     """Prompt ids best first: score descending, ties by id descending (trec_eval's order)."""
     return [d for d, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
-
-
-def filter_key(value: str | None) -> str | None:
-    """How a genre/theme filter compares: trimmed and case-insensitive; blank means no filter."""
-    return value.strip().casefold() if value and value.strip() else None
 
 
 def filter_mask(genres: Sequence[str], themes: Sequence[str], genre: str | None, theme: str | None):

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
+from .filters import filter_key
 
 
 @runtime_checkable
@@ -39,10 +40,6 @@ class VectorStore(Protocol):
     def __len__(self) -> int: ...
 
 
-def _key(value: str | None) -> str | None:
-    return value.strip().casefold() if value and value.strip() else None
-
-
 class ExactStore:
     """Exact search over a float32 matrix; filters by case-insensitive genre/theme (vectorised masks)."""
 
@@ -58,7 +55,7 @@ class ExactStore:
         return len(self.ids)
 
     def _code(self, value: str | None) -> int:
-        return self._codes.setdefault(_key(value) or "", len(self._codes))
+        return self._codes.setdefault(filter_key(value) or "", len(self._codes))
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -86,7 +83,7 @@ class ExactStore:
         self._pos = {i: n for n, i in enumerate(self.ids)}
 
     def mask(self, genre: str | None, theme: str | None) -> np.ndarray | None:
-        g, t = _key(genre), _key(theme)
+        g, t = filter_key(genre), filter_key(theme)
         if g is None and t is None:
             return None
         m = np.ones(len(self.ids), dtype=bool)
@@ -172,7 +169,11 @@ class QdrantStore:
                 m.PointStruct(
                     id=point_id(i),
                     vector=v.tolist(),
-                    payload={"prompt_id": i, "genre": _key(pl.get("genre")), "theme": _key(pl.get("theme"))},
+                    payload={
+                        "prompt_id": i,
+                        "genre": filter_key(pl.get("genre")),
+                        "theme": filter_key(pl.get("theme")),
+                    },
                 )
                 for i, v, pl in zip(
                     ids[start : start + batch],
@@ -195,7 +196,7 @@ class QdrantStore:
         m = self._models
         must = [
             m.FieldCondition(key=f, match=m.MatchValue(value=v))
-            for f, v in (("genre", _key(genre)), ("theme", _key(theme)))
+            for f, v in (("genre", filter_key(genre)), ("theme", filter_key(theme)))
             if v
         ]
         res = self.client.query_points(

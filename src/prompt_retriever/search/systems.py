@@ -8,18 +8,22 @@
 - `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
 - `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25 over min-max normalised scores over the
   whole corpus; alpha is chosen on the dev split only (`evaluation.tune_alpha`).
+- `AdaptiveFusionSystem`: the weighted hybrid with one alpha per query-length bucket, each chosen on dev.
+
+`SystemSpec` names the kind a `PromptRetriever` serves (`KINDS`), `system_label` a human name for it.
 
 `mask` (from `runs.filter_mask`) restricts a search to the prompts a genre/theme filter allows, after
 scoring, so a filtered search ranks exactly as the unfiltered one does among the allowed prompts. The
-arithmetic of each kind is one function (`dense_run`, `bm25_run`, `weighted_run`, `rrf_run`), called by
-these classes during evaluation and by `PromptRetriever` when it serves a system: the run a metric
-scores and the hits a server returns come from the same code.
+arithmetic of each kind is one function (`dense_run`, `bm25_run`, `weighted_run`, `adaptive_run`,
+`rrf_run`), called by these classes during evaluation and by `PromptRetriever` when it serves a system:
+the run a metric scores and the hits a server returns come from the same code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -40,7 +44,8 @@ class SystemSpec:
     """Which system a `PromptRetriever` answers with, and its fusion parameters.
 
     `dense` (cosine over the model's embeddings), `bm25`, `hybrid` (alpha * dense + (1 - alpha) * BM25,
-    min-max normalised) or `hybrid-rrf` (reciprocal rank fusion of the two, k_rrf, over the top `depth`).
+    min-max normalised), `hybrid-rrf` (reciprocal rank fusion of the two, k_rrf, over the top `depth`) or
+    `hybrid-adaptive` (the weighted hybrid with one alpha per query-length bucket, `alphas` and `bounds`).
     """
 
     kind: str = "dense"
@@ -123,6 +128,18 @@ def system_problem(data: dict) -> str | None:
     if kind == "hybrid-adaptive" and alphas and len(alphas) != len(bounds) + 1:
         return f"alphas: {len(alphas)} given, one per length bucket ({len(bounds) + 1}) expected"
     return None
+
+
+def system_label(kind: str, model: str) -> str:
+    """A human name for a system: "all-MiniLM-L6-v2", "BM25", "all-MiniLM-L6-v2 + BM25 hybrid", ..."""
+    name = Path(model).name if Path(model).is_dir() else model
+    return {
+        "dense": name,
+        "bm25": "BM25",
+        "hybrid": f"{name} + BM25 hybrid",
+        "hybrid-rrf": f"{name} + BM25 rank fusion",
+        "hybrid-adaptive": f"{name} + BM25 query-adaptive hybrid",
+    }[kind]
 
 
 @runtime_checkable
@@ -313,10 +330,6 @@ class WeightedFusionSystem(System):
     @property
     def report_extra(self) -> dict:
         return {"alpha": self.alpha, **(self.tuning or {"tuned_on": "none (no dev split)"})}
-
-    def fused_scores(self, texts: Sequence[str], alpha: float | None = None) -> np.ndarray:
-        a = self.alpha if alpha is None else alpha
-        return weighted_sum(normalize(self.dense.scores(texts)), normalize(self.bm25.scores(texts)), a)
 
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
         qids = [q for q, _ in queries]

@@ -108,12 +108,23 @@ def ensure_file_limit(needed: int) -> int:
 LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
-def configure_logging() -> None:
+# Loggers whose INFO lines a server prints (the access log, start-up, uvicorn's); the libraries' only from
+# WARNING up (bm25s logs "Building index" at DEBUG on a logger of its own level), unless `libraries`.
+SERVER_LOGGERS = ("prompt_retriever", "uvicorn")
+
+
+def configure_logging(*, libraries: bool = False) -> None:
     """INFO to stderr, for the access log. Called first thing by `serve` (the command), before any model
     or index loads: a library that logs before logging is configured (ONNX Runtime's quantiser did, on a
     first start) makes Python install its own WARNING-level handler, and the access log went missing.
-    So this replaces whatever the root logger has, unless it is already ours (idempotent)."""
+    So this replaces whatever the root logger has, unless it is already ours (idempotent). The libraries'
+    messages below WARNING are left out, unless `libraries` (`--verbose`)."""
     import logging
+
+    def server_or_warning(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or (libraries and record.levelno >= logging.INFO):
+            return True
+        return record.levelno >= logging.INFO and record.name.split(".")[0] in SERVER_LOGGERS
 
     root = logging.getLogger()
     if any(getattr(h, "_prompt_retriever", False) for h in root.handlers):
@@ -132,6 +143,7 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     for h in root.handlers:
         h.setFormatter(SafeFormatter(LOG_FORMAT))
+        h.addFilter(server_or_warning)
         h._prompt_retriever = True  # type: ignore[attr-defined]
 
 

@@ -4,13 +4,15 @@
 - `data`: training rows from the train split only, hard negatives mined with the base model.
 - `batching`: `QrelsBatchSampler`, batches in which no row is a false negative of another.
 - `train`: `train`, the fine-tune itself, and the manifest it writes.
+- `checkpoint_eval`: `DevNDCGEvaluator`, the dev NDCG@10 (graded, the project's trec_eval-exact metric)
+  that picks the checkpoint, measured as `evaluation` measures the dense system.
 - `cards`: the model card (fine-tune or soup) and training curves of a model folder.
 - `soup`: `make_soup` and `train_soup`, weight averages of fine-tunes.
 - `push`: upload a model folder to the Hugging Face Hub.
 
 Importing this package stays cheap: torch and sentence-transformers load when a model is trained. The
-batching names are the exception (the sampler subclasses a sentence-transformers class), so they are
-imported on first use.
+batching names and `DevNDCGEvaluator` are the exception (each subclasses a sentence-transformers
+class), so they are imported on first use.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .train import TrainResult, dev_evaluator, train, training_manifest
 
 if TYPE_CHECKING:
     from .batching import QrelsBatchSampler, batch_sampler_factory, compatible, plan_batches
+    from .checkpoint_eval import DevNDCGEvaluator
 
 _BATCHING = ("QrelsBatchSampler", "batch_sampler_factory", "compatible", "plan_batches")
 
@@ -36,10 +39,15 @@ def __getattr__(name: str):
         from . import batching
 
         return getattr(batching, name)
+    if name == "DevNDCGEvaluator":
+        from .checkpoint_eval import DevNDCGEvaluator
+
+        return DevNDCGEvaluator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "DevNDCGEvaluator",
     "PushError",
     "QrelsBatchSampler",
     "SoupError",

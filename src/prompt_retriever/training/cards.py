@@ -130,7 +130,8 @@ in training. {_augment_sentence(manifest.get("augmentation"))}""",
 | seed | {cfg.seed} |
 | steps | {manifest["steps"]} ({manifest["seconds"]} s on CPU) |
 
-The checkpoint with the best dev NDCG@10 (InformationRetrievalEvaluator over the full corpus) was kept.""",
+The checkpoint with the best dev NDCG@10 (graded, the project's trec_eval-exact metric, over the full
+corpus) was kept.""",
         column="fine-tuned",
         held_out_from="training or checkpoint selection",
         provenance="versions, fingerprints, hyperparameters",

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import PushError
 from ..fileio import atomic_write_json, sha256_file
+from ..settings import HUB_TOKEN_ENVS, hub_token
 
 # What a sentence-transformers folder needs; checkpoints, caches and temp files never go.
 EXCLUDE_PARTS = ("checkpoints", ".cache", "__pycache__")
-TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def upload_plan(model_dir: str | Path, repo_id: str) -> dict:
@@ -45,9 +44,9 @@ def push(
         atomic_write_json(plan_path, plan)
     if dry_run:
         return plan
-    token = next((os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None)
+    token = hub_token()
     if not token:
-        raise PushError(f"no Hub token: set one of {', '.join(TOKEN_ENVS)}")
+        raise PushError(f"no Hub token: set one of {', '.join(HUB_TOKEN_ENVS)}")
     from ..encoding.models import set_offline
 
     set_offline(False)

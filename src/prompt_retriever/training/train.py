@@ -3,8 +3,9 @@
 - Training rows (query, positive prompt, hard negatives) come only from train queries and train
   prompts (`data.py`); in-batch negatives are never false negatives (`batching.py`).
 - MultipleNegativesRankingLoss (or the cached variant for large batches), AdamW, linear warm-up over
-  10% of steps; the dev split (InformationRetrievalEvaluator over the full corpus) picks the best
-  checkpoint by NDCG@10, with optional early stopping.
+  a fraction of the steps (`warmup_ratio`); the dev split picks the best checkpoint by its NDCG@10 (graded,
+  the project's trec_eval-exact metric, ranked over the full corpus as the dense system ranks:
+  `checkpoint_eval.py`), with optional early stopping.
 - Output: a standard sentence-transformers folder plus README.md (model card), training_manifest.json
   and training_curves.png (`cards.py`), built in a scratch folder and renamed into place.
 """
@@ -38,7 +39,7 @@ from .data import (
     training_rows,
 )
 
-DEV_METRIC = "dev_cosine_ndcg@10"  # what `dev_evaluator` reports
+DEV_METRIC = "dev_ndcg@10"  # what `dev_evaluator` reports
 BEST_METRIC = f"eval_{DEV_METRIC}"  # the same in the trainer's log, which picks the best checkpoint
 
 
@@ -165,24 +166,12 @@ def training_loss(model, cfg: TrainConfig):
 
 
 def dev_evaluator(gs: GoldenSet, template: str, name: str = "dev"):
-    from sentence_transformers.evaluation import InformationRetrievalEvaluator
+    """The checkpoint evaluator: graded NDCG@10 on `gs`'s dev split over the full corpus, as `evaluation`
+    scores the dense system (`checkpoint_eval.DevNDCGEvaluator`, reporting `DEV_METRIC`); None when the
+    dev split has no queries."""
+    from .checkpoint_eval import DevNDCGEvaluator  # imports sentence-transformers
 
-    qs = gs.split_queries("dev")
-    if not qs:
-        return None
-    return InformationRetrievalEvaluator(
-        queries={q.id: q.text for q in qs},
-        corpus={p.id: prompt_document(p, template) for p in gs.corpus},  # the full corpus
-        relevant_docs={q.id: {pid for pid, g in gs.qrels[q.id].items() if g > 0} for q in qs},
-        name=name,
-        ndcg_at_k=[10],
-        mrr_at_k=[10],
-        accuracy_at_k=[1, 10],
-        precision_recall_at_k=[10],
-        map_at_k=[10],
-        show_progress_bar=False,
-        write_csv=False,
-    )
+    return DevNDCGEvaluator.from_golden(gs, template, name=name)
 
 
 def training_arguments(

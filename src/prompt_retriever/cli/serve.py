@@ -1,0 +1,135 @@
+"""`serve` and `demo`: the HTTP API and web page, and a few example searches over the bundled corpus."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..encoding.models import DEFAULT_MODEL
+from .app import app
+from .inputs import load_prompts
+from .options import BACKENDS, AllowDownloadOpt, CorpusOpt, IndexOpt, ModelOpt, RunOpt, SkipInvalidOpt, SystemOpt
+from .output import mode, note, out, refuse_conflicts, reports_errors, safe
+from .search import RUN_OR_INDEX_CONFLICTS, system_and_model
+
+
+@app.command()
+@reports_errors
+def serve(
+    ctx: typer.Context,
+    run_dir: RunOpt = None,
+    system: SystemOpt = None,
+    index_dir: IndexOpt = None,
+    corpus: CorpusOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Inference backend: {BACKENDS} (the fastest on CPU). Default: the --index "
+            "folder's own backend, else torch. Another backend than the index's re-encodes the prompts.",
+        ),
+    ] = None,
+    qdrant_url: Annotated[
+        str | None, typer.Option(help="Search a Qdrant server/cluster (API key from QDRANT_API_KEY).")
+    ] = None,
+    qdrant_path: Annotated[str | None, typer.Option(help="Embedded Qdrant in this folder.")] = None,
+    log_queries: Annotated[bool, typer.Option(help="Write query text to the request log (off: privacy).")] = False,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="Allow this browser origin (CORS off by default).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Query batches encoded at once. Default: one per core for onnx backends (each with one "
+            "inference thread), one for torch.",
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send a whole request head (else 408).")
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections in all; at the cap the longest-idle one is closed.")
+    ] = 1024,
+    max_connections_per_ip: Annotated[
+        int,
+        typer.Option(min=1, help="Open connections per client address; at the cap its longest-idle one is closed."),
+    ] = 512,
+    refuse_delay: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds a refused connection waits for its answer (and one closed to make room for its close), "
+            "so clients that reconnect at once cannot make the server busy refusing them.",
+        ),
+    ] = 2.0,
+    allow_download: AllowDownloadOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+) -> None:
+    """Serve the HTTP API and the web page; the index is loaded or built once at start-up."""
+    from ..serving.server import build_retriever, configure_logging
+    from ..serving.server import serve as run_server
+
+    refuse_conflicts(
+        ctx,
+        (
+            *RUN_OR_INDEX_CONFLICTS,
+            ("qdrant_url", ("qdrant_path",), "search either a Qdrant server or an embedded Qdrant"),
+        ),
+    )
+    kind, model = system_and_model(ctx, system, model)
+    # before any model or index loads: a library logging first would take the root logger
+    configure_logging(libraries=mode.verbose)
+    retriever = build_retriever(
+        run_dir=run_dir,
+        system=kind,
+        index_dir=index_dir,
+        prompts=None if run_dir or index_dir else load_prompts(corpus, skip_invalid),
+        model=model,
+        backend=backend,
+        qdrant_url=qdrant_url,
+        qdrant_path=qdrant_path,
+        allow_download=allow_download or None,
+    )
+    run_server(
+        retriever,
+        host=host,
+        port=port,
+        log_queries=log_queries,
+        cors_origins=cors_origin or (),
+        workers=workers,
+        announce=lambda line: out.print(safe(line), highlight=False, soft_wrap=True),  # a model folder's name
+        header_timeout=header_timeout,
+        max_connections=max_connections,
+        max_connections_per_ip=max_connections_per_ip,
+        refuse_delay=refuse_delay,
+    )
+
+
+EXAMPLE_QUERIES = [
+    ("haunted lighthouse", None),
+    ("memoir about food", None),
+    ("a story about grief", None),
+    ("first love on a night train", "Romance"),
+    ("teach someone a skill", None),
+]
+
+
+@app.command()
+@reports_errors
+def demo(model: ModelOpt = DEFAULT_MODEL, allow_download: AllowDownloadOpt = False) -> None:
+    """Index the bundled corpus and run a few example searches."""
+    from ..search.indexcache import cached_retriever
+
+    prompts = load_prompts(None)
+    retriever = cached_retriever(prompts, model, show_progress=True, allow_download=allow_download or None)
+    note(f"[bold]{len(retriever)} bundled prompts indexed with {safe(retriever.fingerprint)}[/]")
+    for q, genre in EXAMPLE_QUERIES:
+        label = f"{q!r}" + (f" (genre {genre})" if genre else "")
+        out.print(f"\n[bold cyan]search {safe(label)}[/]")
+        for h in retriever.search(q, k=3, genre=genre):
+            p = h.prompt
+            out.print(f"  {h.rank}. {safe(p.title)} [dim]({safe(p.genre)} · {safe(p.theme)}, {h.score:.3f})[/]")

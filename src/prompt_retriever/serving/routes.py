@@ -1,0 +1,129 @@
+"""The API's routes, registered on an app over one `ServingState`: each handler checks its input and
+calls the state or the library, nothing more. The search route goes through the `QueryBatcher`.
+
+    GET /api/search?q=&k=&genre=&theme=   ranked prompts
+    GET /api/prompts/{id}                 one prompt
+    GET /api/facets                       genres and themes with counts
+    GET /api/random?genre=&theme=         a random prompt ("surprise me")
+    GET /api/info                         which system answers, and the numbers it was chosen on
+    GET /healthz, /readyz                 liveness, readiness (index loaded)
+    GET /                                 the web page (static files, no CDN, works offline)
+    GET /docs                             the API reference, rendered from /openapi.json (offline)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Query
+from fastapi import Path as FastPath
+from fastapi.responses import FileResponse, JSONResponse
+
+from ..corpus import ID_PATTERN, QUERY_PATTERN  # one rule for ids and queries at every entry point
+from ..search.retriever import SearchRequest
+from .batcher import QueryBatcher
+from .middleware import ApiError
+from .schemas import FacetsOut, HealthOut, InfoOut, PromptOut, SearchOut
+from .state import ServingState
+
+MAX_QUERY_CHARS = 512
+MAX_K = 100
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("prompt_retriever.serving") / "web"))
+
+
+def filter_doc(what: str, names: Counter) -> dict:
+    """OpenAPI description of a genre/theme filter, listing the values the index has."""
+    return {"description": f"Only this {what} (case-insensitive)", "json_schema_extra": {"enum": sorted(names)}}
+
+
+def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) -> None:
+    """/api/search (batched by `batcher`), /api/prompts/{id}, /api/facets, /api/random."""
+    genre_doc = filter_doc("genre", state.genres)
+    theme_doc = filter_doc("theme", state.themes)
+
+    @app.get("/api/search", response_model=SearchOut)
+    async def search(
+        q: str = Query(
+            ...,
+            description="What you feel like writing about",
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=QUERY_PATTERN,  # one rule for every entry point (corpus.query_problem)
+        ),
+        k: int = Query(10, ge=1, le=MAX_K),
+        genre: str | None = Query(None, max_length=200, **genre_doc),
+        theme: str | None = Query(None, max_length=200, **theme_doc),
+    ) -> SearchOut:
+        g, t = state.filters(genre, theme)
+        t0 = time.perf_counter()
+        hits = await batcher.submit(SearchRequest(q.strip(), k, g, t))
+        took_ms = round((time.perf_counter() - t0) * 1000, 2)
+        return SearchOut.build(q, k, g, t, took_ms, hits, prompt_out=state.prompt_out)
+
+    @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
+    async def get_prompt(
+        prompt_id: str = FastPath(
+            ..., pattern=ID_PATTERN.pattern, description="1-120 letters, digits, '.', '_', '-'; starts alphanumeric"
+        ),
+    ) -> PromptOut:
+        return state.prompt_out(state.prompt(prompt_id))
+
+    @app.get("/api/facets", response_model=FacetsOut)
+    async def facets() -> FacetsOut:
+        return state.facets()
+
+    @app.get("/api/random", response_model=PromptOut)
+    async def random_prompt(
+        genre: str | None = Query(None, max_length=200, **genre_doc),
+        theme: str | None = Query(None, max_length=200, **theme_doc),
+    ) -> PromptOut:
+        return state.prompt_out(state.random_prompt(*state.filters(genre, theme)))
+
+
+def add_health_routes(app: FastAPI, state: ServingState) -> None:
+    """/api/info (which system answers), /healthz (the process answers), /readyz (prompts loaded)."""
+
+    @app.get("/api/info", response_model=InfoOut, response_model_by_alias=True)
+    async def info() -> InfoOut:
+        return state.info
+
+    @app.get("/healthz", response_model=HealthOut)
+    async def healthz() -> HealthOut:
+        return HealthOut(status="ok")
+
+    @app.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+    async def readyz():
+        if not state.ready:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return HealthOut(status="ready", prompts=len(state.prompts), model=state.retriever.fingerprint)
+
+
+def add_page_routes(app: FastAPI) -> None:
+    """The web page at /, the API reference at /docs, and their static files; nothing else under /static."""
+    web = static_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(web / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(web / "docs.html", media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        allowed = {
+            "app.js": "text/javascript",
+            "style.css": "text/css",
+            "docs.js": "text/javascript",
+            "docs.css": "text/css",
+        }
+        if name not in allowed:
+            raise ApiError(404, "not found")
+        return FileResponse(web / name, media_type=allowed[name])

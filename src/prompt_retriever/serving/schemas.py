@@ -1,0 +1,116 @@
+"""The API's response shapes (pydantic models), and the one mapping from the library's `Prompt` and `Hit`
+to them: the API's responses and `search --json` are built here, so both always have the same shape.
+
+Imports pydantic only (no FastAPI), so the CLI can use it without the `serve` extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from ..corpus import Prompt
+    from ..search.retriever import Hit
+
+
+class PromptOut(BaseModel):
+    id: str
+    genre: str
+    theme: str
+    title: str
+    text: str
+    kind: str | None = None
+
+    @classmethod
+    def from_prompt(cls, prompt: Prompt) -> PromptOut:
+        """The response part for one prompt."""
+        return cls(
+            id=prompt.id, genre=prompt.genre, theme=prompt.theme, title=prompt.title, text=prompt.text, kind=prompt.kind
+        )
+
+
+PromptMapper = Callable[["Prompt"], PromptOut]
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    prompt: PromptOut
+
+    @classmethod
+    def from_hit(cls, hit: Hit, prompt_out: PromptMapper = PromptOut.from_prompt) -> HitOut:
+        """One search result: its rank, its score rounded to 6 decimals and its prompt (`prompt_out`
+        maps it, e.g. a cache of prompts already mapped)."""
+        return cls(rank=hit.rank, score=round(hit.score, 6), prompt=prompt_out(hit.prompt))
+
+
+class SearchOut(BaseModel):
+    query: str
+    k: int
+    genre: str | None
+    theme: str | None
+    took_ms: float
+    results: list[HitOut]
+
+    @classmethod
+    def build(
+        cls,
+        query: str,
+        k: int,
+        genre: str | None,
+        theme: str | None,
+        took_ms: float,
+        hits: Iterable[Hit],
+        *,
+        prompt_out: PromptMapper = PromptOut.from_prompt,
+    ) -> SearchOut:
+        """The answer to one search (`/api/search`, `search --json`): the query trimmed, the k and filters
+        asked for, the time taken and the hits in rank order."""
+        return cls(
+            query=query.strip(),
+            k=k,
+            genre=genre,
+            theme=theme,
+            took_ms=took_ms,
+            results=[HitOut.from_hit(h, prompt_out) for h in hits],
+        )
+
+
+class Facet(BaseModel):
+    name: str
+    count: int
+
+
+class FacetsOut(BaseModel):
+    total: int
+    genres: list[Facet]
+    themes: list[Facet]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="What is wrong with the request")
+    detail: list[dict] | None = None
+
+
+class InfoOut(BaseModel):
+    """Which system answers, and the numbers it was chosen on (null when not served from a run)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    system: str = Field(description="A human name, e.g. 'fine-tuned all-MiniLM-L6-v2 + BM25 hybrid'")
+    kind: str = Field(description="dense | bm25 | hybrid | hybrid-rrf | hybrid-adaptive")
+    model: str | None
+    backend: str | None
+    prompts: int
+    corpus_fingerprint: str
+    dev_ndcg10: float | None = Field(None, alias="dev_ndcg@10")
+    test_ndcg10: float | None = Field(None, alias="test_ndcg@10")
+
+
+class HealthOut(BaseModel):
+    status: str
+    prompts: int | None = None
+    model: str | None = None
