@@ -33,7 +33,7 @@ def main() -> None:
     bench = GoldenSet(gs.corpus, queries, {q.id: gs.qrels[q.id] for q in queries}, {"test": [q.id for q in queries]})
     specs = ["bm25", "all-MiniLM-L6-v2", "hybrid", "hybrid-rrf"] + (["mpnet"] if args.with_mpnet else [])
     t0 = time.perf_counter()
-    systems = build_systems(specs, prompts, dev=gs.dev_pairs())
+    systems = build_systems(specs, prompts, dev=gs.dev_judged())
     build_s = time.perf_counter() - t0
     pairs = [(q.id, q.text) for q in queries]
     qps = {}

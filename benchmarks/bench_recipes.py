@@ -40,7 +40,7 @@ def main() -> None:
         rows_used = manifest.get("training_rows")
         train = {"steps": manifest.get("steps"), "seconds": manifest.get("seconds"), "rows": rows_used}
         row = {"model": str(model), "recipe": recipe, "train": train}
-        systems = build_systems([model, f"hybrid:{model}", f"hybrid-adaptive:{model}"], gs.corpus, dev=gs.dev_pairs())
+        systems = build_systems([model, f"hybrid:{model}", f"hybrid-adaptive:{model}"], gs.corpus, dev=gs.dev_judged())
         for system in systems:
             dev = family_scores(system, gs, "dev")
             judged = family_scores(system, gs, "dev", judged_only=True)

@@ -41,7 +41,7 @@ def test_length_buckets():
 def test_each_bucket_takes_the_alpha_that_is_best_on_its_dev_queries(golden):
     (system,) = build_systems(["hybrid-adaptive"], golden.corpus)  # no dev: untuned
     assert system.alphas == (0.5, 0.5, 0.5, 0.5)
-    queries, qrels = golden.dev_pairs()
+    queries, qrels = golden.dev_judged()
     alphas = tune_adaptive(system, queries, qrels, min_queries=5)
     buckets = length_buckets([t for _, t in queries])
     weighted = WeightedFusionSystem(system.dense, system.bm25)
@@ -66,7 +66,7 @@ def test_each_bucket_takes_the_alpha_that_is_best_on_its_dev_queries(golden):
 
 
 def test_the_adaptive_hybrid_is_servable(golden):
-    (system,) = build_systems(["hybrid-adaptive"], golden.corpus, dev=golden.dev_pairs())
+    (system,) = build_systems(["hybrid-adaptive"], golden.corpus, dev=golden.dev_judged())
     spec = SystemSpec("hybrid-adaptive", alphas=system.alphas, bounds=system.bounds)
     r = PromptRetriever(system=spec).index(golden.corpus)
     texts = ["ghost story", "a memoir about the kitchen my grandmother ran like a ship"]

@@ -50,10 +50,12 @@ def test_the_consoles_do_not_wrap_when_not_on_a_terminal():
     assert not out.is_terminal and out.width == UNWRAPPED_WIDTH and err.width == UNWRAPPED_WIDTH
 
 
-def test_search_json_is_the_api_shape(small_corpus_path):
+def test_search_json_is_the_api_shape(small_corpus_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPT_RETRIEVER_CACHE_DIR", str(tmp_path / "cache"))  # a first indexing: a bar
     res = runner.invoke(app, ["search", "lonely lighthouse", "-k", "2", "--json", "-c", str(small_corpus_path)])
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout[res.stdout.index("{") :])  # after the progress bar of a first indexing
+    assert "embedding" in res.stderr  # the indexing's progress bar, on stderr
+    doc = json.loads(res.stdout)  # stdout is the JSON document alone
     assert set(doc) == {"query", "k", "genre", "theme", "took_ms", "results"}
     assert doc["query"] == "lonely lighthouse" and doc["k"] == 2 and len(doc["results"]) == 2
     hit = doc["results"][0]

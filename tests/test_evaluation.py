@@ -178,7 +178,7 @@ def test_trec_run_files_reproduce_the_report_under_trec_eval(tmp_path):
         def search(self, queries, k):
             return {q: {pid: 0.5 + (len(ids) - i) * 1e-8 for i, pid in enumerate(ids[:k])} for q, _ in queries}
 
-    systems = [*build_systems(specs, prompts, dev=gs.dev_pairs()), CloseScores()]
+    systems = [*build_systems(specs, prompts, dev=gs.dev_judged()), CloseScores()]
     rep = evaluate_systems(gs, systems, split="test", n_bootstrap=50, n_permutations=50)
     write_report(rep, tmp_path / "rep", make_plots=False)
     qrels = {q.id: gs.qrels[q.id] for q in gs.split_queries("test")}

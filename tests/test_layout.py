@@ -17,7 +17,7 @@ NAME = "prompt_retriever"
 # Bottom to top. A module may import from its own unit and from units of a lower layer, never from a
 # unit of the same or a higher layer. `__init__` (the public face) sits on top: it only re-exports.
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "settings"},
+    {"_version", "errors", "escaping", "settings"},
     {"fileio", "progress"},
     {"corpus", "llm"},
     {"encoding", "golden"},
@@ -93,6 +93,84 @@ def test_layers_import_downwards_only():
             if a != b and RANK[b] >= RANK[a]:
                 wrong.append(f"{src} -> {dst}")
     assert not wrong, "imports against the layer order:\n" + "\n".join(sorted(wrong))
+
+
+# Inside the packages of the top floors, the same rule one level down: a module imports only modules of a
+# lower inner layer of its package (the CLI's command modules never import each other; each stage module
+# of the pipeline only the ones it builds on).
+INNER_LAYERS: dict[str, list[set[str]]] = {
+    "cli": [
+        {"output", "options"},
+        {"app", "inputs"},
+        {"corpus", "search", "queries", "evaluate", "train", "pipeline", "serve"},
+        {"__init__"},
+        {"__main__"},
+    ],
+    "pipeline": [
+        {"config"},
+        {"runner", "report", "stages_data"},
+        {"stages_models"},
+        {"stages_system"},
+        {"stages"},
+        {"__init__"},
+    ],
+    "serving": [
+        {"schemas", "batcher", "middleware", "connections"},
+        {"state", "guard"},
+        {"routes"},
+        {"api"},
+        {"server"},
+        {"__init__"},
+    ],
+    "corpus": [
+        {"prompt", "lines", "queries"},
+        {"issues", "stats"},
+        {"collector"},
+        {"records", "tagged"},
+        {"csvfile", "jsonl"},
+        {"reader"},
+        {"writer"},
+        {"__init__"},
+    ],
+    "golden.importing": [
+        {"report", "judgments", "undercount"},
+        {"records"},
+        {"pairs", "ragas"},
+        {"importer"},
+        {"__init__"},
+    ],
+}
+
+
+def inner_module(package: str, name: str) -> str | None:
+    """`name`'s module inside `package` (`cli.search` -> `search`, `cli` -> `__init__`), else None."""
+    prefix = f"{NAME}.{package}"
+    if name == prefix:
+        return "__init__"
+    if name.startswith(prefix + "."):
+        return name[len(prefix) + 1 :].split(".")[0]
+    return None
+
+
+def test_every_module_of_the_top_floors_has_an_inner_layer():
+    missing = []
+    for package, layers in INNER_LAYERS.items():
+        known = set().union(*layers)
+        missing += [m for m in modules() if (inner := inner_module(package, m)) and inner not in known]
+    assert not missing, "add these modules to INNER_LAYERS:\n" + "\n".join(sorted(missing))
+
+
+def test_the_top_floors_import_downwards_inside_their_packages():
+    wrong = []
+    for package, layers in INNER_LAYERS.items():
+        rank = {m: i for i, layer in enumerate(layers) for m in layer}
+        for src, targets in graph().items():
+            a = inner_module(package, src)
+            for dst in targets:
+                b = inner_module(package, dst)
+                if a and b and a != b and rank.get(b, -1) >= rank.get(a, -1):
+                    wrong.append(f"{src} -> {dst}")
+    assert not wrong, "imports against the inner layer order:\n" + "\n".join(sorted(wrong))
 
 
 def test_no_import_cycles():

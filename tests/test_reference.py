@@ -90,7 +90,7 @@ def test_replay_joins_training_only_and_never_with_held_out_prompts(collection):
 def test_a_length_bucket_without_enough_dev_queries_is_served_by_the_dense_side_alone(collection):
     gs, _ = collection
     (system,) = build_systems(["hybrid-adaptive"], gs.corpus)
-    queries, qrels = gs.dev_pairs()
+    queries, qrels = gs.dev_judged()
     short = [(q, t) for q, t in queries if len(t.split()) <= 4]  # template queries: no long bucket at all
     alphas = tune_adaptive(system, short, {q: qrels[q] for q, _ in short}, min_queries=5)
     assert alphas[-1] == 1.0 and system.tuning["buckets"]["3"] == {"queries": 0, "alpha": 1.0, "fallback": "dense only"}
@@ -101,7 +101,7 @@ def test_joint_tuning_lets_the_reference_decide_the_long_bucket(collection):
     ref = load_reference([reference], bundled_natural_path(), seed=1)
     own = build_systems(["hybrid-adaptive", "hybrid"], gs.corpus)
     twins = build_systems(["hybrid-adaptive", "hybrid"], ref.proxy.corpus)
-    tune_jointly(list(zip(own, twins, strict=True)), gs.dev_pairs(), ref.proxy.dev_pairs())
+    tune_jointly(list(zip(own, twins, strict=True)), gs.dev_judged(), ref.proxy.dev_judged())
     assert twins[0].alphas == own[0].alphas and twins[1].alpha == own[1].alpha
     long = length_buckets([q.text for q in ref.proxy.queries], own[0].bounds).tolist().count(3)
     assert own[0].tuning["buckets"]["3"]["queries"] >= long > 20 and "fallback" not in own[0].tuning["buckets"]["3"]

@@ -21,7 +21,7 @@ from prompt_retriever.evaluation.choose import choose_system
 from prompt_retriever.evaluation.metrics import evaluate
 from prompt_retriever.evaluation.systems import build_systems
 from prompt_retriever.golden import GoldenSet
-from prompt_retriever.pipeline import PipelineConfig, _system_spec, primary_golden, run_pipeline
+from prompt_retriever.pipeline import PipelineConfig, primary_golden, run_pipeline
 from prompt_retriever.search import PromptRetriever, SearchRequest
 from prompt_retriever.search.runs import filter_mask, rank
 from prompt_retriever.search.systems import SystemSpec
@@ -107,8 +107,8 @@ def test_every_kind_serves_exactly_what_evaluation_scores_with_and_without_filte
     gs = GoldenSet.load(run_dir / "golden")
     model = str(run_dir / "model")
     spec = model if kind == "dense" else "bm25" if kind == "bm25" else f"{kind}:{model}"
-    (system,) = build_systems([spec], gs.corpus, dev=gs.dev_pairs())
-    served_spec, used = _system_spec(system)
+    (system,) = build_systems([spec], gs.corpus, dev=gs.dev_judged())
+    served_spec, used = system.servable()
     assert served_spec.kind == kind
     served = PromptRetriever(used or model, system=served_spec).index(gs.corpus)
     queries = [(q.id, q.text) for q in gs.split_queries("test")]
@@ -127,7 +127,7 @@ def test_every_kind_serves_exactly_what_evaluation_scores_with_and_without_filte
 def test_the_choice_reads_dev_only(run_dir):
     gs = GoldenSet.load(run_dir / "golden")
     model = str(run_dir / "model")
-    systems = build_systems([model, "bm25", f"hybrid:{model}"], gs.corpus, dev=gs.dev_pairs())
+    systems = build_systems([model, "bm25", f"hybrid:{model}"], gs.corpus, dev=gs.dev_judged())
     chosen = choose_system(systems, gs).name
 
     def rigged(split: str, favour) -> GoldenSet:

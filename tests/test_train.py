@@ -277,5 +277,5 @@ def test_train_command_shows_one_bar_and_warnings_but_no_library_bars_or_log_dic
         assert noise not in console, f"{noise!r} printed:\n{console}"
     assert "UserWarning: a warning from inside training" in console
     assert "a logged warning from inside training" in console
-    assert "training" in res.stdout and "2/2 steps" in res.stdout  # the one bar, its final state
+    assert "training" in res.stderr and "2/2 steps" in res.stderr  # the one bar, its final state, on stderr
     assert "trained 16 rows, 2 steps in" in res.stdout  # the command's summary line

@@ -37,6 +37,7 @@ import numpy as np
 import platformdirs
 
 from .errors import InputError, OutputDirError, PromptRetrieverError
+from .settings import cache_dir
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -446,7 +447,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def cache_root() -> Path:
     """Root of all caches; `PROMPT_RETRIEVER_CACHE_DIR` overrides the user cache dir."""
-    env = os.environ.get("PROMPT_RETRIEVER_CACHE_DIR")
+    env = cache_dir()
     return Path(env) if env else Path(platformdirs.user_cache_dir("prompt-retriever"))
 
 

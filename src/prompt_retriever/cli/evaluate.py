@@ -146,12 +146,12 @@ def evaluate(
     eval_split = "test" if judged or imported else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
     specs = system if system is not None else [] if served else ["bm25", DEFAULT_MODEL, "hybrid"]
-    if not gs.dev_pairs() and any(s.split(":")[0] in ("hybrid", "hybrid-adaptive") for s in specs):
+    if not gs.dev_judged() and any(s.split(":")[0] in ("hybrid", "hybrid-adaptive") for s in specs):
         note("[dim]no dev split: the hybrids' fusion weights are untuned (0.5); --golden DIR tunes them[/]")
     ks = parse_cutoffs(cutoffs)
     with task("embedding", unit="texts"):  # one bar for every encode call
         systems = [served] if served else []
-        systems += build_systems(specs, gs.corpus, dev=gs.dev_pairs(), show_progress=True)
+        systems += build_systems(specs, gs.corpus, dev=gs.dev_judged(), show_progress=True)
         rep = evaluate_systems(
             gs,
             systems,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 from ..errors import PromptRetrieverError
+from ..escaping import terminal_text
 from ..progress import display
 
 if TYPE_CHECKING:
@@ -54,19 +54,11 @@ out: Console = _Console(emoji=False)
 err: Console = _Console(stderr=True, emoji=False)
 _silent = Console(quiet=True)  # where progress bars go with --quiet
 
-# C0 controls but tab and newline, DEL, C1, and the bidi/line-separator characters a terminal acts on.
-_UNSAFE_ON_TERMINAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _visible(m: re.Match) -> str:
-    c = ord(m[0])
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
 
 def safe(text: object) -> str:
     """Corpus, query, model or error text ready for `Console.print`: rich markup escaped and control
     characters shown as `\\x1b`-style escapes, so no escape sequence, hyperlink or tag takes effect."""
-    return escape(_UNSAFE_ON_TERMINAL.sub(_visible, str(text)))
+    return escape(terminal_text(text))
 
 
 @dataclass
@@ -137,13 +129,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def reports_errors(fn: F) -> F:
     """Turn the library's expected errors into one clear line and exit code 2, no traceback; progress
-    bars, where a command asks for them, are drawn on the console the command prints on (nowhere with
-    --quiet)."""
+    bars, where a command asks for them, are drawn on stderr (nowhere with --quiet), so stdout holds only
+    what the command prints (`search --json | jq` reads a JSON document, even on a first indexing)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with display(_silent if mode.quiet else out):
+            with display(_silent if mode.quiet else err):
                 return fn(*args, **kwargs)
         except PromptRetrieverError as exc:
             fail(str(exc))

@@ -14,7 +14,7 @@ from ..encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from ..encoding.models import DEFAULT_MODEL
 from ..fileio import check_out_dir, staged_files
 from .app import app
-from .inputs import load_prompts
+from .inputs import RUN_OR_INDEX_CONFLICTS, load_prompts, system_and_model
 from .options import (
     BACKENDS,
     AllowDownloadOpt,
@@ -27,35 +27,13 @@ from .options import (
     SkipInvalidOpt,
     SystemOpt,
 )
-from .output import Conflicts, fail, given_options, note, out, refuse_conflicts, reports_errors, safe
+from .output import fail, note, out, refuse_conflicts, reports_errors, safe
 
 if TYPE_CHECKING:
     from ..search.retriever import Hit
 
+
 # Options by parameter name. Shared by search and serve.
-RUN_OR_INDEX_CONFLICTS: Conflicts = (
-    ("run_dir", ("corpus", "model", "system", "index_dir", "skip_invalid"), "--run answers with the run's corpus, "
-     "model and system"),
-    ("index_dir", ("corpus", "model", "skip_invalid"), "--index answers with the prompts and model saved in it"),
-)  # fmt: skip
-
-
-def system_and_model(ctx: typer.Context, system: str | None, model: str) -> tuple[str | None, str]:
-    """`-s KIND[:MODEL]` and `--model`: the system's kind and its model (the MODEL after the colon, else
-    --model). A model in both places, or with --index (whose model is saved in it), exits 2."""
-    if system is None or ":" not in system:
-        return system, model
-    kind, _, named = system.partition(":")
-    given = given_options(ctx)
-    if "model" in given:
-        fail(f"-s {system} names the model already: drop --model, or give -s {kind}")
-    if "index_dir" in given:
-        fail(f"--index answers with the model saved in it: give -s {kind} without a model")
-    if not kind or not named:
-        fail(f"-s takes KIND or KIND:MODEL, got {system!r}")
-    return kind, named
-
-
 @app.command()
 @reports_errors
 def search(

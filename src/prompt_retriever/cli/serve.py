@@ -8,10 +8,9 @@ import typer
 
 from ..encoding.models import DEFAULT_MODEL
 from .app import app
-from .inputs import load_prompts
+from .inputs import RUN_OR_INDEX_CONFLICTS, load_prompts, system_and_model
 from .options import BACKENDS, AllowDownloadOpt, CorpusOpt, IndexOpt, ModelOpt, RunOpt, SkipInvalidOpt, SystemOpt
 from .output import mode, note, out, refuse_conflicts, reports_errors, safe
-from .search import RUN_OR_INDEX_CONFLICTS, system_and_model
 
 
 @app.command()

@@ -20,7 +20,7 @@ from .models import load_model, model_fingerprint
 
 # How a prompt is turned into the text the model embeds. This choice matters for quality: "text"
 # alone cannot answer a query like "horror prompt about grief", "full" puts the structured tags next
-# to the words so the embedding carries them. Benchmarks in the README compare them.
+# to the words so the embedding carries them.
 DOCUMENT_TEMPLATES: dict[str, str] = {
     "text": "{text}",
     "title_text": "{title}. {text}",

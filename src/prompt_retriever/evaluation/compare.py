@@ -89,7 +89,7 @@ def _systems(
     gs: GoldenSet, baseline: str, candidate: str, extras: Sequence[str], show_progress: bool
 ) -> tuple[list[System], list[tuple[str, str]], SystemNames]:
     specs, names, pairs, who = comparison_plan(baseline, candidate, extras)
-    systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=show_progress)
+    systems = build_systems(specs, gs.corpus, dev=gs.dev_judged(), names=names, show_progress=show_progress)
     return systems, pairs, who
 
 

@@ -13,7 +13,9 @@ from .metrics import rank
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "precision@5", "map@10", "hit@1")
 
 
-def safe_name(name: str) -> str:
+def file_name_part(name: str) -> str:
+    """`name` (a system's name, possibly a model path) as part of a file name: `/` and other characters
+    outside letters, digits, `-_.` become `_`, at most 80 characters."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
 
 
@@ -258,7 +260,7 @@ def write_report(rep: EvaluationReport, out_dir: str | Path, make_plots: bool = 
     out.mkdir(parents=True, exist_ok=True)
     data = report_dict(rep)
     for s in rep.systems:
-        atomic_write_text(out / "runs" / f"{safe_name(s.name)}.trec", trec_run(s, safe_name(s.name)))
+        atomic_write_text(out / "runs" / f"{file_name_part(s.name)}.trec", trec_run(s, file_name_part(s.name)))
     made = plots(rep, out) if make_plots else []
     atomic_write_text(out / "report.md", markdown(rep, data, made))
     atomic_write_json(out / "report.json", data)  # last: its presence means the report is complete

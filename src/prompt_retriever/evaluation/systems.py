@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE
 from ..encoding.models import DEFAULT_MODEL
-from ..search.fusion import normalize, weighted_sum
-from ..search.runs import Run, run_from_scores
+from ..search.candidates import DEFAULT_DEPTH, exact_candidates, fuse_prepared, prepare
+from ..search.runs import Run
 from ..search.systems import (
     AdaptiveFusionSystem,
     BM25System,
@@ -51,21 +51,18 @@ def alpha_grid_scores(
     dev_qrels: dict[str, dict[str, int]],
     metric: str,
     grid: Sequence[float],
+    depth: int = DEFAULT_DEPTH,
 ) -> dict[float, dict[str, float]]:
-    """`metric` of every dev query under each weight of `grid` (alpha * dense + (1 - alpha) * BM25)."""
+    """`metric` of every dev query under each weight of `grid` (alpha * dense + (1 - alpha) * BM25 over
+    each side's top `depth` candidates, as the system searches: `search.candidates`)."""
     from .metrics import per_query
 
     texts = [t for _, t in dev_queries]
     qids = [q for q, _ in dev_queries]
-    dense = normalize(dense_system.scores(texts))
-    bm25 = normalize(bm25_system.scores(texts))
+    cands = exact_candidates(qids, dense_system.ids, dense_system.scores(texts), bm25_system.scores(texts), depth)
+    unions = prepare(*cands, depth, qids)
     k = int(metric.split("@")[1]) if "@" in metric else 100
-    return {
-        a: per_query(run_from_scores(qids, dense_system.ids, weighted_sum(dense, bm25, a), k), dev_qrels, [metric])[
-            metric
-        ]
-        for a in grid
-    }
+    return {a: per_query(fuse_prepared(unions, a, k), dev_qrels, [metric])[metric] for a in grid}
 
 
 # A dev set to tune a fusion weight on: a fusion system (its dense and BM25 sides over one collection), the
@@ -85,7 +82,7 @@ def joint_grid_scores(
     for i, (system, queries, qrels) in enumerate(sets):
         if not queries:
             continue
-        scores = alpha_grid_scores(system.dense, system.bm25, queries, qrels, metric, grid)
+        scores = alpha_grid_scores(system.dense, system.bm25, queries, qrels, metric, grid, system.depth)
         for a in grid:
             per_alpha[a].update({f"{i}:{q}": v for q, v in scores[a].items()})
         ids += [f"{i}:{q}" for q, _ in queries]
@@ -176,6 +173,7 @@ def build_systems(
     default_model: str = DEFAULT_MODEL,
     show_progress: bool = False,
     names: Mapping[str, str] | None = None,
+    depth: int = DEFAULT_DEPTH,
 ) -> list[System]:
     """Systems from specs: `bm25`, a model name or folder (dense), `hybrid[:MODEL]` (weighted fusion,
     alpha tuned on `dev` queries/qrels when given, else 0.5), `hybrid-adaptive[:MODEL]` (weighted fusion
@@ -183,7 +181,7 @@ def build_systems(
 
     BM25 and each model's corpus embedding are built once, however many specs use them. `names` maps a
     spec to its system's name (default: the spec); a model's name applies to its dense system wherever
-    that is used."""
+    that is used. `depth`: each side's candidates in the hybrids' fusion (`search.candidates`)."""
     names = names or {}
     dense_cache: dict[str, DenseSystem] = {}
     bm25: list[BM25System] = []
@@ -206,17 +204,22 @@ def build_systems(
         if spec == "bm25":
             out.append(get_bm25())
         elif kind == "hybrid":
-            system = WeightedFusionSystem(get_dense(model or default_model), get_bm25(), name=names.get(spec, spec))
+            system = WeightedFusionSystem(
+                get_dense(model or default_model), get_bm25(), name=names.get(spec, spec), depth=depth
+            )
             if dev is not None and dev[0]:
                 tune_alpha(system, dev[0], dev[1])
             out.append(system)
         elif kind == "hybrid-adaptive":
-            system = AdaptiveFusionSystem(get_dense(model or default_model), get_bm25(), name=names.get(spec, spec))
+            system = AdaptiveFusionSystem(
+                get_dense(model or default_model), get_bm25(), name=names.get(spec, spec), depth=depth
+            )
             if dev is not None and dev[0]:
                 tune_adaptive(system, dev[0], dev[1])
             out.append(system)
         elif kind == "hybrid-rrf":
-            out.append(RRFSystem([get_dense(model or default_model), get_bm25()], name=names.get(spec, spec)))
+            pair = [get_dense(model or default_model), get_bm25()]
+            out.append(RRFSystem(pair, name=names.get(spec, spec), depth=depth))
         else:
             out.append(get_dense(spec))
     return out

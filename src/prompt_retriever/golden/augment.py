@@ -2,13 +2,14 @@
 
 A dense model learns to find a prompt from a handful of its rarest words only from examples; the
 golden set has two keyword queries per prompt, and whatever the epoch count the fine-tuned model
-stayed well below BM25 on held-out keyword queries (see the README).
+stayed well below BM25 on held-out keyword queries (docs/experiments.md, "Extra keyword queries").
 More, different keyword queries for the *train* prompts teach that skill without touching dev or test:
 new queries join the train split only, are made only from train prompts, and a string that is already
 a query anywhere in the golden set is never added (so no query text crosses splits).
 
-Measured on the bundled corpus (README, Fine-tuning): keyword queries rise, but titles and genre
-queries fall, so the total is no better; hence `TrainConfig.keyword_augment` is 0 by default.
+Measured on the bundled corpus (docs/experiments.md, "Extra keyword queries"): keyword queries rise,
+but titles and genre queries fall, so the total is no better; hence `TrainConfig.keyword_augment` is 0
+by default.
 """
 
 from __future__ import annotations

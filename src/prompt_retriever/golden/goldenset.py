@@ -80,8 +80,8 @@ class GoldenSet:
         wanted = set(self.splits[split])
         return [q for q in self.queries if q.id in wanted]
 
-    def dev_pairs(self) -> tuple[list[tuple[str, str]], Qrels] | None:
-        """(query id, text) pairs and qrels of the dev split, for tuning (None without a dev split)."""
+    def dev_judged(self) -> tuple[list[tuple[str, str]], Qrels] | None:
+        """The dev split's queries as (query id, text) and their qrels, for tuning; None without a dev split."""
         qs = self.split_queries("dev") if self.splits.get("dev") else []
         return ([(q.id, q.text) for q in qs], {q.id: self.qrels[q.id] for q in qs}) if qs else None
 

@@ -18,7 +18,6 @@ from .report import final_report, measured_families, verdict
 from .runner import Runner, Stage, StopPipeline, other_corpus_run, stage_path
 from .stages import PIPELINE, STAGES, run_pipeline
 from .stages_models import primary_golden
-from .stages_system import _system_spec as _system_spec  # tests/test_serve_run.py checks it
 
 __all__ = [
     "COMPARE_DIR",

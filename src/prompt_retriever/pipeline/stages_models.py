@@ -42,7 +42,7 @@ def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
         *[f"{x}:{cfg.base}" if x.startswith("hybrid") else x for x in cfg.systems if x != "bm25"],
     ]
     with task("embedding", unit="texts", enabled=ctx.progress):  # one bar for the stage's encode calls
-        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_pairs(), show_progress=ctx.progress)
+        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_judged(), show_progress=ctx.progress)
         rep = evaluate_systems(
             gs,
             systems,

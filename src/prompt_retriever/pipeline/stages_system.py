@@ -14,7 +14,6 @@ from ..evaluation.summary import ComparisonSummary, headline_numbers
 from ..fileio import atomic_write_json, atomic_write_text
 from ..progress import task
 from ..search.retriever import system_label
-from ..search.systems import System, SystemSpec
 from .config import Context, PipelineConfig
 from .report import final_report
 from .stages_data import reference_key
@@ -29,21 +28,6 @@ def choose_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "systems": cfg.systems,
         "format": "system/3",
     } | reference_key(cfg, ctx)
-
-
-def _system_spec(system: System) -> tuple[SystemSpec, str | None]:
-    """The servable spec of an evaluated system, and the model it embeds with (None for BM25)."""
-    if system.kind == "dense":
-        return SystemSpec("dense"), system.model
-    if system.kind == "bm25":
-        return SystemSpec("bm25"), None
-    if system.kind == "hybrid":
-        return SystemSpec("hybrid", alpha=system.alpha), system.dense.model
-    if system.kind == "hybrid-adaptive":
-        spec = SystemSpec("hybrid-adaptive", alphas=system.alphas, bounds=system.bounds)
-        return spec, system.dense.model
-    dense = next(s for s in system.systems if s.kind == "dense")
-    return SystemSpec("hybrid-rrf", k_rrf=system.k_rrf, depth=system.depth), dense.model
 
 
 def stage_choose(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -66,7 +50,7 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
     specs, names, _, _ = comparison_plan(cfg.base, model, extras)
     proxy = None
     if ctx.reference is None:
-        systems = build_systems(specs, gs.corpus, dev=gs.dev_pairs(), names=names, show_progress=ctx.progress)
+        systems = build_systems(specs, gs.corpus, dev=gs.dev_judged(), names=names, show_progress=ctx.progress)
     else:  # fusion weights tuned on the collection's dev queries and the reference's natural ones jointly
         from ..evaluation.choose import Proxy
         from ..evaluation.systems import tune_jointly
@@ -74,10 +58,10 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
         ref = ctx.reference.proxy
         systems = build_systems(specs, gs.corpus, names=names, show_progress=ctx.progress)
         proxy = Proxy(build_systems(specs, ref.corpus, names=names, show_progress=ctx.progress), ref)
-        tune_jointly(list(zip(systems, proxy.systems, strict=True)), gs.dev_pairs(), ref.dev_pairs())
+        tune_jointly(list(zip(systems, proxy.systems, strict=True)), gs.dev_judged(), ref.dev_judged())
     choice = choose_system(systems, gs, proxy=proxy, base=cfg.base)
     chosen = next(s for s in systems if s.name == choice.name)
-    spec, used = _system_spec(chosen)
+    spec, used = chosen.servable()
     tuned = Path(used or "").name == ctx.model_dir.name
     short = cfg.base.rstrip("/").split("/")[-1]
     label = system_label(spec.kind, f"fine-tuned {short}" if tuned else f"{short} (base)")

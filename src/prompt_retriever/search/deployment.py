@@ -202,10 +202,14 @@ def check_run_index(
     backend: str,
     prompts: Sequence[Prompt],
     system: SystemSpec,
+    drift_since: str | None = None,
+    removed: int = 0,
 ) -> None:
     """IndexLoadError unless the index loaded from the run `d` (its model `fingerprint`, `template`,
     `backend`, `prompts` and `system`) is the one system.json (`info`) describes, and the run's own
-    `corpus.jsonl` (when there) still holds the same corpus."""
+    `corpus.jsonl` (when there) still holds the corpus the system was chosen on. The index may hold
+    another corpus only through live updates: its drift record (`search.live`) then starts from the
+    chosen corpus (`drift_since`; `removed`: prompts removed since)."""
     if fingerprint != info["model_fingerprint"]:
         raise IndexLoadError(f"{d}: the index was built with another model than system.json names; rerun the pipeline")
     for what, mine, theirs in (("template", template, info["template"]), ("backend", backend, info["backend"])):
@@ -214,13 +218,16 @@ def check_run_index(
                 f"{d}: system.json and the index disagree about the {what} ({theirs!r:.80} vs {mine!r:.80}); "
                 "rerun the pipeline"
             )
-    current = corpus_fingerprint(prompts)
-    if current != info["corpus_fingerprint"]:
-        raise IndexLoadError(f"{d}: the index holds another corpus than the one this system was chosen on")
+    chosen = info["corpus_fingerprint"]
+    if drift_since != chosen and corpus_fingerprint(prompts) != chosen:
+        raise IndexLoadError(
+            f"{d}: the index holds another corpus than the one this system was chosen on, and no record of "
+            "live updates (`prompt-retriever index add/remove`) says how; rerun the pipeline"
+        )
     corpus = d / "corpus.jsonl"
-    if corpus.exists() or corpus.is_symlink():  # read bounded: at most what the index's prompts can take
-        blob = read_limited(corpus, len(prompts) * MAX_PROMPT_ROW_BYTES + 4096)
-        if corpus_fingerprint(parse_prompts(corpus, blob)) != current:
+    if corpus.exists() or corpus.is_symlink():  # read bounded: at most what the chosen corpus can take
+        blob = read_limited(corpus, (len(prompts) + removed) * MAX_PROMPT_ROW_BYTES + 4096)
+        if corpus_fingerprint(parse_prompts(corpus, blob)) != chosen:
             raise IndexLoadError(
                 f"{d}: the run's corpus changed since this system was chosen; rerun the pipeline to choose again"
             )

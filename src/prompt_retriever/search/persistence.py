@@ -36,6 +36,8 @@ MAX_INDEX_COUNT = 50_000_000
 MAX_INDEX_DIMENSION = 65_536
 MAX_NAME_CHARS = 4096  # a model name or path, a fingerprint
 PROMPT_FIELDS = ("id", "genre", "theme", "title", "text")
+DRIFT_FILE = "drift.json"  # an index's live changes (`search.live`), listed in the checksums when there
+MAX_DRIFT_BYTES = 64 << 20  # plus 2 KB per prompt: ids and digests of the prompts changed since
 
 
 def read_limited(path: Path, limit: int) -> bytes:
@@ -70,13 +72,19 @@ def write_index(
     backend: str,
     template: str,
     system: SystemSpec,
+    drift: dict | None = None,
 ) -> Path:
-    """Write `embeddings.npy`, `prompts.jsonl` and (last) `manifest.json` with checksums into `directory`.
+    """Write `embeddings.npy`, `prompts.jsonl`, `drift.json` (with `drift`: the live changes since the
+    corpus was measured, `search.live`) and (last) `manifest.json` with checksums into `directory`.
     `model` is recorded as `model_ref` names it (a local folder relative to the index folder)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     atomic_save_npy(d / "embeddings.npy", embeddings)
     atomic_write_jsonl(d / "prompts.jsonl", [p.to_dict() for p in prompts])
+    checksums = {"embeddings.npy": sha256_file(d / "embeddings.npy"), "prompts.jsonl": sha256_file(d / "prompts.jsonl")}
+    if drift is not None:
+        atomic_write_json(d / DRIFT_FILE, drift)
+        checksums[DRIFT_FILE] = sha256_file(d / DRIFT_FILE)
     manifest = {
         "format": INDEX_FORMAT,
         "model": model_ref(model, d),
@@ -88,10 +96,7 @@ def write_index(
         "system": system.to_dict(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "prompt_retriever_version": __version__,
-        "checksums": {
-            "embeddings.npy": sha256_file(d / "embeddings.npy"),
-            "prompts.jsonl": sha256_file(d / "prompts.jsonl"),
-        },
+        "checksums": checksums,
     }
     atomic_write_json(d / "manifest.json", manifest)
     return d
@@ -130,7 +135,7 @@ class IndexFiles:
     system: SystemSpec
     count: int
     dimension: int
-    blobs: dict[str, bytes]
+    blobs: dict[str, bytes]  # embeddings.npy, prompts.jsonl and, when the manifest lists it, drift.json
 
     @classmethod
     def read(cls, directory: str | Path) -> IndexFiles:
@@ -158,6 +163,10 @@ class IndexFiles:
             blobs[name] = read_limited(d / name, limits[name])
             if not isinstance(digest, str) or sha256_bytes(blobs[name]) != digest:
                 raise IndexLoadError(f"{d / name}: checksum mismatch (file corrupt or modified)")
+        if DRIFT_FILE in checksums:
+            blobs[DRIFT_FILE] = read_limited(d / DRIFT_FILE, MAX_DRIFT_BYTES + count * 2048)
+            if sha256_bytes(blobs[DRIFT_FILE]) != checksums[DRIFT_FILE]:
+                raise IndexLoadError(f"{d / DRIFT_FILE}: checksum mismatch (file corrupt or modified)")
         for key in ("model", "fingerprint"):
             if not isinstance(manifest.get(key), str) or not manifest[key] or len(manifest[key]) > MAX_NAME_CHARS:
                 raise IndexLoadError(f"{d}: manifest.json has no {key} (a string expected)")

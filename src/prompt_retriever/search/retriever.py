@@ -4,6 +4,7 @@ add/remove and search. Saving and loading an index are `persistence`'s, a pipeli
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..corpus import Prompt, check_query, corpus_fingerprint
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, check_template, prompt_document
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import IndexLoadError, InputError, MissingError
+from .candidates import candidate_run, exact_candidates
 from .deployment import (
     SYSTEM_FILE,
     SYSTEM_FORMAT,
@@ -26,10 +28,11 @@ from .deployment import (
     write_system,
 )
 from .filters import FilterNames, filter_key
+from .live import DRIFT_FILE, Drift, read_drift, staged_dir
 from .persistence import INDEX_FORMAT, IndexFiles, read_manifest, write_index
 from .runs import filter_mask, rank
 from .stores import ExactStore, VectorStore
-from .systems import BM25System, SystemSpec, system_label, system_run
+from .systems import BM25System, SystemSpec, bm25_run, system_label
 
 __all__ = [
     "INDEX_FORMAT",
@@ -160,20 +163,67 @@ class PromptRetriever:
             self.store.upsert([p.id for p in prompts], vectors, payloads)
 
     def add(self, prompts: Iterable[Prompt]) -> None:
-        """Add prompts; an id already in the index is replaced."""
+        """Add prompts; an id already in the index is replaced (an update). Each change is noted in
+        `drift`. An id given twice is an InputError."""
         prompts = list(prompts)
         if not prompts:
             return
-        self.remove([p.id for p in prompts], missing_ok=True)
+        ids = [p.id for p in prompts]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise InputError(f"duplicate prompt id {dup!r}: given twice")
+        since = self._drift_base()
+        for p in prompts:
+            self.drift.note_put(self._by_id.get(p.id), p, since=since)
         new = self._embed(prompts)
+        self._drop(set(ids), rebuild=False)
         self.embeddings = new if len(self.prompts) == 0 else np.vstack([self.embeddings, new])
         self.prompts.extend(prompts)
         self._sync(prompts, new)
 
     def remove(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
+        """Remove prompts by id (each noted in `drift`); MissingError for an unknown id unless `missing_ok`."""
         drop = set(ids)
         if not missing_ok and (unknown := drop - set(self._by_id)):
-            raise MissingError(f"unknown prompt id(s): {sorted(unknown)[:5]}")
+            raise MissingError(f"unknown prompt id(s): {', '.join(repr(i) for i in sorted(unknown)[:5])}")
+        since = self._drift_base() if drop & set(self._by_id) else None
+        for pid in sorted(drop & set(self._by_id)):
+            self.drift.note_remove(self._by_id[pid], since=since)
+        return self._drop(drop)
+
+    @property
+    def drift(self) -> Drift:
+        """Prompts added, updated and removed since the index was built (for a run: since its system was
+        chosen), saved with the index (`search.live`)."""
+        drift = self.__dict__.get("_drift")
+        if drift is None:
+            drift = self._drift = Drift()
+        return drift
+
+    def _drift_base(self) -> str | None:
+        """The corpus fingerprint drift counts from: known once a change was noted, else the current one."""
+        return self.drift.since or corpus_fingerprint(self.prompts)
+
+    def copy(self) -> PromptRetriever:
+        """A copy to change while this one keeps answering searches (a server's live update): its own
+        prompt list, store and drift; the encoder, the embedding matrix and the BM25 index are shared
+        (changes replace them, never write into them). Needs the in-process `ExactStore`."""
+        if not isinstance(self.store, ExactStore):
+            raise InputError("live updates while serving need the in-process vector store, not a Qdrant store")
+        new = copy.copy(self)
+        new.__dict__.pop("_filter_names", None)
+        new.prompts = list(self.prompts)
+        new._by_id = dict(self._by_id)
+        new._drift = copy.deepcopy(self.drift)
+        new.store = ExactStore()
+        if new.prompts:
+            payloads = [{"genre": p.genre, "theme": p.theme} for p in new.prompts]
+            new.store.upsert([p.id for p in new.prompts], new.embeddings, payloads)
+        return new
+
+    def _drop(self, drop: set[str], *, rebuild: bool = True) -> int:
+        """Take out the prompts of `drop`; the BM25 index is rebuilt unless `rebuild` is off (the caller's
+        `_sync` rebuilds it)."""
         keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
         removed = len(self.prompts) - len(keep)
         if removed:
@@ -181,7 +231,8 @@ class PromptRetriever:
             self.prompts = [self.prompts[i] for i in keep]
             self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
             self._by_id = {p.id: p for p in self.prompts}
-            self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
+            if rebuild:
+                self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
         return removed
 
     def get(self, prompt_id: str) -> Prompt | None:
@@ -242,8 +293,10 @@ class PromptRetriever:
         return self._bm25
 
     def _search_fused(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        """BM25 and the hybrids: score every prompt with each component once per batch, then rank per
-        (k, genre, theme) with the same functions the evaluation uses."""
+        """BM25 and the hybrids: score every prompt with each component once per batch; per (k, genre,
+        theme), BM25 ranks its matches and a hybrid takes each side's top `depth` among the prompts the
+        filter allows (`candidates.exact_candidates`) and fuses them (`candidates.candidate_run`): the
+        functions the evaluation uses."""
         texts = [r.query for r in requests]
         spec = self.system
         dense = self.encoder.encode_queries(texts) @ self.embeddings.T if spec.kind != "bm25" else None
@@ -256,21 +309,23 @@ class PromptRetriever:
         out: list[list[Hit]] = [[] for _ in requests]
         for (k, genre, theme), idx in groups.items():
             qids = [str(i) for i in idx]
-            run = system_run(
-                spec.kind,
-                qids,
-                ids,
-                dense[idx] if dense is not None else None,
-                bm25[idx],
-                k,
-                alpha=spec.alpha,
-                k_rrf=spec.k_rrf,
-                depth=spec.depth,
-                mask=filter_mask(genres, themes, genre, theme),
-                texts=[texts[i] for i in idx],
-                alphas=spec.alphas,
-                bounds=spec.bounds,
-            )
+            mask = filter_mask(genres, themes, genre, theme)
+            if dense is None:
+                run = bm25_run(qids, ids, bm25[idx], k, mask)
+            else:
+                cands = exact_candidates(qids, ids, dense[idx], bm25[idx], spec.depth, mask)
+                run = candidate_run(
+                    spec.kind,
+                    qids,
+                    *cands,
+                    k,
+                    depth=spec.depth,
+                    alpha=spec.alpha,
+                    k_rrf=spec.k_rrf,
+                    texts=[texts[i] for i in idx],
+                    alphas=spec.alphas,
+                    bounds=spec.bounds,
+                )
             for i, qid in zip(idx, qids, strict=True):
                 scores = run[qid]
                 out[i] = [Hit(self._by_id[pid], scores[pid], r) for r, pid in enumerate(rank(scores), 1)]
@@ -318,6 +373,7 @@ class PromptRetriever:
             "corpus_fingerprint": corpus_fingerprint(self.prompts),
             "dev_ndcg@10": run.get("dev_ndcg@10"),
             "test_ndcg@10": run.get("test_ndcg@10"),
+            "drift": self.drift.counts(),
         }
 
     def save_run(self, run_dir: str | Path, info: dict) -> Path:
@@ -343,8 +399,9 @@ class PromptRetriever:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, backend: str | None = None, **kwargs) -> PromptRetriever:
-        """The system a pipeline run chose (`run_dir/system.json`), exactly as it was measured. Refuses a
-        run whose corpus, model (weights, configuration or tokenizer) or index changed since, a forged
+        """The system a pipeline run chose (`run_dir/system.json`), as it was measured, over its index as
+        live updates left it (`drift` says how far it moved since). Refuses a run whose recorded corpus,
+        model (weights, configuration or tokenizer) or index changed otherwise since, a forged
         field, and a model or index path that leads out of the run; `backend` switches inference (e.g.
         onnx-int8). Works from any current folder: every path is relative to the run."""
         d = Path(run_dir)
@@ -360,6 +417,8 @@ class PromptRetriever:
             backend=r.encoder.backend,
             prompts=r.prompts,
             system=r.system,
+            drift_since=r.drift.since,
+            removed=len(r.drift.removed),
         )
         if backend is not None and backend != r.encoder.backend:
             r.use_encoder(Encoder(model, backend=backend, allow_download=kwargs.get("allow_download")))
@@ -371,6 +430,7 @@ class PromptRetriever:
         """Write `embeddings.npy`, `prompts.jsonl` and (last) `manifest.json` with checksums. A local
         model folder (`model_path`, default this retriever's) is recorded relative to the index folder, so
         the index loads from any current folder (and moves with its model)."""
+        drift = self.drift
         return write_index(
             Path(directory),
             self.prompts,
@@ -380,7 +440,20 @@ class PromptRetriever:
             backend=self.encoder.backend,
             template=self.template,
             system=self.system,
+            drift=drift.to_dict(corpus_fingerprint(self.prompts)) if drift.since is not None else None,
         )
+
+    def save_live(self, directory: str | Path | None = None) -> Path:
+        """Write the index, with its drift, over the index folder it was loaded from (or `directory`):
+        written whole beside it, then swapped in (`search.live.staged_dir`), so the folder always holds a
+        whole index, the old one or the new. Take `search.live.locked` around load, change and save when
+        other processes may update the same folder."""
+        target = Path(directory) if directory is not None else self.__dict__.get("source")
+        if target is None:
+            raise InputError("this index was not loaded from a folder: give one to save it to")
+        with staged_dir(target) as work:
+            self.save(work)
+        return target
 
     @staticmethod
     def read_manifest(directory: str | Path) -> dict:
@@ -408,4 +481,11 @@ class PromptRetriever:
                 )
         retriever.prompts, retriever.embeddings = prompts, embeddings
         retriever._sync(prompts, embeddings)
+        retriever.source = files.directory
+        if DRIFT_FILE in files.blobs:
+            where = str(files.directory / DRIFT_FILE)
+            drift, after = read_drift(files.blobs[DRIFT_FILE], where)
+            if after != corpus_fingerprint(prompts):
+                raise IndexLoadError(f"{where}: does not describe the prompts of this index (changed by hand?)")
+            retriever._drift = drift
         return retriever

@@ -10,7 +10,6 @@ filters.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -18,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
+from ..settings import qdrant_api_key
 from .filters import filter_key
 
 
@@ -142,7 +142,7 @@ class QdrantStore:
 
         self._models = models
         if url:
-            self.client = QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"))
+            self.client = QdrantClient(url=url, api_key=api_key or qdrant_api_key())
         elif path == ":memory:":
             self.client = QdrantClient(location=":memory:")
         else:

@@ -6,17 +6,19 @@
   system; tokenizer: lower-case word tokens, English stop words removed, Snowball English stemmer
   (PyStemmer), so "lighthouses" matches "lighthouse". Prompts with score 0 are not retrieved.
 - `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
-- `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25 over min-max normalised scores over the
-  whole corpus; alpha is chosen on the dev split only (`evaluation.tune_alpha`).
+- `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25 over the union of each side's top `depth`
+  candidates, min-max normalised over them (`candidates`); alpha is chosen on the dev split only
+  (`evaluation.tune_alpha`).
 - `AdaptiveFusionSystem`: the weighted hybrid with one alpha per query-length bucket, each chosen on dev.
 
 `SystemSpec` names the kind a `PromptRetriever` serves (`KINDS`), `system_label` a human name for it.
 
-`mask` (from `runs.filter_mask`) restricts a search to the prompts a genre/theme filter allows, after
-scoring, so a filtered search ranks exactly as the unfiltered one does among the allowed prompts. The
-arithmetic of each kind is one function (`dense_run`, `bm25_run`, `weighted_run`, `adaptive_run`,
-`rrf_run`), called by these classes during evaluation and by `PromptRetriever` when it serves a system:
-the run a metric scores and the hits a server returns come from the same code.
+`mask` (from `runs.filter_mask`) restricts a search to the prompts a genre/theme filter allows: dense and
+BM25 rank exactly as unfiltered among them; the hybrids take their candidates among them. The arithmetic
+of each kind is one function (`dense_run`, `bm25_run`, `weighted_run`, `adaptive_run`, `rrf_run`; the
+hybrids' candidate lists from `candidates.exact_candidates`, fused by `candidates.candidate_run`), called
+by these classes during evaluation and by `PromptRetriever` when it serves a system: the run a metric
+scores and the hits a server returns come from the same code.
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ import numpy as np
 from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..errors import InputError
-from .fusion import normalize, rrf, weighted_sum
+from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, candidate_run, exact_candidates
+from .candidates import length_buckets as length_buckets  # imported from here by evaluation and tests
+from .fusion import rrf
 from .runs import Run, run_from_scores
 
 KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive")
-# word-count buckets of the query-adaptive hybrid: 1-2 words, 3-4, 5-7, 8 or more
-ADAPTIVE_BOUNDS = (2, 4, 7)
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,16 @@ class SystemSpec:
     """Which system a `PromptRetriever` answers with, and its fusion parameters.
 
     `dense` (cosine over the model's embeddings), `bm25`, `hybrid` (alpha * dense + (1 - alpha) * BM25,
-    min-max normalised), `hybrid-rrf` (reciprocal rank fusion of the two, k_rrf, over the top `depth`) or
-    `hybrid-adaptive` (the weighted hybrid with one alpha per query-length bucket, `alphas` and `bounds`).
+    min-max normalised), `hybrid-rrf` (reciprocal rank fusion of the two, k_rrf) or `hybrid-adaptive` (the
+    weighted hybrid with one alpha per query-length bucket, `alphas` and `bounds`). `depth`: how many
+    candidates each side of a hybrid gives its fusion (`candidates`); a stored system without it gets
+    `DEFAULT_DEPTH`.
     """
 
     kind: str = "dense"
     alpha: float = 0.5
     k_rrf: int = 60
-    depth: int = 100
+    depth: int = DEFAULT_DEPTH
     alphas: tuple[float, ...] = ()  # hybrid-adaptive: alpha per query-length bucket
     bounds: tuple[int, ...] = ADAPTIVE_BOUNDS
 
@@ -163,6 +167,11 @@ class System:
         """Extra facts for the report (e.g. a hybrid's alpha and how it was chosen); none by default."""
         return {}
 
+    def servable(self) -> tuple[SystemSpec, str | None]:
+        """The `SystemSpec` a `PromptRetriever` serves this system with, and the model it embeds with
+        (None for BM25): what a pipeline writes into a run's `system.json`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be served")
+
 
 def dense_run(qids, ids, dense: np.ndarray, k: int, mask=None) -> Run:
     return run_from_scores(qids, ids, dense, k, mask=mask)
@@ -172,26 +181,38 @@ def bm25_run(qids, ids, bm25: np.ndarray, k: int, mask=None) -> Run:
     return run_from_scores(qids, ids, bm25, k, keep=lambda s: s > 0, mask=mask)
 
 
-def weighted_run(qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k: int, mask=None) -> Run:
-    """Normalised over the whole corpus first, then restricted by `mask`."""
-    return run_from_scores(qids, ids, weighted_sum(normalize(dense), normalize(bm25), alpha), k, mask=mask)
+def weighted_run(
+    qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k: int, mask=None, *, depth: int = DEFAULT_DEPTH
+) -> Run:
+    """Each side's top `depth` among the prompts `mask` allows, fused over their union (`candidates`)."""
+    cands = exact_candidates(qids, ids, dense, bm25, depth, mask)
+    return candidate_run("hybrid", qids, *cands, k, depth=depth, alpha=alpha)
 
 
-def length_buckets(texts: Sequence[str], bounds: Sequence[int] = ADAPTIVE_BOUNDS) -> np.ndarray:
-    """The word-count bucket of each query: 0 for at most bounds[0] words, ..., len(bounds) above the last."""
-    return np.array([int(np.searchsorted(bounds, len(t.split()), side="left")) for t in texts], dtype=int)
-
-
-def adaptive_run(qids, ids, texts, dense, bm25, alphas: Sequence[float], bounds: Sequence[int], k: int, mask=None):
+def adaptive_run(
+    qids,
+    ids,
+    texts,
+    dense,
+    bm25,
+    alphas: Sequence[float],
+    bounds: Sequence[int],
+    k: int,
+    mask=None,
+    *,
+    depth: int = DEFAULT_DEPTH,
+) -> Run:
     """The query-adaptive hybrid: each query's alpha comes from its length bucket (short keyword queries
-    lean on BM25, long descriptive ones on the dense model)."""
-    a = np.asarray(alphas, dtype=np.float32)[length_buckets(texts, bounds)][:, None]  # as weighted_sum casts
-    return run_from_scores(qids, ids, a * normalize(dense) + (1 - a) * normalize(bm25), k, mask=mask)
+    lean on BM25, long descriptive ones on the dense model); candidates as `weighted_run`."""
+    cands = exact_candidates(qids, ids, dense, bm25, depth, mask)
+    return candidate_run("hybrid-adaptive", qids, *cands, k, depth=depth, texts=texts, alphas=alphas, bounds=bounds)
 
 
-def rrf_run(qids, ids, dense: np.ndarray, bm25: np.ndarray, k: int, *, k_rrf: int = 60, depth: int = 100, mask=None):
-    runs = [dense_run(qids, ids, dense, depth, mask), bm25_run(qids, ids, bm25, depth, mask)]
-    return rrf(runs, k_rrf, top=k, qids=qids)
+def rrf_run(
+    qids, ids, dense: np.ndarray, bm25: np.ndarray, k: int, *, k_rrf: int = 60, depth: int = DEFAULT_DEPTH, mask=None
+) -> Run:
+    cands = exact_candidates(qids, ids, dense, bm25, depth, mask)
+    return candidate_run("hybrid-rrf", qids, *cands, k, depth=depth, k_rrf=k_rrf)
 
 
 def system_run(
@@ -204,24 +225,24 @@ def system_run(
     *,
     alpha: float = 0.5,
     k_rrf: int = 60,
-    depth: int = 100,
+    depth: int = DEFAULT_DEPTH,
     mask=None,
     texts: Sequence[str] = (),
     alphas: Sequence[float] = (),
     bounds: Sequence[int] = ADAPTIVE_BOUNDS,
 ) -> Run:
-    """The run of a system of `kind` from its component score matrices (queries x prompts); the adaptive
-    hybrid also reads the query `texts`."""
+    """The run of a system of `kind` from its component score matrices (queries x prompts); the hybrids
+    fuse each side's top `depth` (`candidates`), the adaptive hybrid also reads the query `texts`."""
     if kind == "dense":
         return dense_run(qids, ids, dense, k, mask)
     if kind == "bm25":
         return bm25_run(qids, ids, bm25, k, mask)
     if kind == "hybrid":
-        return weighted_run(qids, ids, dense, bm25, alpha, k, mask)
+        return weighted_run(qids, ids, dense, bm25, alpha, k, mask, depth=depth)
     if kind == "hybrid-rrf":
         return rrf_run(qids, ids, dense, bm25, k, k_rrf=k_rrf, depth=depth, mask=mask)
     if kind == "hybrid-adaptive":
-        return adaptive_run(qids, ids, texts, dense, bm25, alphas, bounds, k, mask)
+        return adaptive_run(qids, ids, texts, dense, bm25, alphas, bounds, k, mask, depth=depth)
     raise InputError(f"unknown system kind {kind!r}: use {', '.join(KINDS)}")
 
 
@@ -248,6 +269,9 @@ class DenseSystem(System):
     @property
     def fingerprint(self) -> str:
         return self.encoder.fingerprint
+
+    def servable(self) -> tuple[SystemSpec, str | None]:
+        return SystemSpec("dense"), self.model
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode_queries(list(texts)) @ self.matrix.T
@@ -279,6 +303,9 @@ class BM25System(System):
         self.model.index(tokens, show_progress=False)
         self.vocab = tokens.vocab
 
+    def servable(self) -> tuple[SystemSpec, str | None]:
+        return SystemSpec("bm25"), None
+
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), len(self.ids)), dtype=np.float32)
         if not self.ids:
@@ -300,7 +327,9 @@ class BM25System(System):
 class RRFSystem(System):
     kind = "hybrid-rrf"
 
-    def __init__(self, systems: Sequence[Retriever], *, k_rrf: int = 60, depth: int = 100, name: str = "hybrid-rrf"):
+    def __init__(
+        self, systems: Sequence[Retriever], *, k_rrf: int = 60, depth: int = DEFAULT_DEPTH, name: str = "hybrid-rrf"
+    ):
         self.systems = list(systems)
         self.k_rrf = k_rrf
         self.depth = depth
@@ -310,32 +339,49 @@ class RRFSystem(System):
     def report_extra(self) -> dict:
         return {"k_rrf": self.k_rrf, "depth": self.depth}
 
+    def servable(self) -> tuple[SystemSpec, str | None]:
+        dense = next(s for s in self.systems if s.kind == "dense")
+        return SystemSpec("hybrid-rrf", k_rrf=self.k_rrf, depth=self.depth), dense.model
+
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
         runs = [s.search(queries, self.depth, *([] if mask is None else [mask])) for s in self.systems]
         return rrf(runs, self.k_rrf, top=k, qids=[q for q, _ in queries])
 
 
 class WeightedFusionSystem(System):
-    """alpha * normalised dense + (1 - alpha) * normalised BM25, scored over the full corpus."""
+    """alpha * normalised dense + (1 - alpha) * normalised BM25 over each side's top `depth` candidates."""
 
     kind = "hybrid"
 
-    def __init__(self, dense: DenseSystem, bm25: BM25System, alpha: float = 0.5, name: str | None = None):
+    def __init__(
+        self,
+        dense: DenseSystem,
+        bm25: BM25System,
+        alpha: float = 0.5,
+        name: str | None = None,
+        *,
+        depth: int = DEFAULT_DEPTH,
+    ):
         if not 0.0 <= alpha <= 1.0:
             raise InputError("alpha must be in [0, 1]")
-        self.dense, self.bm25, self.alpha = dense, bm25, alpha
+        if depth < 1:
+            raise InputError("depth must be at least 1")
+        self.dense, self.bm25, self.alpha, self.depth = dense, bm25, alpha, depth
         self.name = name or "hybrid-weighted"
         self.tuning: dict | None = None  # set by `tune_alpha`: the split and the metric per alpha
 
     @property
     def report_extra(self) -> dict:
-        return {"alpha": self.alpha, **(self.tuning or {"tuned_on": "none (no dev split)"})}
+        return {"alpha": self.alpha, "depth": self.depth, **(self.tuning or {"tuned_on": "none (no dev split)"})}
+
+    def servable(self) -> tuple[SystemSpec, str | None]:
+        return SystemSpec("hybrid", alpha=self.alpha, depth=self.depth), self.dense.model
 
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
         qids = [q for q, _ in queries]
         texts = [t for _, t in queries]
         dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
-        return weighted_run(qids, self.dense.ids, dense, bm25, self.alpha, k, mask)
+        return weighted_run(qids, self.dense.ids, dense, bm25, self.alpha, k, mask, depth=self.depth)
 
 
 class AdaptiveFusionSystem(System):
@@ -350,8 +396,12 @@ class AdaptiveFusionSystem(System):
         alphas: Sequence[float] | None = None,
         bounds: Sequence[int] = ADAPTIVE_BOUNDS,
         name: str | None = None,
+        *,
+        depth: int = DEFAULT_DEPTH,
     ):
-        self.dense, self.bm25, self.bounds = dense, bm25, tuple(bounds)
+        if depth < 1:
+            raise InputError("depth must be at least 1")
+        self.dense, self.bm25, self.bounds, self.depth = dense, bm25, tuple(bounds), depth
         self.alphas = tuple(alphas) if alphas is not None else (0.5,) * (len(self.bounds) + 1)
         if len(self.alphas) != len(self.bounds) + 1 or not all(0.0 <= a <= 1.0 for a in self.alphas):
             raise InputError("one alpha in [0, 1] per length bucket")
@@ -360,10 +410,16 @@ class AdaptiveFusionSystem(System):
 
     @property
     def report_extra(self) -> dict:
-        return {"alphas": list(self.alphas), "bounds": list(self.bounds), **(self.tuning or {"tuned_on": "none"})}
+        extra = {"alphas": list(self.alphas), "bounds": list(self.bounds), "depth": self.depth}
+        return extra | (self.tuning or {"tuned_on": "none"})
+
+    def servable(self) -> tuple[SystemSpec, str | None]:
+        spec = SystemSpec("hybrid-adaptive", alphas=self.alphas, bounds=self.bounds, depth=self.depth)
+        return spec, self.dense.model
 
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
         qids = [q for q, _ in queries]
         texts = [t for _, t in queries]
         dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
-        return adaptive_run(qids, self.dense.ids, texts, dense, bm25, self.alphas, self.bounds, k, mask)
+        args = (qids, self.dense.ids, texts, dense, bm25, self.alphas, self.bounds, k, mask)
+        return adaptive_run(*args, depth=self.depth)

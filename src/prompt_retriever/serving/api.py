@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
+from .._version import __version__
 from ..search.retriever import PromptRetriever
 from .batcher import QueryBatcher
 from .middleware import (
@@ -80,7 +81,7 @@ def create_app(
     access log (queries in it only with `log_queries`), CORS for `cors_origins` only."""
     app = FastAPI(
         title="prompt-retriever",
-        version="1",
+        version=__version__,
         docs_url=None,  # FastAPI's Swagger UI and ReDoc load from a CDN: /docs is served locally instead
         redirect_slashes=False,  # Starlette's redirect is absolute, built from the Host header: see slash_redirect
         redoc_url=None,

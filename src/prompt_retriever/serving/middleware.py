@@ -8,7 +8,6 @@ is on; CORS is off unless origins are given.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 
@@ -17,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from ..escaping import log_text as log_safe  # the access log escapes each field with it
 
 log = logging.getLogger("prompt_retriever.api")
 # The page and /docs load their scripts and styles from /static and fetch from this origin only: nothing
@@ -30,19 +31,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
-_UNSAFE_IN_LOG = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
-_LOG_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-
-
-def log_safe(text: str) -> str:
-    """`text` with control characters (C0, DEL, C1, Unicode line separators) and backslashes escaped,
-    so that nothing a client sends (e.g. `%0a` in a path) can start a forged line in the log."""
-
-    def esc(m: re.Match) -> str:
-        ch = m.group()
-        return _LOG_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-
-    return _UNSAFE_IN_LOG.sub(esc, text)
 
 
 class AccessLog:

@@ -15,7 +15,7 @@ LOSSES = {"mnrl": "MultipleNegativesRankingLoss", "cached-mnrl": "CachedMultiple
 @dataclass
 class TrainConfig:
     base: str = DEFAULT_MODEL
-    # The defaults spend the CPU budget on breadth, decided on dev (README, Natural-language search quality):
+    # The defaults spend the CPU budget on breadth, decided on dev (docs/experiments.md, "The training recipe"):
     # one pass over many rows (nearly every natural train query once) with one hard negative, a larger batch
     # and learning rate beat several passes over fewer rows with more hard negatives in the same training time.
     epochs: float = 1.0
@@ -29,7 +29,7 @@ class TrainConfig:
     max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
     max_rows: int | None = 3000  # training-row budget (CPU time), a seeded uniform sample; None = all
     # share of the max_rows budget spent on natural-language queries (None: uniform over all rows)
-    natural_share: float | None = 0.75  # chosen on dev: beat a uniform sample by mean dev NDCG@10 (README)
+    natural_share: float | None = 0.75  # chosen on dev: beat a uniform sample by mean dev NDCG@10 (docs/experiments.md)
     keyword_augment: int = 0  # extra keyword queries per train prompt, train split only (see augment.py)
     loss: str = "mnrl"  # mnrl | cached-mnrl
     cached_mini_batch_size: int = 16

@@ -5,7 +5,7 @@ al. 2022, https://arxiv.org/abs/2203.05482) often beats each of them, at no extr
 soup is an ordinary sentence-transformers folder. Here it combines two fine-tunes that are good at
 different query kinds: the plain fine-tune (genre, theme and title queries) and one trained with extra
 keyword queries (`augment.py`), which is better on keyword queries and worse on titles. Each alone
-trades one kind for another; their average keeps most of both (measured: README, Fine-tuning).
+trades one kind for another; their average keeps most of both (measured: docs/experiments.md, "Model soups").
 
 Honesty rules, checked before averaging:
 - every ingredient is a prompt-retriever fine-tune with a `training_manifest.json`;

@@ -1,0 +1,304 @@
+"""`EdgeIndex`: dense and BM25 candidates from a Qdrant Edge shard (`qdrant-edge-py`, the Qdrant engine
+embedded in the process) kept in a folder.
+
+One point per prompt (id: `stores.point_id(prompt id)`, the ids `QdrantStore` uses) with
+- `dense`: the prompt's embedding, cosine, in an HNSW graph (`HnswParams`; below Qdrant's indexing
+  threshold a segment is searched exactly);
+- `bm25`: the prompt's BM25 document vector (`bm25_terms`), the same tokens and Lucene BM25 as
+  `BM25System`, so a sparse dot product with `BM25Terms.query_vector` is `BM25System`'s score;
+- payload `prompt_id`, `genre`, `theme` (as `filter_key` compares them, with keyword payload indexes) and
+  `bm25_len` (the document's token count), so genre/theme filters run in the engine.
+
+Folder layout: `shard/` (the Edge shard, the Qdrant server's segment format), `bm25.json` (vocabulary and
+collection statistics, `BM25Terms`), `edge.json` (dimension, HNSW parameters). `persist` flushes the
+shard and then writes the JSON files atomically; `EdgeIndex.open` loads them back.
+
+BM25 under updates: `upsert` and `delete` update N, df and avgdl exactly (`BM25Terms`); idf is applied on
+the query side, so it is exact at once. Document vectors carry tf saturation computed with the avgdl of
+the last (re)weighting; when the live avgdl has moved further than `max_drift` (relative) from it,
+`upsert`/`delete` rewrite every document vector (`reweight`). With `max_drift=0` scores always equal a
+fresh `BM25System` over the live prompts; otherwise each term differs by at most `drift` (relative).
+
+Example:
+    >>> index = EdgeIndex.create("idx", dim=384)
+    >>> index.upsert(prompts, embeddings)
+    >>> index.optimize()                      # builds the HNSW graph
+    >>> index.dense_candidates(query_vectors, depth=100, genre="horror")[0][:2]
+    [('p17', 0.71), ('p3', 0.64)]
+    >>> index.bm25_candidates(["lighthouse keeper"], depth=100)[0][:1]
+    [('p17', 7.42)]
+    >>> index.close()
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus import Prompt
+from ..encoding.encoder import DEFAULT_TEMPLATE, prompt_document
+from ..errors import InputError
+from ..fileio import atomic_write_json
+from .bm25_terms import BM25Terms, tokenize
+from .filters import filter_key
+from .stores import point_id
+
+DENSE = "dense"
+SPARSE = "bm25"
+FORMAT = 1
+Candidates = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """HNSW graph parameters (`m`, `ef_construct`) and the search-time `ef`; chosen by measured recall on
+    real embeddings (benchmarks/bench_engine.py, docs/engines.md)."""
+
+    m: int = 16
+    ef_construct: int = 128
+    ef: int = 128
+    full_scan_threshold: int = 10_000  # KB of vectors below which a segment is searched exactly
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read the engine index ({e})") from e
+
+
+def _qe():
+    import qdrant_edge
+
+    return qdrant_edge
+
+
+class EdgeIndex:
+    """Dense and BM25 candidate lists from one Qdrant Edge shard; see the module docstring."""
+
+    def __init__(self, folder: Path, shard, dim: int, hnsw: HnswParams, terms: BM25Terms, template: str):
+        self.folder, self.shard, self.dim, self.hnsw = folder, shard, dim, hnsw
+        self.terms, self.template = terms, template
+        # relative avgdl drift tolerated before `upsert`/`delete` reweight every document vector (0: always,
+        # so BM25 scores always equal a fresh BM25System; larger values trade that for cheaper updates)
+        self.max_drift = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, folder: str | Path, dim: int, *, hnsw: HnswParams | None = None, template: str = DEFAULT_TEMPLATE
+    ) -> EdgeIndex:
+        """A new, empty index in `folder` (which must not hold one)."""
+        qe = _qe()
+        folder = Path(folder)
+        hnsw = hnsw or HnswParams()
+        if (folder / "edge.json").exists() or (folder / "shard").exists():
+            raise InputError(f"{folder} already holds an engine index: open it, or remove it first")
+        folder.mkdir(parents=True, exist_ok=True)
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},
+            hnsw_config=qe.HnswIndexConfig(m=hnsw.m, ef_construct=hnsw.ef_construct,
+                                           full_scan_threshold=hnsw.full_scan_threshold),
+        )  # fmt: skip
+        shard = qe.EdgeShard.create(str(folder / "shard"), config)
+        for field in ("genre", "theme"):
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        index = cls(folder, shard, dim, hnsw, BM25Terms(), template)
+        index.persist()
+        return index
+
+    @classmethod
+    def open(cls, folder: str | Path) -> EdgeIndex:
+        """The index `persist` left in `folder`."""
+        folder = Path(folder)
+        meta = _read_json(folder / "edge.json")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise InputError(f"{folder}/edge.json: not an engine index of format {FORMAT}")
+        terms = BM25Terms.from_dict(_read_json(folder / "bm25.json"))
+        shard = _qe().EdgeShard.load(str(folder / "shard"))
+        return cls(folder, shard, int(meta["dim"]), HnswParams(**meta["hnsw"]), terms, meta["template"])
+
+    @classmethod
+    def build(
+        cls,
+        folder: str | Path,
+        prompts: Sequence[Prompt],
+        embeddings: np.ndarray,
+        *,
+        hnsw: HnswParams | None = None,
+        template: str = DEFAULT_TEMPLATE,
+        replace: bool = False,
+    ) -> EdgeIndex:
+        """Create, fill with `prompts` (rows of `embeddings`), build the HNSW graph and persist."""
+        folder = Path(folder)
+        if replace:
+            for name in ("shard", "edge.json", "bm25.json"):
+                target = folder / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        index = cls.create(folder, int(np.asarray(embeddings).shape[1]), hnsw=hnsw, template=template)
+        index.upsert(prompts, embeddings)
+        index.optimize()
+        index.persist()
+        return index
+
+    def persist(self) -> None:
+        """Flush the shard, then write the statistics and parameters (atomically)."""
+        self.shard.flush()
+        atomic_write_json(self.folder / "bm25.json", self.terms.to_dict())
+        meta = {"format": FORMAT, "dim": self.dim, "hnsw": asdict(self.hnsw), "template": self.template}
+        atomic_write_json(self.folder / "edge.json", meta)
+
+    def optimize(self) -> None:
+        """Merge segments and build the HNSW graph (blocks until done)."""
+        self.shard.optimize()
+
+    def close(self) -> None:
+        self.persist()
+        self.shard.close()
+
+    def __enter__(self) -> EdgeIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.terms.n_docs
+
+    # -- updates -----------------------------------------------------------------------------------
+    def upsert(self, prompts: Sequence[Prompt], embeddings: np.ndarray, batch: int = 1024) -> None:
+        """Add prompts, or replace those whose id is already in the index."""
+        qe = _qe()
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        if len(prompts) != len(vectors) or (len(vectors) and vectors.shape[1] != self.dim):
+            raise InputError(f"{len(prompts)} prompts, embeddings {vectors.shape}: dimension {self.dim} expected")
+        if len({p.id for p in prompts}) != len(prompts):
+            raise InputError("duplicate prompt ids in one upsert")
+        self._forget([p.id for p in prompts])
+        docs = self.terms.add(tokenize([prompt_document(p, self.template) for p in prompts]))
+        for start in range(0, len(prompts), batch):
+            points = [
+                qe.Point(
+                    id=point_id(p.id),
+                    vector={DENSE: v.tolist(), SPARSE: qe.SparseVector(ids, values)},
+                    payload={"prompt_id": p.id, "genre": filter_key(p.genre), "theme": filter_key(p.theme),
+                             "bm25_len": length},
+                )  # fmt: skip
+                for p, v, ((ids, values), length) in zip(
+                    prompts[start : start + batch], vectors[start : start + batch], docs[start : start + batch],
+                    strict=True,
+                )  # fmt: skip
+            ]
+            self.shard.update(qe.UpdateOperation.upsert_points(points))
+        self._maybe_reweight()
+
+    def delete(self, prompt_ids: Sequence[str]) -> int:
+        """Remove prompts by id (unknown ids are ignored); returns how many were removed."""
+        removed = self._forget(prompt_ids)
+        if removed:
+            self.shard.update(_qe().UpdateOperation.delete_points([point_id(i) for i in removed]))
+            self._maybe_reweight()
+        return len(removed)
+
+    def _forget(self, prompt_ids: Sequence[str]) -> list[str]:
+        """Take the stored prompts among `prompt_ids` out of the BM25 statistics; returns their ids."""
+        if not prompt_ids or not self.terms.n_docs:
+            return []
+        gone = []
+        for rec in self.shard.retrieve([point_id(i) for i in prompt_ids], ["prompt_id", "bm25_len"], [SPARSE]):
+            sparse = rec.vector[SPARSE] if rec.vector and SPARSE in rec.vector else None
+            self.terms.remove(list(sparse.indices) if sparse else [], int(rec.payload["bm25_len"]))
+            gone.append(rec.payload["prompt_id"])
+        return gone
+
+    def _maybe_reweight(self) -> None:
+        if self.terms.n_docs and self.terms.drift > self.max_drift:
+            self.reweight()
+
+    def reweight(self, batch: int = 2048) -> None:
+        """Rewrite every document's BM25 vector with the live avgdl (tf recovered from the stored weights),
+        so scores equal a fresh `BM25System` again."""
+        qe = _qe()
+        records, offset = [], None
+        while True:
+            page, offset = self.shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=batch, with_payload=["bm25_len"], with_vector=[SPARSE])
+            )
+            for rec in page:
+                sparse = rec.vector.get(SPARSE) if rec.vector else None
+                length = int(rec.payload["bm25_len"])
+                tf = self.terms.recover_tf(sparse.values, length) if sparse else []
+                records.append((rec.id, list(sparse.indices) if sparse else [], tf, length))
+            if offset is None:
+                break
+        self.terms.avgdl_ref = self.terms.avgdl
+        updates = []
+        for pid, ids, tf, length in records:
+            k = self.terms._k(length, self.terms.avgdl_ref)
+            vec = qe.SparseVector(ids, [t / (t + k) for t in tf])
+            updates.append(qe.PointVectors(id=pid, vector={SPARSE: vec}))
+        for start in range(0, len(updates), batch):
+            self.shard.update(qe.UpdateOperation.update_vectors(updates[start : start + batch]))
+
+    # -- candidates --------------------------------------------------------------------------------
+    def _filter(self, genre: str | None, theme: str | None):
+        qe = _qe()
+        must = [
+            qe.FieldCondition(key=field, match=qe.MatchValue(value))
+            for field, value in (("genre", filter_key(genre)), ("theme", filter_key(theme)))
+            if value is not None
+        ]
+        return qe.Filter(must=must) if must else None
+
+    def _run(self, queries: list, depth: int, genre: str | None, theme: str | None, params) -> list[Candidates]:
+        qe = _qe()
+        flt = self._filter(genre, theme)
+        out: list[Candidates | None] = [None] * len(queries)
+        requests, slots = [], []
+        for n, query in enumerate(queries):
+            if query is None:
+                out[n] = []
+            else:
+                requests.append(
+                    qe.QueryRequest(limit=depth, query=query, filter=flt, with_payload=["prompt_id"], params=params)
+                )
+                slots.append(n)
+        if requests and depth > 0:
+            for n, points in zip(slots, self.shard.query_batch(qe.QueryBatchRequest(requests)), strict=True):
+                out[n] = [(p.payload["prompt_id"], float(p.score)) for p in points]
+        return [o or [] for o in out]
+
+    def dense_candidates(
+        self,
+        query_vectors: np.ndarray,
+        depth: int,
+        genre: str | None = None,
+        theme: str | None = None,
+        *,
+        exact: bool = False,
+    ) -> list[Candidates]:
+        """Per query row: the `depth` nearest prompts by cosine, best first, as (prompt id, score)."""
+        qe = _qe()
+        vectors = np.asarray(query_vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InputError(f"query vectors {vectors.shape}: (n, {self.dim}) expected")
+        params = qe.SearchParams(hnsw_ef=max(self.hnsw.ef, depth), exact=exact)
+        queries = [qe.Query.Nearest(v.tolist(), using=DENSE) for v in vectors]
+        return self._run(queries, depth, genre, theme, params)
+
+    def bm25_candidates(
+        self, query_texts: Sequence[str], depth: int, genre: str | None = None, theme: str | None = None
+    ) -> list[Candidates]:
+        """Per query: the `depth` best prompts by BM25 (only prompts sharing a term, score > 0), best first."""
+        qe = _qe()
+        queries = []
+        for text in query_texts:
+            ids, values = self.terms.query_vector(text)
+            queries.append(qe.Query.Nearest(qe.SparseVector(ids, values), using=SPARSE) if ids else None)
+        return self._run(queries, depth, genre, theme, None)
