@@ -117,7 +117,8 @@ INNER_LAYERS: dict[str, list[set[str]]] = {
     "serving": [
         {"schemas", "batcher", "middleware", "connections"},
         {"state", "guard"},
-        {"routes"},
+        {"live"},
+        {"routes", "admin"},
         {"api"},
         {"server"},
         {"__init__"},

@@ -106,6 +106,11 @@ def visible_options(command: Any) -> set[str]:
     return names
 
 
+def takes_value(command: Any, name: str) -> bool:
+    """Whether option `name` of `command` is followed by a value (not a flag)."""
+    return any(is_option(p) and name in p.opts and not p.is_flag and not p.count for p in command.params)
+
+
 def check_command(root: Any, args: str) -> list[str]:
     """Problems with one invocation: an unknown command, or options its --help does not list."""
     problems: list[str] = []
@@ -119,6 +124,8 @@ def check_command(root: Any, args: str) -> list[str]:
             name = word.split("=", 1)[0]
             if name not in visible_options(command):
                 problems.append(f"{' '.join(path)}: option {name} is not in its --help")
+            elif "=" not in word and takes_value(command, name):
+                i += 1  # its value, never a command name (`index -c FILE --out DIR`)
         elif is_group(command):
             if word.isupper():  # a placeholder of the prose: `prompt-retriever COMMAND --help`
                 return problems
@@ -129,7 +136,8 @@ def check_command(root: Any, args: str) -> list[str]:
             command = sub
             path.append(word)
         i += 1
-    if is_group(command) and command is not root and "--help" not in words:
+    runs_alone = getattr(command, "invoke_without_command", False)  # `index -c FILE --out DIR` builds
+    if is_group(command) and command is not root and "--help" not in words and not runs_alone:
         problems.append(f"{' '.join(path)}: a command group, no command given")
     return problems
 

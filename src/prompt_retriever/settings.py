@@ -11,6 +11,9 @@ variables a user can set is this module.
 - `HF_TOKEN`, then `HUGGING_FACE_HUB_TOKEN`: the token `push` uploads with.
 - `PROMPT_RETRIEVER_CACHE_DIR`: root of the caches (default: the user cache folder).
 - `QDRANT_API_KEY`: the key of a Qdrant server.
+- `PROMPT_RETRIEVER_ADMIN_TOKEN`: turns on the server's write and admin endpoints (`PUT`/`DELETE
+  /api/prompts/{id}`, `POST /api/admin/reload`), which then require `Authorization: Bearer TOKEN`.
+  Unset (the default), those routes do not exist.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ LLM_API_KEY_ENVS = ("PROMPT_RETRIEVER_LLM_API_KEY", "OPENAI_API_KEY")
 HUB_TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 CACHE_DIR_ENV = "PROMPT_RETRIEVER_CACHE_DIR"
 QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
+ADMIN_TOKEN_ENV = "PROMPT_RETRIEVER_ADMIN_TOKEN"
+MIN_ADMIN_TOKEN_CHARS = 16
 
 _TRUE = ("1", "true", "yes")
 
@@ -81,3 +86,8 @@ def cache_dir() -> str | None:
 def qdrant_api_key() -> str | None:
     """`QDRANT_API_KEY`, if set."""
     return os.environ.get(QDRANT_API_KEY_ENV) or None
+
+
+def admin_token() -> str | None:
+    """`PROMPT_RETRIEVER_ADMIN_TOKEN`, if set (the server's write endpoints are off without it)."""
+    return os.environ.get(ADMIN_TOKEN_ENV) or None

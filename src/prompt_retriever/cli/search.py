@@ -1,4 +1,5 @@
-"""`search` and `index`: search prompts from the command line, and save an index of a corpus."""
+"""`search` and `index`: search prompts from the command line, save an index of a corpus, and change a
+saved index or a run's in place (`index add`, `index remove`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ..corpus import query_problem
 from ..encoding.encoder import DEFAULT_TEMPLATE, DOCUMENT_TEMPLATES
 from ..encoding.models import DEFAULT_MODEL
 from ..fileio import check_out_dir, staged_files
-from .app import app
+from .app import FlagHelpGroup, app
 from .inputs import RUN_OR_INDEX_CONFLICTS, load_prompts, system_and_model
 from .options import (
     BACKENDS,
@@ -27,7 +28,7 @@ from .options import (
     SkipInvalidOpt,
     SystemOpt,
 )
-from .output import fail, note, out, refuse_conflicts, reports_errors, safe
+from .output import err, fail, given_options, note, out, refuse_conflicts, reports_errors, safe
 
 if TYPE_CHECKING:
     from ..search.retriever import Hit
@@ -81,6 +82,9 @@ def search(
     t0 = time.perf_counter()  # an unknown genre or theme: the retriever's InputError, exit 2
     hits = retriever.search(query, k=k, genre=genre, theme=theme)
     took = round((time.perf_counter() - t0) * 1000, 2)
+    info = retriever.describe()
+    if drifted := drift_note(info, run=retriever.run_info is not None):  # on stderr, even with --json
+        err.print(f"[dim]{safe(drifted)}[/]", highlight=False, soft_wrap=True)
     if as_jsonl:
         for h in hits:
             print(json.dumps(h.to_dict(), ensure_ascii=False))
@@ -88,7 +92,6 @@ def search(
     if as_json:
         print(json.dumps(search_document(query, k, genre, theme, took, hits), ensure_ascii=False, indent=2))
         return
-    info = retriever.describe()
     score = f" · test NDCG@10 {info['test_ndcg@10']:.2f}" if info.get("test_ndcg@10") is not None else ""
     note(f"[dim]{safe(info['system'])}{score}[/]")
     if not hits:
@@ -109,10 +112,31 @@ def search_document(query: str, k: int, genre: str | None, theme: str | None, to
     return SearchOut.build(query, k, genre, theme, took_ms, hits).model_dump(mode="json")
 
 
-@app.command()
+def drift_note(info: dict, run: bool = True) -> str | None:
+    """One line on how far the collection moved since its system was chosen (`run`) or its index was
+    built (None: not at all)."""
+    drift = info.get("drift") or {}
+    if not any(drift.values()):
+        return None
+    since = "this system was chosen (its numbers were measured before)" if run else "the index was built"
+    return (
+        f"note: {drift['added']} prompt(s) added, {drift['updated']} updated, {drift['removed']} removed since {since}"
+    )
+
+
+index_app = typer.Typer(
+    cls=FlagHelpGroup,
+    help="Embed a corpus and save the index (`index -c FILE --out DIR`); `index add` and `index remove` "
+    "change a saved index or a run's in place.",
+)
+app.add_typer(index_app, name="index")
+
+
+@index_app.callback(invoke_without_command=True)
 @reports_errors
 def index(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the index to.")],
+    ctx: typer.Context,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder to write the index to.")] = None,
     corpus: CorpusOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     template: Annotated[
@@ -124,9 +148,16 @@ def index(
     skip_invalid: SkipInvalidOpt = False,
     force: ForceOpt = False,
 ) -> None:
-    """Embed a corpus and save the index (embeddings.npy, prompts.jsonl, manifest.json)."""
+    """Embed a corpus and save the index (embeddings.npy, prompts.jsonl, manifest.json). `index add` and
+    `index remove` change a saved index or a run's in place."""
     from ..search.retriever import PromptRetriever
 
+    if ctx.invoked_subcommand is not None:
+        if given := given_options(ctx):
+            fail(f"{', '.join(sorted(given.values()))}: give the options after `index {ctx.invoked_subcommand}`")
+        return
+    if out_dir is None:
+        fail("Missing option '--out' / '-o': the folder to write the index to")
     check_out_dir(out_dir, "index", force=force)
     prompts = load_prompts(corpus, skip_invalid)
     r = PromptRetriever(
@@ -136,3 +167,71 @@ def index(
     with staged_files(out_dir, "index", last=("manifest.json",)) as staged:  # a full disk keeps the old index
         r.save(staged)
     out.print(f"indexed {len(r)} prompts with {safe(r.fingerprint)} into {safe(out_dir)}")
+
+
+LiveIndexOpt = Annotated[Path | None, typer.Option("--index", help="The saved index folder to change.")]
+LiveRunOpt = Annotated[Path | None, typer.Option("--run", help="A pipeline run whose index to change.")]
+
+
+def _open_live(run_dir: Path | None, index_dir: Path | None, allow_download: bool):
+    from ..search.retriever import PromptRetriever
+
+    if run_dir is not None:
+        return PromptRetriever.from_run(run_dir, allow_download=allow_download or None)
+    return PromptRetriever.load(index_dir, allow_download=allow_download or None)  # type: ignore[arg-type]
+
+
+def _changed(retriever, target: Path, line: str) -> None:
+    counts = retriever.drift.counts()
+    since = "its system was chosen" if retriever.run_info else "it was built"
+    out.print(f"{safe(line)} in {safe(target)}", highlight=False, soft_wrap=True)
+    note(f"[dim]since {since}: {counts['added']} added, {counts['updated']} updated, {counts['removed']} removed[/]")
+
+
+@index_app.command("add")
+@reports_errors
+def index_add(
+    corpus: Annotated[
+        list[Path], typer.Option("--corpus", "-c", help="Corpus file(s) of the prompts to add or update, by id.")
+    ],
+    index_dir: LiveIndexOpt = None,
+    run_dir: LiveRunOpt = None,
+    new_only: Annotated[
+        bool, typer.Option("--new-only", help="Refuse ids the index holds already (never update one).")
+    ] = False,
+    allow_download: AllowDownloadOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+) -> None:
+    """Add prompts to a saved index or a run's, or update those whose id it holds; written whole beside
+    the index and swapped in. A run keeps serving its chosen system and records how far it drifted."""
+    from ..search.live import index_folder, locked, plan_changes
+
+    target = index_folder(run_dir=run_dir, index_dir=index_dir)
+    prompts = load_prompts(corpus, skip_invalid)  # FILE:LINE for every bad line, exit 2
+    with locked(target):
+        retriever = _open_live(run_dir, index_dir, allow_download)
+        changes = plan_changes(retriever._by_id, prompts, new_only=new_only)
+        retriever.add(changes.to_write)
+        if changes.to_write:
+            retriever.save_live()
+    line = f"added {len(changes.added)}, updated {len(changes.updated)} prompt(s)"
+    _changed(retriever, target, line + (f" ({len(changes.unchanged)} unchanged)" if changes.unchanged else ""))
+
+
+@index_app.command("remove")
+@reports_errors
+def index_remove(
+    ids: Annotated[list[str], typer.Argument(help="Ids of the prompts to remove.")],
+    index_dir: LiveIndexOpt = None,
+    run_dir: LiveRunOpt = None,
+    allow_download: AllowDownloadOpt = False,
+) -> None:
+    """Remove prompts by id from a saved index or a run's (an unknown id changes nothing and exits 2)."""
+    from ..search.live import index_folder, locked
+
+    target = index_folder(run_dir=run_dir, index_dir=index_dir)
+    with locked(target):
+        retriever = _open_live(run_dir, index_dir, allow_download)
+        removed = retriever.remove(ids)
+        retriever.save_live()
+    _changed(retriever, target, f"removed {removed} prompt(s)")

@@ -68,8 +68,9 @@ def serve(
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
-    """Serve the HTTP API and the web page; the index is loaded or built once at start-up."""
-    from ..serving.server import build_retriever, configure_logging
+    """Serve the HTTP API and the web page; the index is loaded or built once at start-up. SIGHUP reloads
+    it; with PROMPT_RETRIEVER_ADMIN_TOKEN set, authenticated endpoints change prompts and switch runs."""
+    from ..serving.server import build_retriever, checked_admin_token, configure_logging, reloader
     from ..serving.server import serve as run_server
 
     refuse_conflicts(
@@ -82,7 +83,8 @@ def serve(
     kind, model = system_and_model(ctx, system, model)
     # before any model or index loads: a library logging first would take the root logger
     configure_logging(libraries=mode.verbose)
-    retriever = build_retriever(
+    checked_admin_token()  # a token too short to be a secret: refused before anything loads
+    options = dict(
         run_dir=run_dir,
         system=kind,
         index_dir=index_dir,
@@ -93,6 +95,7 @@ def serve(
         qdrant_path=qdrant_path,
         allow_download=allow_download or None,
     )
+    retriever = build_retriever(**options)
     run_server(
         retriever,
         host=host,
@@ -105,6 +108,7 @@ def serve(
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
         refuse_delay=refuse_delay,
+        loader=reloader(**options),
     )
 
 

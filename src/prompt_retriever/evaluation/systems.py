@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE
 from ..encoding.models import DEFAULT_MODEL
-from ..search.candidates import DEFAULT_DEPTH, exact_candidates, fuse_prepared, prepare
+from ..search.candidates import DEFAULT_DEPTH, ExactFusion
 from ..search.runs import Run
 from ..search.systems import (
     AdaptiveFusionSystem,
@@ -52,17 +52,23 @@ def alpha_grid_scores(
     metric: str,
     grid: Sequence[float],
     depth: int = DEFAULT_DEPTH,
+    *,
+    adaptive: bool = False,
 ) -> dict[float, dict[str, float]]:
-    """`metric` of every dev query under each weight of `grid` (alpha * dense + (1 - alpha) * BM25 over
-    each side's top `depth` candidates, as the system searches: `search.candidates`)."""
+    """`metric` of every dev query under each weight of `grid`: alpha * dense + (1 - alpha) * BM25 fused
+    as the system searches (`search.candidates.ExactFusion`: each side's top `depth`, the whole corpus's
+    normalisation, the same run as full-corpus fusion). `adaptive`: weighted in float32, as the
+    query-adaptive hybrid weighs every query (`candidates.query_alphas`)."""
+    import numpy as np
+
     from .metrics import per_query
 
     texts = [t for _, t in dev_queries]
     qids = [q for q, _ in dev_queries]
-    cands = exact_candidates(qids, dense_system.ids, dense_system.scores(texts), bm25_system.scores(texts), depth)
-    unions = prepare(*cands, depth, qids)
+    fusion = ExactFusion(qids, dense_system.ids, dense_system.scores(texts), bm25_system.scores(texts), depth)
     k = int(metric.split("@")[1]) if "@" in metric else 100
-    return {a: per_query(fuse_prepared(unions, a, k), dev_qrels, [metric])[metric] for a in grid}
+    weight = np.float32 if adaptive else float
+    return {a: per_query(fusion.fuse(weight(a), k)[0], dev_qrels, [metric])[metric] for a in grid}
 
 
 # A dev set to tune a fusion weight on: a fusion system (its dense and BM25 sides over one collection), the
@@ -82,7 +88,9 @@ def joint_grid_scores(
     for i, (system, queries, qrels) in enumerate(sets):
         if not queries:
             continue
-        scores = alpha_grid_scores(system.dense, system.bm25, queries, qrels, metric, grid, system.depth)
+        adaptive = isinstance(system, AdaptiveFusionSystem)
+        args = (system.dense, system.bm25, queries, qrels, metric, grid, system.depth)
+        scores = alpha_grid_scores(*args, adaptive=adaptive)
         for a in grid:
             per_alpha[a].update({f"{i}:{q}": v for q, v in scores[a].items()})
         ids += [f"{i}:{q}" for q, _ in queries]

@@ -19,9 +19,9 @@ so its idf drifts after deletes; these counts are exact after every `add` / `rem
 Updates and corpus statistics: adding or removing a document changes N and df (so idf of every term) and
 avgdl. idf lives on the query side, so it is exact immediately. avgdl is baked into every document vector
 through K(d): documents keep `avgdl_ref` (the average at the last (re)weighting) until `reweight`ed, and
-until then each term's tf part differs from a fresh `BM25System`'s by at most the relative drift
-`abs(avgdl / avgdl_ref - 1)` (`drift`). Scores equal `BM25System`'s exactly (float32 rounding) when
-`drift == 0`, which holds after a build and after every reweight.
+until then each term's tf part, so each score, differs from a fresh `BM25System`'s by a relative amount
+of at most d / (1 - d), where d = `drift` = abs(avgdl / avgdl_ref - 1). Scores equal `BM25System`'s
+exactly (float32 rounding) when `drift == 0`, which holds after a build and after every reweight.
 
 Example:
     >>> terms = BM25Terms()

@@ -11,22 +11,24 @@ One point per prompt (id: `stores.point_id(prompt id)`, the ids `QdrantStore` us
 
 Folder layout: `shard/` (the Edge shard, the Qdrant server's segment format), `bm25.json` (vocabulary and
 collection statistics, `BM25Terms`), `edge.json` (dimension, HNSW parameters). `persist` flushes the
-shard and then writes the JSON files atomically; `EdgeIndex.open` loads them back.
+shard and then writes the JSON files atomically; `EdgeIndex.open` loads them back. `upsert` and `delete`
+do not persist: the shard's write-ahead log keeps its points, but `bm25.json` is only as new as the last
+`persist` (or `close`), so a caller persists after each batch of updates.
 
 BM25 under updates: `upsert` and `delete` update N, df and avgdl exactly (`BM25Terms`); idf is applied on
 the query side, so it is exact at once. Document vectors carry tf saturation computed with the avgdl of
 the last (re)weighting; when the live avgdl has moved further than `max_drift` (relative) from it,
 `upsert`/`delete` rewrite every document vector (`reweight`). With `max_drift=0` scores always equal a
-fresh `BM25System` over the live prompts; otherwise each term differs by at most `drift` (relative).
+fresh `BM25System` over the live prompts; otherwise they differ by a relative d / (1 - d) at most,
+d = `BM25Terms.drift`.
 
 Example:
     >>> index = EdgeIndex.create("idx", dim=384)
     >>> index.upsert(prompts, embeddings)
     >>> index.optimize()                      # builds the HNSW graph
-    >>> index.dense_candidates(query_vectors, depth=100, genre="horror")[0][:2]
-    [('p17', 0.71), ('p3', 0.64)]
-    >>> index.bm25_candidates(["lighthouse keeper"], depth=100)[0][:1]
-    [('p17', 7.42)]
+    >>> index.dense_candidates(query_vectors, depth=100, genre="horror")  # per query: [(prompt id, cosine)]
+    >>> index.bm25_candidates(["lighthouse keeper"], depth=100)          # per query: [(prompt id, BM25)]
+    >>> index.persist()                       # after updates: flush the shard, write the BM25 statistics
     >>> index.close()
 """
 
@@ -59,10 +61,11 @@ class HnswParams:
     """HNSW graph parameters (`m`, `ef_construct`) and the search-time `ef`; chosen by measured recall on
     real embeddings (benchmarks/bench_engine.py, docs/engines.md)."""
 
-    m: int = 16
-    ef_construct: int = 128
-    ef: int = 128
+    m: int = 32
+    ef_construct: int = 256
+    ef: int = 512
     full_scan_threshold: int = 10_000  # KB of vectors below which a segment is searched exactly
+    indexing_threshold_kb: int | None = None  # KB of vectors from which a segment gets a graph (None: Qdrant's)
 
 
 def _read_json(path: Path):
@@ -103,9 +106,13 @@ class EdgeIndex:
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},
-            hnsw_config=qe.HnswIndexConfig(m=hnsw.m, ef_construct=hnsw.ef_construct,
-                                           full_scan_threshold=hnsw.full_scan_threshold),
-        )  # fmt: skip
+            hnsw_config=qe.HnswIndexConfig(
+                m=hnsw.m, ef_construct=hnsw.ef_construct, full_scan_threshold=hnsw.full_scan_threshold
+            ),
+            optimizers=None
+            if hnsw.indexing_threshold_kb is None
+            else qe.EdgeOptimizersConfig(indexing_threshold=hnsw.indexing_threshold_kb),
+        )
         shard = qe.EdgeShard.create(str(folder / "shard"), config)
         for field in ("genre", "theme"):
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
@@ -187,13 +194,19 @@ class EdgeIndex:
                 qe.Point(
                     id=point_id(p.id),
                     vector={DENSE: v.tolist(), SPARSE: qe.SparseVector(ids, values)},
-                    payload={"prompt_id": p.id, "genre": filter_key(p.genre), "theme": filter_key(p.theme),
-                             "bm25_len": length},
-                )  # fmt: skip
+                    payload={
+                        "prompt_id": p.id,
+                        "genre": filter_key(p.genre),
+                        "theme": filter_key(p.theme),
+                        "bm25_len": length,
+                    },
+                )
                 for p, v, ((ids, values), length) in zip(
-                    prompts[start : start + batch], vectors[start : start + batch], docs[start : start + batch],
+                    prompts[start : start + batch],
+                    vectors[start : start + batch],
+                    docs[start : start + batch],
                     strict=True,
-                )  # fmt: skip
+                )
             ]
             self.shard.update(qe.UpdateOperation.upsert_points(points))
         self._maybe_reweight()

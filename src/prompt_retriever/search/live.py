@@ -27,12 +27,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpus import Prompt
-from ..errors import IndexLoadError
+from ..corpus import Collector, Prompt, add_record, title_key
+from ..errors import IndexLoadError, InputError
 from ..fileio import sha256_text
+from .deployment import inside_run, read_system
 from .persistence import DRIFT_FILE
 
-__all__ = ["DRIFT_FILE", "Drift", "locked", "prompt_digest", "read_drift", "replace_dir", "staged_dir"]
+__all__ = [
+    "DRIFT_FILE",
+    "Drift",
+    "Changes",
+    "index_folder",
+    "locked",
+    "plan_changes",
+    "prompt_digest",
+    "prompt_from_record",
+    "read_drift",
+    "replace_dir",
+    "staged_dir",
+]
 
 DRIFT_FORMAT = 1
 _RENAME_EXCHANGE = 2
@@ -135,6 +148,74 @@ def read_drift(blob: bytes, where: str) -> tuple[Drift, str]:
     return Drift.from_dict(data, where)
 
 
+# ---------------------------------------------------------------------------------------------- changes
+@dataclass(frozen=True)
+class Changes:
+    """What adding `prompts` to an index does: the new ones, the updated ones, and those already there
+    exactly as given (left alone)."""
+
+    added: list[Prompt]
+    updated: list[Prompt]
+    unchanged: list[Prompt]
+
+    @property
+    def to_write(self) -> list[Prompt]:
+        return [*self.added, *self.updated]
+
+
+def plan_changes(existing: dict[str, Prompt], prompts: list[Prompt], *, new_only: bool = False) -> Changes:
+    """Sort `prompts` into added, updated and unchanged against `existing` (by id), or InputError for a
+    clash: an id given twice, a title another prompt of the index already has (compared as the corpus
+    rules compare titles, `title_key`), or with `new_only` an id the index holds already."""
+    seen: dict[str, Prompt] = {}
+    for p in prompts:
+        if p.id in seen:
+            raise InputError(f"id clash: prompt id {p.id!r} is given twice ({p.source or 'input'})")
+        seen[p.id] = p
+    if new_only and (taken := [p for p in prompts if p.id in existing]):
+        raise InputError(
+            f"id clash: {len(taken)} prompt id(s) are in the index already, e.g. {taken[0].id!r} "
+            f"({taken[0].source or 'input'}); leave out --new-only to update them"
+        )
+    titles = {title_key(p.title): p.id for pid, p in existing.items() if pid not in seen}
+    for p in prompts:
+        other = titles.setdefault(title_key(p.title), p.id)
+        if other != p.id:
+            raise InputError(f"title clash: {p.title!r} ({p.source or p.id}) is the title of prompt {other!r} already")
+    added = [p for p in prompts if p.id not in existing]
+    same = [p for p in prompts if p.id in existing and prompt_digest(existing[p.id]) == prompt_digest(p)]
+    same_ids = {p.id for p in same}
+    updated = [p for p in prompts if p.id in existing and p.id not in same_ids]
+    return Changes(added, updated, same)
+
+
+def prompt_from_record(prompt_id: str, row: dict, where: str = "request") -> Prompt:
+    """One prompt from a JSON object's fields (genre, theme, title, text, kind) under the rules of a corpus
+    line (`corpus.add_record`: lengths, no NUL, spaces collapsed); InputError naming every problem."""
+    c = Collector()
+    unknown = sorted(set(row) - {"genre", "theme", "title", "text", "kind", "id"})
+    if unknown:
+        raise InputError(f"{where}: unknown field(s): {', '.join(unknown)}")
+    if row.get("id") not in (None, prompt_id):
+        raise InputError(f"{where}: the id in the body ({row['id']!r:.80}) is not the id in the path")
+    add_record(Path(where), 1, {**row, "id": prompt_id}, None, c)
+    errors = [i.message for i in c.report.issues if i.severity == "error"]
+    if errors or not c.report.prompts:
+        raise InputError(f"{where}: " + "; ".join(errors or ["not a prompt"]))
+    p = c.report.prompts[0]
+    return Prompt(p.id, p.genre, p.theme, p.title, p.text, p.kind)
+
+
+def index_folder(*, run_dir: Path | None = None, index_dir: Path | None = None) -> Path:
+    """The index folder that live updates change: a saved index, or a run's (as its system.json names it,
+    inside the run)."""
+    if (run_dir is None) == (index_dir is None):
+        raise InputError("give either --index DIR or --run RUN")
+    if run_dir is not None:
+        return inside_run(Path(run_dir), read_system(run_dir)["index"], "index")
+    return Path(index_dir)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------------------------- swapping
 def _exchange(a: Path, b: Path) -> bool:
     """Swap the folders `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); False if unsupported."""
@@ -173,6 +254,9 @@ def staged_dir(target: Path) -> Iterator[Path]:
     for stale in target.parent.glob(f".{target.name}.live-*"):  # left by a killed update (we hold the lock)
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.live-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, (target.stat().st_mode & 0o7777) if target.is_dir() else 0o777 & ~umask)  # not mkdtemp's 0700
     try:
         yield work
         replace_dir(work, target)

@@ -15,7 +15,6 @@ from ..corpus import Prompt, check_query, corpus_fingerprint
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, check_template, prompt_document
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import IndexLoadError, InputError, MissingError
-from .candidates import candidate_run, exact_candidates
 from .deployment import (
     SYSTEM_FILE,
     SYSTEM_FORMAT,
@@ -32,7 +31,7 @@ from .live import DRIFT_FILE, Drift, read_drift, staged_dir
 from .persistence import INDEX_FORMAT, IndexFiles, read_manifest, write_index
 from .runs import filter_mask, rank
 from .stores import ExactStore, VectorStore
-from .systems import BM25System, SystemSpec, bm25_run, system_label
+from .systems import BM25System, SystemSpec, system_label, system_run
 
 __all__ = [
     "INDEX_FORMAT",
@@ -294,9 +293,8 @@ class PromptRetriever:
 
     def _search_fused(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """BM25 and the hybrids: score every prompt with each component once per batch; per (k, genre,
-        theme), BM25 ranks its matches and a hybrid takes each side's top `depth` among the prompts the
-        filter allows (`candidates.exact_candidates`) and fuses them (`candidates.candidate_run`): the
-        functions the evaluation uses."""
+        theme), the run of `systems.system_run`, the function the evaluation uses (the weighted hybrids
+        fuse each side's top `depth` with the whole corpus's bounds: `candidates.ExactFusion`)."""
         texts = [r.query for r in requests]
         spec = self.system
         dense = self.encoder.encode_queries(texts) @ self.embeddings.T if spec.kind != "bm25" else None
@@ -309,23 +307,21 @@ class PromptRetriever:
         out: list[list[Hit]] = [[] for _ in requests]
         for (k, genre, theme), idx in groups.items():
             qids = [str(i) for i in idx]
-            mask = filter_mask(genres, themes, genre, theme)
-            if dense is None:
-                run = bm25_run(qids, ids, bm25[idx], k, mask)
-            else:
-                cands = exact_candidates(qids, ids, dense[idx], bm25[idx], spec.depth, mask)
-                run = candidate_run(
-                    spec.kind,
-                    qids,
-                    *cands,
-                    k,
-                    depth=spec.depth,
-                    alpha=spec.alpha,
-                    k_rrf=spec.k_rrf,
-                    texts=[texts[i] for i in idx],
-                    alphas=spec.alphas,
-                    bounds=spec.bounds,
-                )
+            run = system_run(
+                spec.kind,
+                qids,
+                ids,
+                None if dense is None else dense[idx],
+                bm25[idx],
+                k,
+                alpha=spec.alpha,
+                k_rrf=spec.k_rrf,
+                depth=spec.depth,
+                mask=filter_mask(genres, themes, genre, theme),
+                texts=[texts[i] for i in idx],
+                alphas=spec.alphas,
+                bounds=spec.bounds,
+            )
             for i, qid in zip(idx, qids, strict=True):
                 scores = run[qid]
                 out[i] = [Hit(self._by_id[pid], scores[pid], r) for r, pid in enumerate(rank(scores), 1)]
@@ -374,6 +370,7 @@ class PromptRetriever:
             "dev_ndcg@10": run.get("dev_ndcg@10"),
             "test_ndcg@10": run.get("test_ndcg@10"),
             "drift": self.drift.counts(),
+            "run": run_dir.resolve().name if (run_dir := self.__dict__.get("run_dir")) is not None else None,
         }
 
     def save_run(self, run_dir: str | Path, info: dict) -> Path:
@@ -422,7 +419,7 @@ class PromptRetriever:
         )
         if backend is not None and backend != r.encoder.backend:
             r.use_encoder(Encoder(model, backend=backend, allow_download=kwargs.get("allow_download")))
-        r.run_info = info
+        r.run_info, r.run_dir = info, d
         return r
 
     # ------------------------------------------------------------------ persistence

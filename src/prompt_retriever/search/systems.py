@@ -6,19 +6,20 @@
   system; tokenizer: lower-case word tokens, English stop words removed, Snowball English stemmer
   (PyStemmer), so "lighthouses" matches "lighthouse". Prompts with score 0 are not retrieved.
 - `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
-- `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25 over the union of each side's top `depth`
-  candidates, min-max normalised over them (`candidates`); alpha is chosen on the dev split only
-  (`evaluation.tune_alpha`).
+- `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25, each side min-max normalised over the whole
+  corpus, computed over the union of each side's top `depth` candidates with the same result
+  (`candidates`); alpha is chosen on the dev split only (`evaluation.tune_alpha`).
 - `AdaptiveFusionSystem`: the weighted hybrid with one alpha per query-length bucket, each chosen on dev.
 
 `SystemSpec` names the kind a `PromptRetriever` serves (`KINDS`), `system_label` a human name for it.
 
 `mask` (from `runs.filter_mask`) restricts a search to the prompts a genre/theme filter allows: dense and
-BM25 rank exactly as unfiltered among them; the hybrids take their candidates among them. The arithmetic
-of each kind is one function (`dense_run`, `bm25_run`, `weighted_run`, `adaptive_run`, `rrf_run`; the
-hybrids' candidate lists from `candidates.exact_candidates`, fused by `candidates.candidate_run`), called
-by these classes during evaluation and by `PromptRetriever` when it serves a system: the run a metric
-scores and the hits a server returns come from the same code.
+BM25 rank exactly as unfiltered among them; the hybrids take their candidates among them (the weighted
+ones still normalise over the whole corpus). The arithmetic of each kind is one function (`dense_run`,
+`bm25_run`, `weighted_run`, `adaptive_run`, `rrf_run`, all behind `system_run`; the weighted hybrids'
+candidates fused by `candidates.ExactFusion`), called by these classes during evaluation and by
+`PromptRetriever` when it serves a system: the run a metric scores and the hits a server returns come from
+the same code.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..errors import InputError
-from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, candidate_run, exact_candidates
+from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, ExactFusion, candidate_lists, query_alphas
 from .candidates import length_buckets as length_buckets  # imported from here by evaluation and tests
 from .fusion import rrf
 from .runs import Run, run_from_scores
@@ -181,12 +182,34 @@ def bm25_run(qids, ids, bm25: np.ndarray, k: int, mask=None) -> Run:
     return run_from_scores(qids, ids, bm25, k, keep=lambda s: s > 0, mask=mask)
 
 
+def fused_run(
+    kind: str,
+    qids: Sequence[str],
+    ids: Sequence[str],
+    dense: np.ndarray,
+    bm25: np.ndarray,
+    k: int,
+    mask=None,
+    *,
+    depth: int = DEFAULT_DEPTH,
+    alpha: float = 0.5,
+    texts: Sequence[str] = (),
+    alphas: Sequence[float] = (),
+    bounds: Sequence[int] = ADAPTIVE_BOUNDS,
+) -> tuple[Run, list[str]]:
+    """A weighted hybrid's run (`hybrid`, `hybrid-adaptive`) fused over each side's top `depth` among the
+    prompts `mask` allows (`candidates.ExactFusion`): always the full-corpus fusion's run. Also returns the
+    queries whose candidates could not prove it and were fused over the whole corpus."""
+    weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
+    return ExactFusion(qids, ids, dense, bm25, depth, mask).fuse(weights, k)
+
+
 def weighted_run(
     qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k: int, mask=None, *, depth: int = DEFAULT_DEPTH
 ) -> Run:
-    """Each side's top `depth` among the prompts `mask` allows, fused over their union (`candidates`)."""
-    cands = exact_candidates(qids, ids, dense, bm25, depth, mask)
-    return candidate_run("hybrid", qids, *cands, k, depth=depth, alpha=alpha)
+    """alpha * dense + (1 - alpha) * bm25, each min-max normalised over the whole corpus, then restricted
+    by `mask`; computed over each side's top `depth` candidates (`fused_run`)."""
+    return fused_run("hybrid", qids, ids, dense, bm25, k, mask, depth=depth, alpha=alpha)[0]
 
 
 def adaptive_run(
@@ -203,16 +226,16 @@ def adaptive_run(
     depth: int = DEFAULT_DEPTH,
 ) -> Run:
     """The query-adaptive hybrid: each query's alpha comes from its length bucket (short keyword queries
-    lean on BM25, long descriptive ones on the dense model); candidates as `weighted_run`."""
-    cands = exact_candidates(qids, ids, dense, bm25, depth, mask)
-    return candidate_run("hybrid-adaptive", qids, *cands, k, depth=depth, texts=texts, alphas=alphas, bounds=bounds)
+    lean on BM25, long descriptive ones on the dense model); fused as `weighted_run`."""
+    args = dict(depth=depth, texts=texts, alphas=alphas, bounds=bounds)
+    return fused_run("hybrid-adaptive", qids, ids, dense, bm25, k, mask, **args)[0]
 
 
 def rrf_run(
     qids, ids, dense: np.ndarray, bm25: np.ndarray, k: int, *, k_rrf: int = 60, depth: int = DEFAULT_DEPTH, mask=None
 ) -> Run:
-    cands = exact_candidates(qids, ids, dense, bm25, depth, mask)
-    return candidate_run("hybrid-rrf", qids, *cands, k, depth=depth, k_rrf=k_rrf)
+    """Reciprocal rank fusion of each side's top `depth` among the prompts `mask` allows."""
+    return rrf(list(candidate_lists(qids, ids, dense, bm25, depth, mask)), k_rrf, top=k, qids=qids)
 
 
 def system_run(
@@ -349,7 +372,7 @@ class RRFSystem(System):
 
 
 class WeightedFusionSystem(System):
-    """alpha * normalised dense + (1 - alpha) * normalised BM25 over each side's top `depth` candidates."""
+    """alpha * normalised dense + (1 - alpha) * normalised BM25, fused over each side's top `depth`."""
 
     kind = "hybrid"
 

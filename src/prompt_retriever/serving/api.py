@@ -10,6 +10,8 @@ state the handlers read (`state`) and the routes (`routes`). Handlers stay thin 
     GET /healthz, /readyz                 liveness, readiness (index loaded)
     GET /                                 the web page (static files, no CDN, works offline)
     GET /docs                             the API reference, rendered from /openapi.json (offline)
+    PUT, DELETE /api/prompts/{id}         add/update, remove a prompt   } only with an admin token
+    POST /api/admin/reload                switch to another run         } (`admin`)
 
 HEAD works on every GET route. Every error is JSON `{"error": ...}`: client mistakes a 4xx naming the
 problem, a 405 with `Allow`, a crash a bare 500; concurrent searches are encoded and searched together
@@ -29,7 +31,9 @@ from fastapi import FastAPI
 
 from .._version import __version__
 from ..search.retriever import PromptRetriever
+from .admin import add_admin_routes
 from .batcher import QueryBatcher
+from .live import LiveState, Loader
 from .middleware import (
     SECURITY_HEADERS,
     AccessLog,
@@ -58,6 +62,7 @@ __all__ = [
     "HealthOut",
     "HitOut",
     "InfoOut",
+    "LiveState",
     "PromptOut",
     "QueryBatcher",
     "SearchOut",
@@ -76,9 +81,13 @@ def create_app(
     cors_origins: Sequence[str] = (),
     max_batch: int = 32,
     batch_workers: int = 1,
+    admin_token: str | None = None,
+    loader: Loader | None = None,
 ) -> FastAPI:
     """The app serving `retriever`: searches batched `max_batch` at a time by `batch_workers` threads, the
-    access log (queries in it only with `log_queries`), CORS for `cors_origins` only."""
+    access log (queries in it only with `log_queries`), CORS for `cors_origins` only. With `admin_token`,
+    the write and reload routes (`admin`); `loader` builds the retriever of a run to switch to (None: the
+    one served at start, again). `app.state.live` is the `LiveState` the routes read."""
     app = FastAPI(
         title="prompt-retriever",
         version=__version__,
@@ -90,11 +99,12 @@ def create_app(
         description="Search creative-writing prompts.",
         responses={code: {"model": ErrorOut} for code in (400, 404, 422, 500)},
     )
-    state = ServingState(retriever)
-    app.state.batcher = QueryBatcher(retriever.search_requests, max_batch=max_batch, workers=batch_workers)
+    live = app.state.live = LiveState(retriever, loader=loader)
+    app.state.batcher = QueryBatcher(live.search_batch, max_batch=max_batch, workers=batch_workers)
     add_middleware(app, log_queries=log_queries, cors_origins=cors_origins)
     add_error_handlers(app)
-    add_search_routes(app, state, app.state.batcher)
-    add_health_routes(app, state)
+    add_search_routes(app, live, app.state.batcher)
+    add_health_routes(app, live)
+    add_admin_routes(app, live, admin_token)
     add_page_routes(app)
     return app

@@ -7,6 +7,7 @@ is on; CORS is off unless origins are given.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -101,16 +102,63 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class ApiError(Exception):
-    """A client mistake the handlers name: answered `{"error": message}` with `status`."""
+MAX_BODY_BYTES = 64 * 1024  # a prompt is at most a few KB (corpus.MAX_TEXT_CHARS); searches take no body
 
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
+
+class BodyLimit:
+    """Request bodies of at most `limit` bytes: a larger one is answered 413 as soon as its
+    `Content-Length` says so, or once that many bytes have arrived, and the app never sees it. The body
+    is read (at most `limit` bytes) before the app runs and replayed to it, so no route, dependency or
+    validator ever buffers more. Plain ASGI."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._too_large(send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await self._too_large(send)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: a disconnect, as the server reports it
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send) -> None:
+        body = json.dumps({"error": f"request body over {self.limit} bytes"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class ApiError(Exception):
+    """A client mistake the handlers name: answered `{"error": message}` with `status` (and `headers`)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        self.status, self.message, self.headers = status, message, headers
 
 
 def add_middleware(app: FastAPI, *, log_queries: bool = False, cors_origins: Sequence[str] = ()) -> None:
     """HEAD as GET, the access log (outside it, so HEAD is logged as HEAD), CORS for `cors_origins`
     only (off when empty), and the security headers outside all of them."""
+    app.add_middleware(BodyLimit)
     app.add_middleware(HeadAsGet)
     app.add_middleware(AccessLog, log_queries=log_queries)
     if cors_origins:
@@ -127,7 +175,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

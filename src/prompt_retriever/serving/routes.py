@@ -1,5 +1,7 @@
-"""The API's routes, registered on an app over one `ServingState`: each handler checks its input and
-calls the state or the library, nothing more. The search route goes through the `QueryBatcher`.
+"""The API's routes, registered on an app over a `LiveState`: each handler takes the current
+`ServingState` once (a request finishes on the state it started on, even if a write or a switch replaces
+it meanwhile), checks its input and calls the state or the library, nothing more. The search route goes
+through the `QueryBatcher`.
 
     GET /api/search?q=&k=&genre=&theme=   ranked prompts
     GET /api/prompts/{id}                 one prompt
@@ -25,9 +27,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from ..corpus import ID_PATTERN, QUERY_PATTERN  # one rule for ids and queries at every entry point
 from ..search.retriever import SearchRequest
 from .batcher import QueryBatcher
+from .live import LiveState
 from .middleware import ApiError
 from .schemas import FacetsOut, HealthOut, InfoOut, PromptOut, SearchOut
-from .state import ServingState
 
 MAX_QUERY_CHARS = 512
 MAX_K = 100
@@ -42,10 +44,11 @@ def filter_doc(what: str, names: Counter) -> dict:
     return {"description": f"Only this {what} (case-insensitive)", "json_schema_extra": {"enum": sorted(names)}}
 
 
-def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) -> None:
-    """/api/search (batched by `batcher`), /api/prompts/{id}, /api/facets, /api/random."""
-    genre_doc = filter_doc("genre", state.genres)
-    theme_doc = filter_doc("theme", state.themes)
+def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> None:
+    """/api/search (batched by `batcher`, which runs `LiveState.search_batch`), /api/prompts/{id},
+    /api/facets, /api/random. The filters' documented values are those served at start."""
+    genre_doc = filter_doc("genre", live.state.genres)
+    theme_doc = filter_doc("theme", live.state.themes)
 
     @app.get("/api/search", response_model=SearchOut)
     async def search(
@@ -60,9 +63,10 @@ def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) 
         genre: str | None = Query(None, max_length=200, **genre_doc),
         theme: str | None = Query(None, max_length=200, **theme_doc),
     ) -> SearchOut:
+        state = live.state
         g, t = state.filters(genre, theme)
         t0 = time.perf_counter()
-        hits = await batcher.submit(SearchRequest(q.strip(), k, g, t))
+        hits = await batcher.submit((state.retriever, SearchRequest(q.strip(), k, g, t)))
         took_ms = round((time.perf_counter() - t0) * 1000, 2)
         return SearchOut.build(q, k, g, t, took_ms, hits, prompt_out=state.prompt_out)
 
@@ -72,26 +76,28 @@ def add_search_routes(app: FastAPI, state: ServingState, batcher: QueryBatcher) 
             ..., pattern=ID_PATTERN.pattern, description="1-120 letters, digits, '.', '_', '-'; starts alphanumeric"
         ),
     ) -> PromptOut:
+        state = live.state
         return state.prompt_out(state.prompt(prompt_id))
 
     @app.get("/api/facets", response_model=FacetsOut)
     async def facets() -> FacetsOut:
-        return state.facets()
+        return live.state.facets()
 
     @app.get("/api/random", response_model=PromptOut)
     async def random_prompt(
         genre: str | None = Query(None, max_length=200, **genre_doc),
         theme: str | None = Query(None, max_length=200, **theme_doc),
     ) -> PromptOut:
+        state = live.state
         return state.prompt_out(state.random_prompt(*state.filters(genre, theme)))
 
 
-def add_health_routes(app: FastAPI, state: ServingState) -> None:
+def add_health_routes(app: FastAPI, live: LiveState) -> None:
     """/api/info (which system answers), /healthz (the process answers), /readyz (prompts loaded)."""
 
     @app.get("/api/info", response_model=InfoOut, response_model_by_alias=True)
     async def info() -> InfoOut:
-        return state.info
+        return live.state.info
 
     @app.get("/healthz", response_model=HealthOut)
     async def healthz() -> HealthOut:
@@ -99,6 +105,7 @@ def add_health_routes(app: FastAPI, state: ServingState) -> None:
 
     @app.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     async def readyz():
+        state = live.state
         if not state.ready:
             return JSONResponse({"status": "not ready"}, status_code=503)
         return HealthOut(status="ready", prompts=len(state.prompts), model=state.retriever.fingerprint)

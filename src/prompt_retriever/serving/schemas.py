@@ -95,6 +95,14 @@ class ErrorOut(BaseModel):
     detail: list[dict] | None = None
 
 
+class DriftOut(BaseModel):
+    """Prompts added, updated and removed since the system was chosen (a run) or the index was built."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+
+
 class InfoOut(BaseModel):
     """Which system answers, and the numbers it was chosen on (null when not served from a run)."""
 
@@ -108,6 +116,41 @@ class InfoOut(BaseModel):
     corpus_fingerprint: str
     dev_ndcg10: float | None = Field(None, alias="dev_ndcg@10")
     test_ndcg10: float | None = Field(None, alias="test_ndcg@10")
+    drift: DriftOut = Field(
+        default_factory=DriftOut,
+        description="How far the collection moved by live updates since the system was chosen (its numbers "
+        "were measured before)",
+    )
+    run: str | None = Field(None, description="The name of the run folder served, if a run")
+
+
+class PromptIn(BaseModel):
+    """A prompt to add or update (`PUT /api/prompts/{id}`): the fields of a corpus line, under its rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    genre: str = Field(max_length=1000)
+    theme: str = Field(max_length=1000)
+    title: str = Field(max_length=1000)
+    text: str = Field(max_length=20_000)
+    kind: str | None = Field(None, max_length=1000)
+
+
+class WriteOut(BaseModel):
+    """What a write did (`added`, `updated`, `unchanged` or `removed`), and the drift after it."""
+
+    status: str
+    id: str
+    prompts: int
+    drift: DriftOut
+
+
+class ReloadIn(BaseModel):
+    """`POST /api/admin/reload`: the run folder to switch to (none: reload the one served)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str | None = Field(None, max_length=4096)
 
 
 class HealthOut(BaseModel):

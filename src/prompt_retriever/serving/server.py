@@ -1,5 +1,6 @@
 """Build the retriever a server uses (saved index or corpus, inference backend, vector store) and serve it
-with the runtime tuned for serving (threads per batch worker, garbage collector, uvicorn)."""
+with the runtime tuned for serving (threads per batch worker, garbage collector, uvicorn); SIGHUP reloads
+what is served (`LiveState.reload`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ..encoding.encoder import Encoder
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import InputError
 from ..search.retriever import PromptRetriever
+from ..settings import ADMIN_TOKEN_ENV, MIN_ADMIN_TOKEN_CHARS, admin_token
+from .live import LiveState, Loader
 
 
 def build_retriever(
@@ -53,12 +56,59 @@ def build_retriever(
             backend=backend or "torch",
             system=system,
         )
+        retriever.source = None  # the index cache is no place for live updates
     if qdrant_url or qdrant_path:
         from ..search.stores import QdrantStore
 
         retriever.attach_store(QdrantStore(retriever.encoder.dimension, url=qdrant_url, path=qdrant_path))
     retriever.encoder.encode_queries(["warm-up"])  # load the model now, so /readyz means ready
     return retriever
+
+
+def reloader(**options) -> Loader:
+    """A `Loader` for `LiveState.reload`: with a run folder, that run (with the inference backend and the
+    vector store of `options`); without, what `options` (`build_retriever`'s) built at start, read again."""
+
+    def load(run_dir: Path | None) -> PromptRetriever:
+        if run_dir is None:
+            return build_retriever(**options)
+        keep = ("backend", "qdrant_url", "qdrant_path", "allow_download")
+        return build_retriever(run_dir=Path(run_dir), **{k: options[k] for k in keep if k in options})
+
+    return load
+
+
+def checked_admin_token() -> str | None:
+    """The admin token from the environment; InputError for one too short to be a secret."""
+    token = admin_token()
+    if token is not None and len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
+        raise InputError(f"{ADMIN_TOKEN_ENV} is shorter than {MIN_ADMIN_TOKEN_CHARS} characters: use a long random one")
+    return token.strip() if token else None
+
+
+def reload_on_sighup(live: LiveState) -> Callable[[], None]:
+    """A start-up hook: SIGHUP reloads what is served (off the event loop; a failure is logged and the
+    old system keeps serving)."""
+    import asyncio
+    import logging
+    import signal
+
+    from starlette.concurrency import run_in_threadpool
+
+    logger = logging.getLogger("prompt_retriever.serve")
+
+    async def reload() -> None:
+        try:
+            await run_in_threadpool(live.reload)
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal to the server
+            logger.error("reload on SIGHUP failed, still serving the old system: %s", exc)
+
+    def install() -> None:
+        if hasattr(signal, "SIGHUP"):
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+
+    return install
 
 
 def default_workers(backend: str, cpus: int) -> int:
@@ -161,12 +211,14 @@ def serve(
     max_connections_per_ip: int = 512,
     refuse_delay: float = 2.0,
     max_pipeline: int = 16,
+    loader: Loader | None = None,
 ) -> None:
     """Serve the HTTP API and web page over `retriever` until stopped. `workers` None: see
     `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
     `header_timeout`, `max_connections`, `max_connections_per_ip`, `refuse_delay`, `max_pipeline` (requests
     queued behind the one in progress on a connection): the connection guard's limits (`serving.guard`;
-    request heads are also capped at 16 KB)."""
+    request heads are also capped at 16 KB). `loader` (see `reloader`): what SIGHUP and `POST
+    /api/admin/reload` load; the write and admin routes are on with `PROMPT_RETRIEVER_ADMIN_TOKEN` set."""
     import os
 
     import uvicorn
@@ -175,6 +227,7 @@ def serve(
     from .guard import ConnectionGuard, guarded_protocol
 
     configure_logging()
+    token = checked_admin_token()
     ensure_file_limit(2 * max_connections + 256)  # the connections, the refusals held, the model and index
     guard = ConnectionGuard(
         header_timeout=header_timeout,
@@ -189,8 +242,23 @@ def serve(
     cpus = os.cpu_count() or 1
     workers = workers or default_workers(backend, cpus)
     tune_runtime(retriever, workers, cpus)
+
+    def load(run_dir: Path | None) -> PromptRetriever:
+        new = loader(run_dir)  # type: ignore[misc]
+        new.encoder.set_threads(max(1, cpus // workers))
+        return new
+
+    app = create_app(
+        retriever,
+        log_queries=log_queries,
+        cors_origins=cors_origins,
+        batch_workers=workers,
+        admin_token=token,
+        loader=load if loader is not None else None,
+    )
+    app.router.add_event_handler("startup", reload_on_sighup(app.state.live))
     uvicorn.run(
-        create_app(retriever, log_queries=log_queries, cors_origins=cors_origins, batch_workers=workers),
+        app,
         host=host,
         port=port,
         log_level="warning",

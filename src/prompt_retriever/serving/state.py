@@ -15,7 +15,8 @@ from .schemas import Facet, FacetsOut, InfoOut, PromptOut
 
 class ServingState:
     """What the handlers read: the retriever, its prompts by id, genre/theme counts, and each prompt's
-    response part (built once: prompts never change while serving). Ready means prompts are loaded."""
+    response part. Never changed once built: a live update or a switch builds a new one (`LiveState`).
+    Ready means prompts are loaded."""
 
     def __init__(self, retriever: PromptRetriever):
         self.retriever = retriever

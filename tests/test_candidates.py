@@ -1,0 +1,238 @@
+"""Fusion over candidates (`search.candidates`): the weighted hybrids fuse each side's top `depth` with the
+whole corpus's normalisation and get exactly the full-corpus fusion (a query the bound cannot settle is
+fused over the whole corpus), the same in evaluation, tuning and serving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from prompt_retriever.corpus import load_corpus
+from prompt_retriever.errors import InputError
+from prompt_retriever.evaluation.systems import (
+    AdaptiveFusionSystem,
+    BM25System,
+    DenseSystem,
+    RRFSystem,
+    WeightedFusionSystem,
+    alpha_grid_scores,
+    build_systems,
+)
+from prompt_retriever.search import PromptRetriever, SearchRequest
+from prompt_retriever.search.candidates import (
+    DEFAULT_DEPTH,
+    Bounds,
+    ExactFusion,
+    candidate_lists,
+    candidates_from_lists,
+    fuse_candidates,
+    query_alphas,
+)
+from prompt_retriever.search.fusion import normalize, rrf, weighted_sum
+from prompt_retriever.search.runs import filter_mask, rank, run_from_scores
+from prompt_retriever.search.systems import SystemSpec, fused_run, length_buckets, system_run
+
+QUERIES = [
+    ("q1", "lighthouse"),
+    ("q2", "a robot mechanic repairing a space station"),
+    ("q3", "sleeper train argument"),
+    ("q4", "zzzz qqqq"),  # no BM25 match at all
+    ("q5", "haunted house ghost"),
+    ("q6", "dragon"),
+    ("q7", "a detective who cannot remember the night of the murder"),
+    ("q8", "grief memory family"),
+]
+QIDS, TEXTS = [q for q, _ in QUERIES], [t for _, t in QUERIES]
+ALPHAS = (0.0, 0.4, 0.7, 1.0)  # the adaptive hybrid's, one per length bucket
+FILTERS = [(None, None), ("Fantasy", None), (None, "Memory"), ("Science Fiction", "Grief")]
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return load_corpus()[:120]  # the bundled corpus's first prompts: several genres and themes
+
+
+@pytest.fixture(scope="module")
+def sides(prompts):
+    return DenseSystem("all-MiniLM-L6-v2", prompts), BM25System(prompts)
+
+
+@pytest.fixture(scope="module")
+def matrices(sides):
+    dense, bm25 = sides
+    return dense.scores(TEXTS), bm25.scores(TEXTS)
+
+
+def mask_of(prompts, genre, theme):
+    return filter_mask([p.genre for p in prompts], [p.theme for p in prompts], genre, theme)
+
+
+def reference(kind, ids, dense, bm25, k, mask, alpha=0.5):
+    """The full-corpus fusion as it always was: every prompt min-max normalised, weighted, then masked."""
+    if kind == "hybrid":
+        fused = weighted_sum(normalize(dense), normalize(bm25), alpha)
+    else:
+        a = np.asarray(ALPHAS, dtype=np.float32)[length_buckets(TEXTS)][:, None]
+        fused = a * normalize(dense) + (1 - a) * normalize(bm25)
+    return run_from_scores(QIDS, ids, fused, k, mask=mask)
+
+
+def identical(got: dict, want: dict) -> None:
+    """The same queries, the same prompts in the same order, the same scores to the bit."""
+    assert list(got) == list(want)
+    for q in want:
+        assert list(got[q].items()) == list(want[q].items()), q
+        assert rank(got[q]) == rank(want[q]), q
+
+
+def test_the_bound_decides_and_the_fallback_is_the_full_fusion():
+    d = np.array([[0.9, 0.7, 0.5, 0.1]], dtype=np.float32)
+    b = np.array([[0.0, 7.0, 0.0, 3.0]], dtype=np.float32)
+    fusion = ExactFusion(["q"], list("abcd"), d, b, depth=2)
+    c = fusion.candidates["q"]
+    assert c.ids == ["a", "b", "d"] and c.dense_bounds == Bounds(pytest.approx(0.1), pytest.approx(0.9))
+    # outside the union (c): dense <= 0.7 (dense's 2nd), BM25 <= 3 (BM25's 2nd) -> 0.5 * 0.75 + 0.5 * 3/7
+    assert c.threshold(0.5) == pytest.approx(0.5 * 0.75 + 0.5 * 3 / 7)
+    assert c.fuse(0.5, 1) == {"b": 0.875}  # above the bound
+    assert c.fuse(0.5, 2) is None  # a scores 0.5: c could (and here does not) beat it
+    run, fallen = fusion.fuse(0.5, 2)
+    assert fallen == ["q"] and run == {"q": {"b": 0.875, "a": 0.5}}
+    # BM25 ran out of matches (fewer than depth): a prompt outside scores 0 on BM25, so the bound is lower
+    assert ExactFusion(["q"], list("abcd"), d, b, depth=3).candidates["q"].bm25_floor == 0.0
+    # the dense list holds every prompt the filter allows: the union is everything, no bound needed
+    mask = np.array([True, True, False, False])
+    assert ExactFusion(["q"], list("abcd"), d, b, depth=2, mask=mask).candidates["q"].threshold(0.5) is None
+    assert ExactFusion(["q"], [], d[:, :0], b[:, :0], depth=2).fuse(0.5, 3) == ({"q": {}}, [])
+    # a tie at the cut: which equal score makes it is the full-corpus path's pick, so it decides
+    tied = ExactFusion(["q"], list("abc"), np.array([[0.1, 0.5, 0.5]], dtype=np.float32), b[:, :3], depth=3)
+    assert tied.candidates["q"].fuse(1.0, 1) is None and tied.candidates["q"].fuse(1.0, 2) == {"b": 1.0, "c": 1.0}
+    assert tied.fuse(1.0, 1) == (run_from_scores(["q"], list("abc"), normalize(tied.dense), 1), ["q"])
+
+
+@pytest.mark.parametrize("kind", ["hybrid", "hybrid-adaptive"])
+@pytest.mark.parametrize("depth", [3, 5])
+def test_candidate_fusion_at_a_small_depth_is_the_full_corpus_fusion(prompts, matrices, kind, depth):
+    dense, bm25 = matrices
+    ids = [p.id for p in prompts]
+    exact = 0
+    for genre, theme in FILTERS:
+        mask = mask_of(prompts, genre, theme)
+        for alpha in (0.0, 0.3, 0.6, 1.0):
+            for k in (1, 3, 10):
+                args = dict(depth=depth, alpha=alpha, texts=TEXTS, alphas=ALPHAS)
+                got, fallen = fused_run(kind, QIDS, ids, dense, bm25, k, mask, **args)
+                identical(got, reference(kind, ids, dense, bm25, k, mask, alpha))
+                identical(system_run(kind, QIDS, ids, dense, bm25, k, mask=mask, **args), got)
+                exact += len(QIDS) - len(fallen)
+    assert exact > 0  # the candidates alone settled queries, not only the fallback
+
+
+def test_every_candidate_carries_its_full_corpus_fused_score(prompts, matrices):
+    dense, bm25 = matrices
+    ids = [p.id for p in prompts]
+    mask = mask_of(prompts, "Fantasy", None)
+    fusion = ExactFusion(QIDS, ids, dense, bm25, 4, mask)
+    for alpha in (0.2, np.float32(0.7)):
+        full = alpha * normalize(dense) + (1 - alpha) * normalize(bm25)
+        for i, q in enumerate(QIDS):
+            c = fusion.candidates[q]
+            assert np.array_equal(c.fused(alpha), full[i, c.order])  # bit for bit
+            assert {ids[j] for j in c.order} <= {ids[j] for j in np.flatnonzero(mask)}
+            outside = np.setdiff1d(np.flatnonzero(mask), c.order)
+            if c.threshold(alpha) is not None and len(outside):
+                assert full[i, outside].max() <= c.threshold(alpha)  # nothing outside beats the bound
+
+
+def test_an_engines_lists_give_the_same_candidates(prompts, matrices):
+    """What an engine hands over (two top-depth lists, both scores of each member, the corpus bounds)
+    fuses to the same run as the full matrices."""
+    dense, bm25 = matrices
+    ids = [p.id for p in prompts]
+    depth, mask = 4, mask_of(prompts, None, "Memory")
+    d_lists, b_lists = candidate_lists(QIDS, ids, dense, bm25, depth, mask)
+    order = {p: i for i, p in enumerate(ids)}
+    engine = {}
+    for i, q in enumerate(QIDS):
+        dense_of = dict(zip(ids, dense[i].tolist(), strict=True))
+        bm25_of = dict(zip(ids, bm25[i].tolist(), strict=True))
+        bounds = Bounds(float(dense[i].min()), float(dense[i].max())), Bounds(0.0, float(bm25[i].max()))
+        engine[q] = candidates_from_lists(d_lists[q], b_lists[q], dense_of, bm25_of, order, bounds, depth)
+    want = ExactFusion(QIDS, ids, dense, bm25, depth, mask)
+    weights = query_alphas("hybrid-adaptive", QIDS, texts=TEXTS, alphas=ALPHAS)
+    for k in (1, 3, 10):
+        got, fallen = fuse_candidates(engine, weights, k)
+        exact, exact_fallen = want.fuse(weights, k)
+        assert fallen == exact_fallen
+        identical(got, {q: exact[q] for q in QIDS if q not in fallen})
+
+
+def test_rank_fusion_reads_the_two_top_depth_lists(prompts, sides, matrices):
+    dense, bm25 = matrices
+    ids = [p.id for p in prompts]
+    for genre, theme in FILTERS[:2]:
+        mask = mask_of(prompts, genre, theme)
+        d, b = candidate_lists(QIDS, ids, dense, bm25, 4, mask)
+        assert all(len(d[q]) <= 4 and len(b[q]) <= 4 and all(s > 0 for s in b[q].values()) for q in QIDS)
+        want = rrf([d, b], 60, top=5, qids=QIDS)
+        identical(system_run("hybrid-rrf", QIDS, ids, dense, bm25, 5, depth=4, mask=mask), want)
+        identical(RRFSystem(list(sides), depth=4).search(QUERIES, 5, mask), want)
+
+
+def test_tuning_scores_what_is_served(prompts, sides):
+    """The dev metric per alpha at a small depth is the full-corpus fusion's (depth = the corpus)."""
+    dense, bm25 = sides
+    qrels = {"q1": {prompts[0].id: 1}, "q2": {prompts[5].id: 2}, "q5": {prompts[9].id: 1}}
+    dev = [(q, t) for q, t in QUERIES if q in qrels]
+    grid = (0.0, 0.3, 0.7, 1.0)
+    for adaptive in (False, True):
+        small = alpha_grid_scores(dense, bm25, dev, qrels, "ndcg@10", grid, 3, adaptive=adaptive)
+        full = alpha_grid_scores(dense, bm25, dev, qrels, "ndcg@10", grid, len(prompts), adaptive=adaptive)
+        assert small == full
+
+
+@pytest.mark.parametrize("kind", ["hybrid", "hybrid-adaptive", "hybrid-rrf"])
+def test_serving_returns_exactly_what_evaluation_scores(prompts, kind):
+    depth = 3
+    (system,) = build_systems([kind], prompts, depth=depth)
+    if isinstance(system, WeightedFusionSystem):
+        system.alpha = 0.3
+    if isinstance(system, AdaptiveFusionSystem):
+        system.alphas = ALPHAS
+    spec, model = system.servable()
+    assert spec.depth == depth and spec.kind == kind
+    served = PromptRetriever(model, system=spec).index(prompts)
+    for genre, theme in FILTERS:
+        mask = mask_of(prompts, genre, theme)
+        want = system.search(QUERIES, 4, mask)
+        if kind != "hybrid-rrf":
+            d, b = system.dense.scores(TEXTS), system.bm25.scores(TEXTS)
+            identical(want, reference(kind, system.dense.ids, d, b, 4, mask, 0.3))
+        got = served.search_requests([SearchRequest(t, 4, genre, theme) for t in TEXTS])
+        for qid, hits in zip(QIDS, got, strict=True):
+            assert [h.prompt.id for h in hits] == rank(want[qid])
+            assert {h.prompt.id: h.score for h in hits} == want[qid]
+
+
+def test_depth_is_recorded_validated_and_defaults_for_old_records(small_prompts, tmp_path):
+    spec = SystemSpec("hybrid", alpha=0.3, depth=7)
+    assert SystemSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["depth"] == 7
+    assert SystemSpec.from_dict({"kind": "hybrid", "alpha": 0.3}).depth == DEFAULT_DEPTH
+    for bad in (0, 1.5, True, "7"):
+        with pytest.raises(InputError, match="depth"):
+            SystemSpec.from_dict({"kind": "hybrid", "depth": bad})
+    with pytest.raises(InputError):
+        WeightedFusionSystem(*build_systems(["all-MiniLM-L6-v2", "bm25"], small_prompts), depth=0)
+
+    run = tmp_path / "run"
+    PromptRetriever(system=spec).index(small_prompts).save_run(run, {"label": "mine"})
+    assert PromptRetriever.from_run(run).system.depth == 7
+    # a run written before the depth was recorded: system.json and the index manifest without it
+    for path, key in ((run / "system.json", None), (run / "index" / "manifest.json", "system")):
+        doc = json.loads(path.read_text())
+        (doc[key] if key else doc).pop("depth")
+        path.write_text(json.dumps(doc))
+    old = PromptRetriever.from_run(run)
+    assert old.system.depth == DEFAULT_DEPTH and old.system.alpha == 0.3
+    assert old.search("lighthouse", k=2)
