@@ -28,6 +28,11 @@ that a shared, noisy machine slows them alike:
 and SIMD flags and the load average around each measurement, and goes to
 `results/bench_load_run_<backend>.json`.
 
+    python benchmarks/bench_load.py --feedback [--clients 50] [--seconds 20] [--rounds 2]
+
+`--feedback` runs benchmarks/bench_feedback.py (each search followed by an event, feedback off against on
+in one invocation, zero lost events below the queue's capacity, the drop counter above it; see there).
+
     python benchmarks/bench_load.py --attack [--seconds 15] [...]
 
 `--attack` measures the same load twice on one server, first alone and then while hostile clients run
@@ -625,6 +630,12 @@ def load_setup(args, queries) -> dict:
 
 
 def main() -> None:
+    if "--feedback" in sys.argv[1:]:  # the feedback log's cost and drop counter: bench_feedback.py's measurement
+        import bench_feedback
+
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--feedback")]
+        bench_feedback.main()
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=30.0)

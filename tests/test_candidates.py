@@ -105,10 +105,11 @@ def test_the_bound_decides_and_the_fallback_is_the_full_fusion():
     mask = np.array([True, True, False, False])
     assert ExactFusion(["q"], list("abcd"), d, b, depth=2, mask=mask).candidates["q"].threshold(0.5) is None
     assert ExactFusion(["q"], [], d[:, :0], b[:, :0], depth=2).fuse(0.5, 3) == ({"q": {}}, [])
-    # a tie at the cut: which equal score makes it is the full-corpus path's pick, so it decides
+    # a tie at the cut: the lower corpus position makes it, as the full-corpus path (`top_k_indices`) cuts
     tied = ExactFusion(["q"], list("abc"), np.array([[0.1, 0.5, 0.5]], dtype=np.float32), b[:, :3], depth=3)
-    assert tied.candidates["q"].fuse(1.0, 1) is None and tied.candidates["q"].fuse(1.0, 2) == {"b": 1.0, "c": 1.0}
-    assert tied.fuse(1.0, 1) == (run_from_scores(["q"], list("abc"), normalize(tied.dense), 1), ["q"])
+    assert tied.candidates["q"].fuse(1.0, 1) == {"b": 1.0} and tied.candidates["q"].fuse(1.0, 2) == {"b": 1.0, "c": 1.0}
+    assert tied.fuse(1.0, 1) == (run_from_scores(["q"], list("abc"), normalize(tied.dense), 1), [])
+    assert run_from_scores(["q"], list("abc"), np.array([[0.5, 0.1, 0.5]], dtype=np.float32), 1) == {"q": {"a": 0.5}}
 
 
 @pytest.mark.parametrize("kind", ["hybrid", "hybrid-adaptive"])

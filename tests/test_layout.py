@@ -19,7 +19,7 @@ NAME = "prompt_retriever"
 LAYERS: list[set[str]] = [
     {"_version", "errors", "escaping", "settings"},
     {"fileio", "progress"},
-    {"corpus", "llm"},
+    {"corpus", "llm", "feedback"},
     {"encoding", "golden"},
     {"search"},
     {"evaluation"},
@@ -102,7 +102,7 @@ INNER_LAYERS: dict[str, list[set[str]]] = {
     "cli": [
         {"output", "options"},
         {"app", "inputs"},
-        {"corpus", "search", "queries", "evaluate", "train", "pipeline", "serve"},
+        {"corpus", "search", "queries", "evaluate", "train", "pipeline", "serve", "versions", "feedback"},
         {"__init__"},
         {"__main__"},
     ],
@@ -115,10 +115,11 @@ INNER_LAYERS: dict[str, list[set[str]]] = {
         {"__init__"},
     ],
     "serving": [
-        {"schemas", "batcher", "middleware", "connections"},
+        {"schemas", "batcher", "middleware", "connections", "metrics"},
         {"state", "guard"},
         {"live"},
-        {"routes", "admin"},
+        {"routes", "admin", "watch"},
+        {"events"},
         {"api"},
         {"server"},
         {"__init__"},

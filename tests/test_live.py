@@ -214,8 +214,9 @@ def test_write_routes_refuse_a_missing_or_wrong_token(idx):
     assert (idx / "manifest.json").read_bytes() == before
 
 
-def test_put_and_delete_through_the_api_are_persisted(idx):
-    client = TestClient(create_app(PromptRetriever.load(idx), admin_token=TOKEN))
+@pytest.mark.parametrize("engine", ["exact", "edge"])
+def test_put_and_delete_through_the_api_are_persisted(idx, engine):
+    client = TestClient(create_app(PromptRetriever.load(idx, engine=engine), admin_token=TOKEN))
     r = client.put("/api/prompts/bell-1", json=BELL, headers=AUTH)
     assert r.status_code == 200 and r.json()["status"] == "added" and r.json()["prompts"] == 9, r.text
     assert r.json()["drift"] == {"added": 1, "updated": 0, "removed": 0}
@@ -243,6 +244,10 @@ def test_put_and_delete_through_the_api_are_persisted(idx):
     on_disk = PromptRetriever.load(idx)
     assert on_disk.get(first) is None and len(on_disk) == 8
     assert on_disk.describe()["drift"] == {"added": 1, "updated": 0, "removed": 1}
+    if engine == "edge":  # the engine index was updated in place (not rebuilt) and saved with the index
+        again = PromptRetriever.load(idx, engine="edge")
+        assert len(again.engine) == 8 and again.engine.source == again._engine_source()
+        assert [h.prompt.id for h in again.search("bell in a well", k=1)] == ["bell-1"]
 
 
 def test_a_server_of_a_corpus_has_nowhere_to_write(small_prompts):

@@ -83,12 +83,13 @@ def test_the_run_records_its_choice_and_the_report_says_what_to_do(run_dir):
         assert any(line.strip() for line in lines[i + 1 : j]), f"empty heading {lines[i]!r}"
 
 
-def test_the_served_system_reproduces_the_reported_test_ndcg(run_dir):
+@pytest.mark.parametrize("engine", ["exact", "edge"])
+def test_the_served_system_reproduces_the_reported_test_ndcg(run_dir, engine):
     info = json.loads((run_dir / "system.json").read_text())
     gs = GoldenSet.load(run_dir / "golden")
     queries = primary_golden(gs).split_queries("test")  # the report's test split
-    r = PromptRetriever.from_run(run_dir)
-    assert r.system.kind == info["kind"]
+    r = PromptRetriever.from_run(run_dir, engine=engine)
+    assert r.system.kind == info["kind"] and r.describe()["engine"] == engine
     batched = r.search_requests([SearchRequest(q.text, 10) for q in queries])
     assert ndcg_of(batched, gs, queries) == info["test_ndcg@10"]
     # and through the HTTP API, one request at a time, as a user gets it
@@ -184,7 +185,8 @@ def test_search_cli_from_a_run_json_document_and_the_system_line(run_dir):
     api = TestClient(create_app(PromptRetriever.from_run(run_dir))).get(
         "/api/search", params={"q": "lighthouse keeper", "k": 3}
     )
-    assert set(doc) == set(api.json()) and len(doc["results"]) == 3
+    # the API's shape; a query_id (and whether feedback is on) belongs to served answers only
+    assert set(doc) == set(api.json()) - {"query_id", "feedback"} and len(doc["results"]) == 3
     assert set(doc["results"][0]) == set(api.json()["results"][0])
     assert set(doc["results"][0]["prompt"]) == set(api.json()["results"][0]["prompt"])
     assert [x["prompt"]["id"] for x in doc["results"]] == [x["prompt"]["id"] for x in api.json()["results"]]

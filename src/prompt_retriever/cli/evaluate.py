@@ -16,6 +16,7 @@ from .inputs import load_prompts, reported_import
 from .options import (
     BootstrapOpt,
     CorpusOpt,
+    EngineOpt,
     ForceOpt,
     PermutationsOpt,
     PlotsOpt,
@@ -103,6 +104,7 @@ def evaluate(
     judge_k: Annotated[int, typer.Option(min=1, max=20, help="Results per query the LLM judge reads.")] = 5,
     skip_invalid: SkipInvalidOpt = False,
     force: ForceOpt = False,
+    engine: EngineOpt = "auto",
 ) -> None:
     """Compare retrieval systems on a golden split: report.json, report.md, plots and TREC runs."""
     from ..evaluation.evaluate import evaluate_systems
@@ -128,7 +130,9 @@ def evaluate(
     if golden is None and judged is None and imported is None and run_dir is None:
         fail("give --golden DIR (from `queries generate`), --judged FILE, --pairs FILE or --ragas FILE")
     check_out_dir(out_dir, "report", force=force)
-    served = ServedSystem.from_run(run_dir) if run_dir else None
+    if "engine" in given and run_dir is None:
+        fail("--engine says where the run's system searches (the other systems search exactly): give --run too")
+    served = ServedSystem.from_run(run_dir, engine=engine) if run_dir else None
     if run_dir and not (golden or judged or imported):
         golden = run_dir / "golden"  # the run's own query set
     prompts = served.retriever.prompts if served else lambda: load_prompts(corpus, skip_invalid)

@@ -21,6 +21,7 @@ from .options import (
     AllowDownloadOpt,
     BackendOpt,
     CorpusOpt,
+    EngineOpt,
     ForceOpt,
     IndexOpt,
     ModelOpt,
@@ -59,6 +60,7 @@ def search(
     ] = None,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
+    engine: EngineOpt = "auto",
 ) -> None:
     """Search prompts: with --run, the system a pipeline run chose; else an index built on first use and
     cached (rebuilt when corpus or model change)."""
@@ -78,6 +80,8 @@ def search(
         model=model,
         backend=backend,
         allow_download=allow_download or None,
+        engine=engine,
+        announce=lambda line: err.print(f"[dim]{safe(line)}[/]", highlight=False, soft_wrap=True),  # stdout: results
     )
     t0 = time.perf_counter()  # an unknown genre or theme: the retriever's InputError, exit 2
     hits = retriever.search(query, k=k, genre=genre, theme=theme)

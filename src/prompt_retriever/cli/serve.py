@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +10,17 @@ import typer
 from ..encoding.models import DEFAULT_MODEL
 from .app import app
 from .inputs import RUN_OR_INDEX_CONFLICTS, load_prompts, system_and_model
-from .options import BACKENDS, AllowDownloadOpt, CorpusOpt, IndexOpt, ModelOpt, RunOpt, SkipInvalidOpt, SystemOpt
+from .options import (
+    BACKENDS,
+    AllowDownloadOpt,
+    CorpusOpt,
+    EngineOpt,
+    IndexOpt,
+    ModelOpt,
+    RunOpt,
+    SkipInvalidOpt,
+    SystemOpt,
+)
 from .output import mode, note, out, refuse_conflicts, reports_errors, safe
 
 
@@ -18,6 +29,13 @@ from .output import mode, note, out, refuse_conflicts, reports_errors, safe
 def serve(
     ctx: typer.Context,
     run_dir: RunOpt = None,
+    runs: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs",
+            help="A runs folder: serve its current run (`promote`, `rollback`) and switch when it changes.",
+        ),
+    ] = None,
     system: SystemOpt = None,
     index_dir: IndexOpt = None,
     corpus: CorpusOpt = None,
@@ -67,23 +85,54 @@ def serve(
     ] = 2.0,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
+    engine: EngineOpt = "auto",
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            help="Record searches and what writers do with the results (off by default): a SQLite file, or a "
+            "postgresql:// URL several servers can share. See docs/feedback.md and SECURITY.md.",
+        ),
+    ] = None,
+    feedback_queue: Annotated[
+        int, typer.Option(min=1, help="Feedback records waiting to be written; past it they are dropped (counted).")
+    ] = 10_000,
+    feedback_rate: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Feedback events a second per client address (bursts of 4x, at least 200); behind a proxy "
+            "every client has the proxy's address.",
+        ),
+    ] = 50.0,
 ) -> None:
     """Serve the HTTP API and the web page; the index is loaded or built once at start-up. SIGHUP reloads
     it; with PROMPT_RETRIEVER_ADMIN_TOKEN set, authenticated endpoints change prompts and switch runs."""
     from ..serving.server import build_retriever, checked_admin_token, configure_logging, reloader
     from ..serving.server import serve as run_server
+    from ..serving.watch import current_loader
 
     refuse_conflicts(
         ctx,
         (
             *RUN_OR_INDEX_CONFLICTS,
+            (
+                "runs",
+                ("run_dir", "corpus", "model", "system", "index_dir", "skip_invalid"),
+                "--runs serves the current run of the folder, with its corpus, model and system",
+            ),
             ("qdrant_url", ("qdrant_path",), "search either a Qdrant server or an embedded Qdrant"),
+            ("engine", ("qdrant_url", "qdrant_path"), "searches run either in --engine or in a Qdrant store"),
         ),
     )
     kind, model = system_and_model(ctx, system, model)
+    if runs is not None:
+        from ..search.versions import current_run_dir
+
+        run_dir = current_run_dir(runs)  # InputError: no runs folder, or no current run in it yet
     # before any model or index loads: a library logging first would take the root logger
     configure_logging(libraries=mode.verbose)
     checked_admin_token()  # a token too short to be a secret: refused before anything loads
+    recorder = open_feedback(feedback, feedback_queue)  # a store that cannot be opened: refused before loading
     options = dict(
         run_dir=run_dir,
         system=kind,
@@ -94,6 +143,8 @@ def serve(
         qdrant_url=qdrant_url,
         qdrant_path=qdrant_path,
         allow_download=allow_download or None,
+        engine=engine,
+        announce=lambda line: note(f"[dim]{safe(line)}[/]"),
     )
     retriever = build_retriever(**options)
     run_server(
@@ -108,8 +159,22 @@ def serve(
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
         refuse_delay=refuse_delay,
-        loader=reloader(**options),
+        loader=reloader(**options) if runs is None else current_loader(runs, reloader(**options)),
+        runs_dir=runs,
+        feedback=recorder,
+        feedback_rate=feedback_rate,
     )
+
+
+def open_feedback(target: str | None, capacity: int):
+    """The `FeedbackRecorder` over the store at `target` (None: feedback off); InputError if it cannot be opened."""
+    if target is None:
+        return None
+    from ..feedback import FeedbackRecorder, open_store, shown
+
+    recorder = FeedbackRecorder(open_store(target), capacity=capacity)
+    note(f"feedback on: searches and events are kept in {safe(shown(target))}")
+    return recorder
 
 
 EXAMPLE_QUERIES = [

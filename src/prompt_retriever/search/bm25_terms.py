@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 K1 = 1.5
 B = 0.75
@@ -49,6 +50,12 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     if not texts:
         return []
     return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+@lru_cache(maxsize=4096)
+def query_tokens(text: str) -> tuple[str, ...]:
+    """`tokenize` of one query, remembered (a search asks the engine several things about one query)."""
+    return tuple(tokenize([text])[0])
 
 
 _STEMMER = None
@@ -126,7 +133,7 @@ class BM25Terms:
 
     def query_vector(self, text: str) -> SparsePair:
         """The query side: each known token (present in a live document) with count * idf."""
-        counts = Counter(tokenize([text])[0]) if text else Counter()
+        counts = Counter(query_tokens(text)) if text else Counter()
         ids, values = [], []
         for w, c in counts.items():
             tid = self.vocab.get(w)

@@ -24,10 +24,9 @@ Candidate fusion computes the same numbers for fewer prompts:
    the exact path (`ExactFusion`, full matrices) fuses that query over the whole (filtered) corpus
    instead, so its result is ALWAYS the full-corpus fusion's; an engine would ask for more candidates.
    When the dense list holds every prompt the filter allows, the union is everything and no bound is needed.
-4. Ties are ordered as `run_from_scores` orders them: the best `k` by score, ties by lower corpus position;
-   a run's ranking is then `runs.rank`'s (score descending, ties by id descending). Which of several
-   equal scores make the cut at `k` is `stores.top_k_indices`'s pick, so a tie at the cut is left to the
-   full-corpus path too (`fuse` answers None).
+4. Ties are ordered as `run_from_scores` orders them: the best `k` by score, ties by lower corpus position,
+   at the cut too (`stores.top_k_indices`); every prompt tied with the `k`-th scores above the bound, so
+   it is in the union. A run's ranking is then `runs.rank`'s (score descending, ties by id descending).
 
 Rank fusion (`hybrid-rrf`) fuses the two top-`depth` lists by rank (`candidate_lists`, `fusion.rrf`).
 
@@ -135,19 +134,16 @@ class Candidates:
         d, b = np.float32(self.dense_floor), np.float32(self.bm25_floor)
         return float((alpha * self.dense_bounds.norm([d]) + (1 - alpha) * self.bm25_bounds.norm([b]))[0])
 
-    def fuse(self, alpha: Alpha, k: int) -> dict[str, float] | None:
+    def fuse(self, alpha: Alpha, k: int, *, proven: bool = True) -> dict[str, float] | None:
         """The best `k` (score descending, ties by lower corpus position), or None when the candidates
-        cannot prove they are the full-corpus fusion's best `k`: the bound fails, or two members tie at
-        the cut (which of equal scores makes the cut is `stores.top_k_indices`'s pick, left to it)."""
+        cannot prove they are the full-corpus fusion's best `k` (the bound fails; `proven=False`: the
+        union's best `k` all the same)."""
         if k <= 0:
             return {}
         fused = self.fused(alpha)
-        best = np.lexsort((self.order, -fused))[: k + 1]
-        top = best[:k]
+        top = np.lexsort((self.order, -fused))[:k]
         thr = self.threshold(alpha)
-        if thr is not None and (len(top) < k or not fused[top[-1]] > thr):
-            return None
-        if len(best) > k and fused[best[k]] == fused[best[k - 1]]:
+        if proven and thr is not None and (len(top) < k or not fused[top[-1]] > thr):
             return None
         return {self.ids[i]: float(fused[i]) for i in top}
 

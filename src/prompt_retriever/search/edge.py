@@ -68,6 +68,21 @@ class HnswParams:
     indexing_threshold_kb: int | None = None  # KB of vectors from which a segment gets a graph (None: Qdrant's)
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One search of a heterogeneous batch (`EdgeIndex.batch`): `side` dense (`query` a vector) or bm25
+    (`query` a text); the best `limit` among the prompts `genre`/`theme` allow, or, with `ids`, the scores
+    of exactly those prompts (exact). `ef`: the HNSW beam for a dense search (default the index's)."""
+
+    side: str
+    query: object
+    limit: int
+    genre: str | None = None
+    theme: str | None = None
+    ids: tuple[str, ...] | None = None
+    ef: int | None = None
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -84,9 +99,21 @@ def _qe():
 class EdgeIndex:
     """Dense and BM25 candidate lists from one Qdrant Edge shard; see the module docstring."""
 
-    def __init__(self, folder: Path, shard, dim: int, hnsw: HnswParams, terms: BM25Terms, template: str):
+    def __init__(
+        self,
+        folder: Path,
+        shard,
+        dim: int,
+        hnsw: HnswParams,
+        terms: BM25Terms,
+        template: str,
+        source: dict | None = None,
+    ):
         self.folder, self.shard, self.dim, self.hnsw = folder, shard, dim, hnsw
         self.terms, self.template = terms, template
+        # what the points were made from (e.g. corpus and model fingerprints), kept in edge.json by `persist`
+        # so an owner can tell a stale index from a current one
+        self.source: dict = dict(source or {})
         # relative avgdl drift tolerated before `upsert`/`delete` reweight every document vector (0: always,
         # so BM25 scores always equal a fresh BM25System; larger values trade that for cheaper updates)
         self.max_drift = 0.0
@@ -129,7 +156,8 @@ class EdgeIndex:
             raise InputError(f"{folder}/edge.json: not an engine index of format {FORMAT}")
         terms = BM25Terms.from_dict(_read_json(folder / "bm25.json"))
         shard = _qe().EdgeShard.load(str(folder / "shard"))
-        return cls(folder, shard, int(meta["dim"]), HnswParams(**meta["hnsw"]), terms, meta["template"])
+        source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+        return cls(folder, shard, int(meta["dim"]), HnswParams(**meta["hnsw"]), terms, meta["template"], source)
 
     @classmethod
     def build(
@@ -158,7 +186,13 @@ class EdgeIndex:
         """Flush the shard, then write the statistics and parameters (atomically)."""
         self.shard.flush()
         atomic_write_json(self.folder / "bm25.json", self.terms.to_dict())
-        meta = {"format": FORMAT, "dim": self.dim, "hnsw": asdict(self.hnsw), "template": self.template}
+        meta = {
+            "format": FORMAT,
+            "dim": self.dim,
+            "hnsw": asdict(self.hnsw),
+            "template": self.template,
+            "source": self.source,
+        }
         atomic_write_json(self.folder / "edge.json", meta)
 
     def optimize(self) -> None:
@@ -315,3 +349,46 @@ class EdgeIndex:
             ids, values = self.terms.query_vector(text)
             queries.append(qe.Query.Nearest(qe.SparseVector(ids, values), using=SPARSE) if ids else None)
         return self._run(queries, depth, genre, theme, None)
+
+    # -- exact scores and whole-corpus bounds (what candidate fusion needs, `search.engine`) -------------
+    def _ids_filter(self, prompt_ids: Sequence[str]):
+        qe = _qe()
+        return qe.Filter(must=[qe.HasIdCondition({point_id(i) for i in prompt_ids})])
+
+    def batch(self, asks: Sequence[Ask]) -> list[Candidates]:
+        """Many searches of either side in one call to the engine, answers in order."""
+        qe = _qe()
+        requests, slots = [], []
+        out: list[Candidates] = [[] for _ in asks]
+        for n, ask in enumerate(asks):
+            if ask.side == DENSE:
+                vec = np.asarray(ask.query, dtype=np.float32)
+                query = qe.Query.Nearest(vec.tolist(), using=DENSE)
+                params = qe.SearchParams(hnsw_ef=max(ask.ef or self.hnsw.ef, ask.limit), exact=ask.ids is not None)
+            else:
+                ids, values = self.terms.query_vector(str(ask.query))
+                query = qe.Query.Nearest(qe.SparseVector(ids, values), using=SPARSE) if ids else None
+                params = None
+            if query is None or (ask.limit <= 0 if ask.ids is None else not ask.ids):
+                continue
+            flt = self._ids_filter(ask.ids) if ask.ids is not None else self._filter(ask.genre, ask.theme)
+            limit = len(ask.ids) if ask.ids is not None else ask.limit
+            requests.append(
+                qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=["prompt_id"], params=params)
+            )
+            slots.append(n)
+        if requests:
+            for n, points in zip(slots, self.shard.query_batch(qe.QueryBatchRequest(requests)), strict=True):
+                out[n] = [(p.payload["prompt_id"], float(p.score)) for p in points]
+        return out
+
+    def bm25_lowest(self, text: str, *, exhaustive_up_to: int = 5_000) -> float:
+        """The lowest BM25 score of `text` over every prompt: 0 whenever some prompt shares no term with it
+        (certain when the terms' document frequencies sum to less than N; otherwise every match is listed
+        when N <= `exhaustive_up_to`, and 0 is assumed above that: approximate)."""
+        ids, _ = self.terms.query_vector(text)
+        n = self.terms.n_docs
+        if not ids or sum(self.terms.df[i] for i in ids) < n or n > exhaustive_up_to:
+            return 0.0
+        every = self.bm25_candidates([text], n)[0]
+        return min(s for _, s in every) if len(every) >= n else 0.0

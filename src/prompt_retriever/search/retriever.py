@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from ..corpus import Prompt, check_query, corpus_fingerprint
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, check_template, prompt_document
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import IndexLoadError, InputError, MissingError
+from .answering import Hit, SearchRequest, engine_hits, exact_hits
 from .deployment import (
     SYSTEM_FILE,
     SYSTEM_FORMAT,
@@ -26,12 +26,13 @@ from .deployment import (
     system_info_problem,
     write_system,
 )
+from .edge import EdgeIndex
+from .engine import EngineSearch, Positions, engine_dir, open_edge, resolve_engine
 from .filters import FilterNames, filter_key
 from .live import DRIFT_FILE, Drift, read_drift, staged_dir
 from .persistence import INDEX_FORMAT, IndexFiles, read_manifest, write_index
-from .runs import filter_mask, rank
 from .stores import ExactStore, VectorStore
-from .systems import BM25System, SystemSpec, system_label, system_run
+from .systems import BM25System, SystemSpec, system_label
 
 __all__ = [
     "INDEX_FORMAT",
@@ -45,29 +46,6 @@ __all__ = [
     "system_info_problem",
     "system_label",
 ]
-
-
-@dataclass(frozen=True)
-class Hit:
-    prompt: Prompt
-    score: float
-    rank: int
-
-    def to_dict(self) -> dict:
-        return {"rank": self.rank, "score": round(self.score, 6), **self.prompt.to_dict()}
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """One query with its own k and filters (see `PromptRetriever.search_requests`)."""
-
-    query: str
-    k: int = 5
-    genre: str | None = None
-    theme: str | None = None
-
-    def __post_init__(self) -> None:
-        check_query(self.query)  # refused here, before it joins a batch of others' requests (see search_requests)
 
 
 class PromptRetriever:
@@ -112,6 +90,7 @@ class PromptRetriever:
         self.embeddings = np.zeros((0, 0), dtype=np.float32)
         self._by_id: dict[str, Prompt] = {}
         self.run_info: dict | None = None  # system.json of the run this was loaded from (`from_run`)
+        self.engine: EdgeIndex | None = None  # with an engine index, every search is the engine's (`use_engine`)
 
     # ------------------------------------------------------------------ building
     @property
@@ -136,9 +115,12 @@ class PromptRetriever:
             dup = next(i for i in ids if ids.count(i) > 1)
             raise InputError(f"duplicate prompt id {dup!r}")
         self.store.delete([p.id for p in self.prompts])
+        engine, self.engine = self.engine, None
         self.prompts = prompts
         self.embeddings = self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
         self._sync(prompts, self.embeddings)
+        if engine is not None:  # the engine index follows: reopened, or rebuilt from the new vectors
+            self.use_engine("edge", engine.folder.parent)
         return self
 
     def use_encoder(self, encoder: Encoder) -> PromptRetriever:
@@ -153,10 +135,56 @@ class PromptRetriever:
         self._sync(self.prompts, self.embeddings)
         return self
 
-    def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray) -> None:
-        """Tell the store about new vectors and refresh the id lookup (and drop a stale BM25 index)."""
+    def use_engine(self, engine: str = "edge", folder: str | Path | None = None, *, announce=None) -> PromptRetriever:
+        """Search with `engine` from now on: `edge` (a Qdrant Edge index, `search.engine`, kept in `folder`,
+        default beside the index folder this was loaded from, else a temporary folder), `exact` (in
+        process) or `auto` (by collection size). The engine index is opened when it was built from these
+        prompts and this model, else built from the stored embeddings (no re-encoding)."""
+        engine = resolve_engine(engine, len(self.prompts), self.system.kind)
+        if engine == "exact":
+            if self.engine is not None:
+                self.engine = None
+                self._sync(self.prompts, self.embeddings)
+            return self
+        if folder is None:
+            source = self.__dict__.get("source")
+            if source is not None:
+                folder = engine_dir(source)
+            else:
+                import tempfile
+
+                self._engine_tmp = tempfile.TemporaryDirectory(prefix="prompt-retriever-edge-")
+                folder = self._engine_tmp.name
+        self.engine = open_edge(
+            folder,
+            self.prompts,
+            self.embeddings,
+            template=self.template,
+            source=self._engine_source(),
+            announce=announce,
+        )
+        self.store, self._bm25 = ExactStore(), None  # the engine answers every search: free their memory
+        self.__dict__.pop("_order", None)
+        return self
+
+    def _engine_source(self) -> dict:
+        return {
+            "corpus_fingerprint": corpus_fingerprint(self.prompts),
+            "model_fingerprint": self.fingerprint,
+            "backend": self.encoder.backend,
+            "template": self.template,
+        }
+
+    def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray, *, eager_bm25: bool = True) -> None:
+        """Tell the store (or the engine) about new vectors and refresh the id lookup; the BM25 index is
+        rebuilt now (`eager_bm25`) or at its first use."""
         self._by_id = {p.id: p for p in self.prompts}
-        self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
+        self.__dict__.pop("_order", None)
+        self._bm25 = None
+        if self.engine is not None:
+            return
+        if eager_bm25 and self.system.uses_bm25:
+            self._bm25 = BM25System(self.prompts, template=self.template)
         if prompts:
             payloads = [{"genre": p.genre, "theme": p.theme} for p in prompts]
             self.store.upsert([p.id for p in prompts], vectors, payloads)
@@ -176,6 +204,8 @@ class PromptRetriever:
             self.drift.note_put(self._by_id.get(p.id), p, since=since)
         new = self._embed(prompts)
         self._drop(set(ids), rebuild=False)
+        if self.engine is not None:
+            self.engine.upsert(prompts, new)  # BM25 statistics updated, not rebuilt (`bm25_terms`)
         self.embeddings = new if len(self.prompts) == 0 else np.vstack([self.embeddings, new])
         self.prompts.extend(prompts)
         self._sync(prompts, new)
@@ -215,7 +245,7 @@ class PromptRetriever:
         new._by_id = dict(self._by_id)
         new._drift = copy.deepcopy(self.drift)
         new.store = ExactStore()
-        if new.prompts:
+        if new.prompts and new.engine is None:
             payloads = [{"genre": p.genre, "theme": p.theme} for p in new.prompts]
             new.store.upsert([p.id for p in new.prompts], new.embeddings, payloads)
         return new
@@ -227,10 +257,13 @@ class PromptRetriever:
         removed = len(self.prompts) - len(keep)
         if removed:
             self.store.delete([p.id for p in self.prompts if p.id in drop])
+            if self.engine is not None and rebuild:
+                self.engine.delete([p.id for p in self.prompts if p.id in drop])
             self.prompts = [self.prompts[i] for i in keep]
             self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
             self._by_id = {p.id: p for p in self.prompts}
-            if rebuild:
+            self.__dict__.pop("_order", None)
+            if rebuild and self.engine is None:
                 self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
         return removed
 
@@ -254,7 +287,7 @@ class PromptRetriever:
         if not self.prompts:
             return [[] for _ in queries]
         self.check_filters(genre, theme)
-        if self.system.kind != "dense":
+        if self.system.kind != "dense" or self.engine is not None:
             return self.search_requests([SearchRequest(q, k, genre, theme) for q in queries])
         return self.search_vectors(self.encoder.encode_queries(list(queries)), k=k, genre=genre, theme=theme)
 
@@ -272,6 +305,8 @@ class PromptRetriever:
             return [[] for _ in requests]
         for genre, theme in {(r.genre, r.theme) for r in requests}:
             self.check_filters(genre, theme)
+        if self.engine is not None:
+            return self._search_engine(requests)
         if self.system.kind != "dense":
             return self._search_fused(requests)
         vectors = self.encoder.encode_queries([r.query for r in requests])
@@ -292,40 +327,19 @@ class PromptRetriever:
         return self._bm25
 
     def _search_fused(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        """BM25 and the hybrids: score every prompt with each component once per batch; per (k, genre,
-        theme), the run of `systems.system_run`, the function the evaluation uses (the weighted hybrids
-        fuse each side's top `depth` with the whole corpus's bounds: `candidates.ExactFusion`)."""
+        """BM25 and the hybrids in process, as evaluation computes them (`answering.exact_hits`)."""
         texts = [r.query for r in requests]
-        spec = self.system
-        dense = self.encoder.encode_queries(texts) @ self.embeddings.T if spec.kind != "bm25" else None
-        bm25 = self.bm25.scores(texts)
-        ids = [p.id for p in self.prompts]
-        genres, themes = [p.genre for p in self.prompts], [p.theme for p in self.prompts]
-        groups: dict[tuple[int, str | None, str | None], list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault((r.k, r.genre, r.theme), []).append(i)
-        out: list[list[Hit]] = [[] for _ in requests]
-        for (k, genre, theme), idx in groups.items():
-            qids = [str(i) for i in idx]
-            run = system_run(
-                spec.kind,
-                qids,
-                ids,
-                None if dense is None else dense[idx],
-                bm25[idx],
-                k,
-                alpha=spec.alpha,
-                k_rrf=spec.k_rrf,
-                depth=spec.depth,
-                mask=filter_mask(genres, themes, genre, theme),
-                texts=[texts[i] for i in idx],
-                alphas=spec.alphas,
-                bounds=spec.bounds,
-            )
-            for i, qid in zip(idx, qids, strict=True):
-                scores = run[qid]
-                out[i] = [Hit(self._by_id[pid], scores[pid], r) for r, pid in enumerate(rank(scores), 1)]
-        return out
+        dense = self.encoder.encode_queries(texts) @ self.embeddings.T if self.system.kind != "bm25" else None
+        return exact_hits(self.system, self.prompts, self._by_id, requests, dense, self.bm25.scores(texts))
+
+    def _search_engine(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Every system through the engine index (`answering.engine_hits`)."""
+        texts = [r.query for r in requests]
+        vectors = self.encoder.encode_queries(texts) if self.system.kind != "bm25" else None
+        order = self.__dict__.get("_order")
+        if order is None:
+            order = self._order = Positions((p.id, i) for i, p in enumerate(self.prompts))
+        return engine_hits(EngineSearch(self.engine, self.system, order), self._by_id, requests, vectors)
 
     def check_filters(self, genre: str | None, theme: str | None) -> None:
         """`InputError` for a genre or theme filter that no indexed prompt has (compared as `filter_key`
@@ -371,6 +385,7 @@ class PromptRetriever:
             "test_ndcg@10": run.get("test_ndcg@10"),
             "drift": self.drift.counts(),
             "run": run_dir.resolve().name if (run_dir := self.__dict__.get("run_dir")) is not None else None,
+            "engine": "exact" if self.engine is None else "edge",
         }
 
     def save_run(self, run_dir: str | Path, info: dict) -> Path:
@@ -395,12 +410,15 @@ class PromptRetriever:
         return write_system(d, record)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, backend: str | None = None, **kwargs) -> PromptRetriever:
+    def from_run(
+        cls, run_dir: str | Path, *, backend: str | None = None, engine: str = "exact", **kwargs
+    ) -> PromptRetriever:
         """The system a pipeline run chose (`run_dir/system.json`), as it was measured, over its index as
         live updates left it (`drift` says how far it moved since). Refuses a run whose recorded corpus,
         model (weights, configuration or tokenizer) or index changed otherwise since, a forged
         field, and a model or index path that leads out of the run; `backend` switches inference (e.g.
-        onnx-int8). Works from any current folder: every path is relative to the run."""
+        onnx-int8), `engine` where it searches (`use_engine`). Works from any current folder: every path is
+        relative to the run."""
         d = Path(run_dir)
         info = read_system(d)
         index_dir = inside_run(d, info["index"], "index")
@@ -420,7 +438,7 @@ class PromptRetriever:
         if backend is not None and backend != r.encoder.backend:
             r.use_encoder(Encoder(model, backend=backend, allow_download=kwargs.get("allow_download")))
         r.run_info, r.run_dir = info, d
-        return r
+        return r.use_engine(engine) if engine != "exact" else r
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, *, model_path: str | None = None) -> Path:
@@ -428,6 +446,9 @@ class PromptRetriever:
         model folder (`model_path`, default this retriever's) is recorded relative to the index folder, so
         the index loads from any current folder (and moves with its model)."""
         drift = self.drift
+        if self.engine is not None:  # the engine's statistics and the fingerprints its points now match
+            self.engine.source = self._engine_source()
+            self.engine.persist()
         return write_index(
             Path(directory),
             self.prompts,
@@ -458,10 +479,13 @@ class PromptRetriever:
         return read_manifest(directory)
 
     @classmethod
-    def load(cls, directory: str | Path, model: str | None = None, **kwargs) -> PromptRetriever:
+    def load(
+        cls, directory: str | Path, model: str | None = None, *, engine: str = "exact", **kwargs
+    ) -> PromptRetriever:
         """Load an index (with the inference backend it was built with). With `model`, refuse an index
         built with a different model (weights, configuration or tokenizer). Every manifest field is checked
-        before use: one IndexLoadError for anything forged (`persistence.IndexFiles`)."""
+        before use: one IndexLoadError for anything forged (`persistence.IndexFiles`). `engine`: see
+        `use_engine`."""
         files = IndexFiles.read(directory)
         kwargs.setdefault("system", files.system)
         retriever = cls(model or files.model_name(), template=files.template, backend=files.backend, **kwargs)
@@ -477,7 +501,7 @@ class PromptRetriever:
                     f"{files.directory}: embeddings have dimension {files.dimension}, the model {model_dim}"
                 )
         retriever.prompts, retriever.embeddings = prompts, embeddings
-        retriever._sync(prompts, embeddings)
+        retriever._sync(prompts, embeddings, eager_bm25=False)
         retriever.source = files.directory
         if DRIFT_FILE in files.blobs:
             where = str(files.directory / DRIFT_FILE)
@@ -485,4 +509,4 @@ class PromptRetriever:
             if after != corpus_fingerprint(prompts):
                 raise IndexLoadError(f"{where}: does not describe the prompts of this index (changed by hand?)")
             retriever._drift = drift
-        return retriever
+        return retriever.use_engine(engine) if engine != "exact" else retriever

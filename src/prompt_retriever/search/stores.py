@@ -216,9 +216,16 @@ class QdrantStore:
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first; ties broken by lower index (stable)."""
+    """Indices of the k highest scores, best first; ties broken by lower index, at the cut too (of several
+    equal scores at the k-th place, the lowest indices make it), so any engine can reproduce the pick."""
     n = scores.shape[0]
     k = min(k, n)
-    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-    order = np.lexsort((part, -scores[part]))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < n:
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        part = np.flatnonzero(scores >= kth)  # the best k and every score tied with the k-th
+    else:
+        part = np.arange(n)
+    order = np.lexsort((part, -scores[part]))[:k]
     return part[order]

@@ -8,10 +8,12 @@ state the handlers read (`state`) and the routes (`routes`). Handlers stay thin 
     GET /api/random?genre=&theme=         a random prompt ("surprise me")
     GET /api/info                         which system answers, and the numbers it was chosen on
     GET /healthz, /readyz                 liveness, readiness (index loaded)
+    GET /metrics                          requests, latency, searches, clicks (Prometheus text; `metrics`)
     GET /                                 the web page (static files, no CDN, works offline)
     GET /docs                             the API reference, rendered from /openapi.json (offline)
     PUT, DELETE /api/prompts/{id}         add/update, remove a prompt   } only with an admin token
     POST /api/admin/reload                switch to another run         } (`admin`)
+    POST /api/events                      what a writer did with a result (only with --feedback; `events`)
 
 HEAD works on every GET route. Every error is JSON `{"error": ...}`: client mistakes a 4xx naming the
 problem, a 405 with `Allow`, a crash a bare 500; concurrent searches are encoded and searched together
@@ -26,6 +28,7 @@ header timeout and size, pipelining) are `guard.py`'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -33,7 +36,9 @@ from .._version import __version__
 from ..search.retriever import PromptRetriever
 from .admin import add_admin_routes
 from .batcher import QueryBatcher
+from .events import RateLimiter, add_event_routes
 from .live import LiveState, Loader
+from .metrics import ServiceMetrics, add_metrics
 from .middleware import (
     SECURITY_HEADERS,
     AccessLog,
@@ -48,6 +53,9 @@ from .middleware import (
 from .routes import ID_PATTERN, MAX_K, MAX_QUERY_CHARS, add_health_routes, add_page_routes, add_search_routes
 from .schemas import ErrorOut, FacetsOut, HealthOut, HitOut, InfoOut, PromptOut, SearchOut
 from .state import ServingState
+
+if TYPE_CHECKING:
+    from ..feedback.recorder import FeedbackRecorder
 
 __all__ = [
     "ID_PATTERN",
@@ -83,11 +91,15 @@ def create_app(
     batch_workers: int = 1,
     admin_token: str | None = None,
     loader: Loader | None = None,
+    feedback: FeedbackRecorder | None = None,
+    feedback_rate: float | None = None,
 ) -> FastAPI:
     """The app serving `retriever`: searches batched `max_batch` at a time by `batch_workers` threads, the
     access log (queries in it only with `log_queries`), CORS for `cors_origins` only. With `admin_token`,
     the write and reload routes (`admin`); `loader` builds the retriever of a run to switch to (None: the
-    one served at start, again). `app.state.live` is the `LiveState` the routes read."""
+    one served at start, again). `app.state.live` is the `LiveState` the routes read. With `feedback`,
+    searches are recorded and POST /api/events takes events (`events`), at most `feedback_rate` a second
+    per client address (None: `events.EVENTS_PER_SECOND`); its owner closes it."""
     app = FastAPI(
         title="prompt-retriever",
         version=__version__,
@@ -100,11 +112,15 @@ def create_app(
         responses={code: {"model": ErrorOut} for code in (400, 404, 422, 500)},
     )
     live = app.state.live = LiveState(retriever, loader=loader)
+    app.state.feedback = feedback  # None: feedback off (no events route, nothing recorded)
+    app.state.metrics = ServiceMetrics()  # this app's own registry: GET /metrics
     app.state.batcher = QueryBatcher(live.search_batch, max_batch=max_batch, workers=batch_workers)
     add_middleware(app, log_queries=log_queries, cors_origins=cors_origins)
     add_error_handlers(app)
     add_search_routes(app, live, app.state.batcher)
     add_health_routes(app, live)
     add_admin_routes(app, live, admin_token)
+    add_event_routes(app, feedback, RateLimiter(feedback_rate) if feedback_rate else None)
     add_page_routes(app)
+    add_metrics(app, app.state.metrics)  # last: its middleware wraps all the others
     return app

@@ -15,16 +15,19 @@ through the `QueryBatcher`.
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Header, Query
 from fastapi import Path as FastPath
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..corpus import ID_PATTERN, QUERY_PATTERN  # one rule for ids and queries at every entry point
+from ..feedback.records import CLIENT_ID_PATTERN, QueryRecord, now
 from ..search.retriever import SearchRequest
 from .batcher import QueryBatcher
 from .live import LiveState
@@ -32,6 +35,7 @@ from .middleware import ApiError
 from .schemas import FacetsOut, HealthOut, InfoOut, PromptOut, SearchOut
 
 MAX_QUERY_CHARS = 512
+CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 MAX_K = 100
 
 
@@ -46,7 +50,9 @@ def filter_doc(what: str, names: Counter) -> dict:
 
 def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> None:
     """/api/search (batched by `batcher`, which runs `LiveState.search_batch`), /api/prompts/{id},
-    /api/facets, /api/random. The filters' documented values are those served at start."""
+    /api/facets, /api/random. The filters' documented values are those served at start. Every search
+    gets a `query_id`; it is reported to `app.state.metrics` and, with feedback on, recorded by
+    `app.state.feedback` (a `FeedbackRecorder`: queued, never waited for)."""
     genre_doc = filter_doc("genre", live.state.genres)
     theme_doc = filter_doc("theme", live.state.themes)
 
@@ -62,13 +68,28 @@ def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> N
         k: int = Query(10, ge=1, le=MAX_K),
         genre: str | None = Query(None, max_length=200, **genre_doc),
         theme: str | None = Query(None, max_length=200, **theme_doc),
+        client_id: str | None = Header(
+            None,
+            alias="X-Client-Id",
+            description="With feedback on: the random id the page keeps (UBI `client_id`: 8-100 letters, digits, "
+            "'_', '-'), stored with the search; any other value is ignored (a search never fails over it)",
+        ),
     ) -> SearchOut:
         state = live.state
         g, t = state.filters(genre, theme)
         t0 = time.perf_counter()
         hits = await batcher.submit((state.retriever, SearchRequest(q.strip(), k, g, t)))
         took_ms = round((time.perf_counter() - t0) * 1000, 2)
-        return SearchOut.build(q, k, g, t, took_ms, hits, prompt_out=state.prompt_out)
+        query_id = str(uuid.uuid4())
+        run = state.run_name
+        app.state.metrics.observe_search(run, len(hits))
+        if (feedback := app.state.feedback) is not None:
+            ids = tuple(h.prompt.id for h in hits)
+            client_id = client_id if client_id and CLIENT_ID.fullmatch(client_id) else None
+            system = state.info.system
+            feedback.record_query(QueryRecord(query_id, now(), client_id, q.strip(), ids, k, g, t, run, system))
+        on = True if feedback is not None else None  # the page reports events only when told so
+        return SearchOut.build(q, k, g, t, took_ms, hits, prompt_out=state.prompt_out, query_id=query_id, feedback=on)
 
     @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
     async def get_prompt(

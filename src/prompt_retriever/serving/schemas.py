@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 if TYPE_CHECKING:
     from ..corpus import Prompt
@@ -54,6 +54,22 @@ class SearchOut(BaseModel):
     theme: str | None
     took_ms: float
     results: list[HitOut]
+    query_id: str | None = Field(
+        None, description="This search's id (UBI `query_id`): events about its results name it (POST /api/events)"
+    )
+    feedback: bool | None = Field(
+        None, description="true when this server takes events about this search (POST /api/events); absent otherwise"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_feedback(self, handler: SerializerFunctionWrapHandler):  # no return type: keeps the schema
+        """`query_id` and `feedback` only where set: the API sets them on every answer, `search --json`
+        (a search no event can follow) leaves them out."""
+        data = handler(self)
+        for key in ("query_id", "feedback"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @classmethod
     def build(
@@ -66,9 +82,12 @@ class SearchOut(BaseModel):
         hits: Iterable[Hit],
         *,
         prompt_out: PromptMapper = PromptOut.from_prompt,
+        query_id: str | None = None,
+        feedback: bool | None = None,
     ) -> SearchOut:
         """The answer to one search (`/api/search`, `search --json`): the query trimmed, the k and filters
-        asked for, the time taken and the hits in rank order."""
+        asked for, the time taken and the hits in rank order; the API adds the search's `query_id` and,
+        with feedback on, `feedback`."""
         return cls(
             query=query.strip(),
             k=k,
@@ -76,6 +95,8 @@ class SearchOut(BaseModel):
             theme=theme,
             took_ms=took_ms,
             results=[HitOut.from_hit(h, prompt_out) for h in hits],
+            query_id=query_id,
+            feedback=feedback,
         )
 
 
@@ -122,6 +143,11 @@ class InfoOut(BaseModel):
         "were measured before)",
     )
     run: str | None = Field(None, description="The name of the run folder served, if a run")
+    created: str | None = Field(None, description="When the run served was made (ISO 8601 UTC), if a run")
+    model_fingerprint: str | None = Field(None, description="The model answering: name and weights hash")
+    current_since: str | None = Field(
+        None, description="Since when the run served is its runs folder's current one (`promote`), if it is"
+    )
 
 
 class PromptIn(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..corpus import Prompt
 from ..encoding.encoder import Encoder
@@ -14,6 +15,9 @@ from ..errors import InputError
 from ..search.retriever import PromptRetriever
 from ..settings import ADMIN_TOKEN_ENV, MIN_ADMIN_TOKEN_CHARS, admin_token
 from .live import LiveState, Loader
+
+if TYPE_CHECKING:
+    from ..feedback.recorder import FeedbackRecorder
 
 
 def build_retriever(
@@ -27,11 +31,14 @@ def build_retriever(
     qdrant_url: str | None = None,
     qdrant_path: str | None = None,
     allow_download: bool | None = None,
+    engine: str = "exact",
+    announce: Callable[[str], None] | None = None,
 ) -> PromptRetriever:
     """The retriever to serve: a pipeline run's chosen system (`run_dir`, exactly as measured), a saved index,
     or `prompts` indexed with `model`; `system` (dense, bm25, hybrid, hybrid-rrf) builds one by hand.
     `backend` None: the run's or index's own backend, else torch. Documents and queries always come from
-    the same backend: asking for another one than the index's re-encodes the prompts with it."""
+    the same backend: asking for another one than the index's re-encodes the prompts with it. `engine`:
+    where searches run (`PromptRetriever.use_engine`; `announce` hears of an engine index being built)."""
     from ..search.indexcache import cached_retriever
 
     if run_dir is not None:
@@ -60,8 +67,14 @@ def build_retriever(
     if qdrant_url or qdrant_path:
         from ..search.stores import QdrantStore
 
+        if engine == "edge":
+            raise InputError("a Qdrant store and --engine edge: choose one")
         retriever.attach_store(QdrantStore(retriever.encoder.dimension, url=qdrant_url, path=qdrant_path))
+    else:
+        retriever.use_engine(engine, announce=announce)
     retriever.encoder.encode_queries(["warm-up"])  # load the model now, so /readyz means ready
+    if retriever.engine is None and retriever.system.uses_bm25 and len(retriever):
+        retriever.bm25  # noqa: B018 - build the BM25 index now, not in the first search
     return retriever
 
 
@@ -72,7 +85,7 @@ def reloader(**options) -> Loader:
     def load(run_dir: Path | None) -> PromptRetriever:
         if run_dir is None:
             return build_retriever(**options)
-        keep = ("backend", "qdrant_url", "qdrant_path", "allow_download")
+        keep = ("backend", "qdrant_url", "qdrant_path", "allow_download", "engine", "announce")
         return build_retriever(run_dir=Path(run_dir), **{k: options[k] for k in keep if k in options})
 
     return load
@@ -212,13 +225,19 @@ def serve(
     refuse_delay: float = 2.0,
     max_pipeline: int = 16,
     loader: Loader | None = None,
+    runs_dir: Path | None = None,
+    feedback: FeedbackRecorder | None = None,
+    feedback_rate: float | None = None,
 ) -> None:
     """Serve the HTTP API and web page over `retriever` until stopped. `workers` None: see
     `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
     `header_timeout`, `max_connections`, `max_connections_per_ip`, `refuse_delay`, `max_pipeline` (requests
     queued behind the one in progress on a connection): the connection guard's limits (`serving.guard`;
     request heads are also capped at 16 KB). `loader` (see `reloader`): what SIGHUP and `POST
-    /api/admin/reload` load; the write and admin routes are on with `PROMPT_RETRIEVER_ADMIN_TOKEN` set."""
+    /api/admin/reload` load; the write and admin routes are on with `PROMPT_RETRIEVER_ADMIN_TOKEN` set.
+    `runs_dir`: switch to the current run of that runs folder whenever it changes (`watch`).
+    `feedback`: record searches and take events (POST /api/events, at most `feedback_rate` a second per
+    client address); closed (its queue written) at exit."""
     import os
 
     import uvicorn
@@ -255,8 +274,18 @@ def serve(
         batch_workers=workers,
         admin_token=token,
         loader=load if loader is not None else None,
+        feedback=feedback,
+        feedback_rate=feedback_rate,
     )
+    if feedback is not None:
+        app.router.add_event_handler("shutdown", feedback.close)  # writes what is queued, then closes the store
     app.router.add_event_handler("startup", reload_on_sighup(app.state.live))
+    if runs_dir is not None:
+        from .watch import watch_runs
+
+        start_watching, stop_watching = watch_runs(app.state.live, runs_dir)
+        app.router.add_event_handler("startup", start_watching)
+        app.router.add_event_handler("shutdown", stop_watching)
     uvicorn.run(
         app,
         host=host,

@@ -9,8 +9,21 @@ from collections import Counter
 from ..corpus import Prompt
 from ..search.filters import FilterNames
 from ..search.retriever import PromptRetriever
+from ..search.versions import current_since, run_created
 from .middleware import ApiError
 from .schemas import Facet, FacetsOut, InfoOut, PromptOut
+
+
+def run_facts(retriever: PromptRetriever) -> dict:
+    """What `/api/info` says beyond `describe()`: the model's fingerprint and, for a run, when it was
+    made and since when it is the current run of its runs folder (`search.versions`)."""
+    run_info = retriever.run_info or {}
+    model = None if retriever.system.kind == "bm25" else run_info.get("model_fingerprint") or retriever.fingerprint
+    facts = {"model_fingerprint": model}
+    run_dir = retriever.__dict__.get("run_dir")
+    if run_dir is not None:
+        facts.update(created=run_created(run_dir, run_info), current_since=current_since(run_dir))
+    return facts
 
 
 class ServingState:
@@ -25,7 +38,8 @@ class ServingState:
         self.themes = Counter(p.theme for p in retriever.prompts)
         self._names = {"genre": FilterNames(self.genres), "theme": FilterNames(self.themes)}
         self._outs: dict[str, PromptOut] = {}
-        self.info = InfoOut(**retriever.describe())
+        self.info = InfoOut(**{**run_facts(retriever), **retriever.describe()})
+        self.run_name: str = self.info.run or ""  # the run label of the metrics ("": not serving a run)
         self._rng = random.Random()
 
     @property

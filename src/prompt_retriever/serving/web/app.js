@@ -8,6 +8,12 @@
   const statusEl = $("status"), empty = $("empty"), errorEl = $("error"), card = $("card");
   const info = $("system-info");
   let timer = null, seq = 0;
+  // Feedback (only when the server says it takes events: `feedback` in a search answer): what the writer
+  // does with a result is reported to POST /api/events, linked to the search's query_id. The client id is
+  // a random one kept in this browser (localStorage), made the first time it is needed, never derived
+  // from anything about the browser or the writer.
+  const CLIENT_KEY = "prompt-retriever.client_id";
+  let clientId = null;
   // The current history entry was made by search-as-you-type and not submitted yet: further typing and
   // the submit update it in place, so one search is one entry rather than one entry per pause in typing.
   let draft = false;
@@ -18,27 +24,74 @@
     empty.hidden = true;
   }
 
-  async function getJSON(url) {
-    const res = await fetch(url, { headers: { Accept: "application/json" } });
+  async function getJSON(url, headers) {
+    const res = await fetch(url, { headers: { Accept: "application/json", ...(headers || {}) } });
     let body = null;
     try { body = await res.json(); } catch (e) { /* not JSON */ }
     if (!res.ok) throw new Error((body && body.error) || ("HTTP " + res.status));
     return body;
   }
 
-  function render(items, note) {
+  function storedClientId() {
+    if (clientId) return clientId;
+    try { clientId = localStorage.getItem(CLIENT_KEY); } catch (e) { /* storage off: none kept */ }
+    return clientId;
+  }
+
+  function newClientId() {
+    if (storedClientId()) return clientId;
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    clientId = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    try { localStorage.setItem(CLIENT_KEY, clientId); } catch (e) { /* kept for this page only */ }
+    return clientId;
+  }
+
+  // One event about result `rank` (prompt `id`) of search `queryId`; failures are ignored (never shown).
+  function report(queryId, action, id, rank) {
+    const body = {
+      action_name: action, query_id: queryId, client_id: newClientId(),
+      event_attributes: { object: { object_id: id }, position: { ordinal: rank } },
+    };
+    fetch("/api/events", {
+      method: "POST", keepalive: true, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    }).catch(() => {});
+  }
+
+  // `answer`: the search answer (its query_id and feedback flag) the items come from; null for "surprise me".
+  function render(items, note, answer) {
     results.replaceChildren();
     errorEl.hidden = true;
+    const reporting = !!(answer && answer.feedback && answer.query_id);
     for (const item of items) {
       const p = item.prompt || item;
       const li = card.content.firstElementChild.cloneNode(true);
+      const send = (action) => { if (reporting) report(answer.query_id, action, p.id, item.rank); };
       li.querySelector(".genre").textContent = p.genre;
       li.querySelector(".theme").textContent = p.theme;
       li.querySelector(".title").textContent = p.title;
       li.querySelector(".text").textContent = p.text;
       li.querySelector(".score").textContent = item.score !== undefined ? "score " + item.score.toFixed(3) : "";
       li.dataset.id = p.id;
-      li.querySelector(".copy").addEventListener("click", (ev) => copy(p, ev.target));
+      li.querySelector(".copy").addEventListener("click", (ev) => { copy(p, ev.target); send("copy"); });
+      const title = li.querySelector(".title");
+      const open = () => {
+        if (!li.classList.contains("open")) send("open"); // once per card: the writer opened it
+        li.classList.add("open");
+        title.setAttribute("aria-expanded", "true");
+      };
+      title.addEventListener("click", open);
+      title.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
+      const rate = li.querySelector(".rate");
+      rate.hidden = !reporting;
+      for (const [cls, action, done] of [["use", "use", "Using it"], ["up", "thumbs_up", null], ["down", "thumbs_down", null]]) {
+        const button = li.querySelector("." + cls);
+        button.addEventListener("click", () => {
+          if (button.getAttribute("aria-pressed") === "true") return; // one of each per card
+          send(action);
+          button.setAttribute("aria-pressed", "true");
+          if (done) button.textContent = done;
+        });
+      }
       results.appendChild(li);
     }
     empty.hidden = items.length > 0;
@@ -73,9 +126,12 @@
     const p = params(); p.set("q", text); p.set("k", "10");
     statusEl.textContent = "Searching…";
     try {
-      const data = await getJSON("/api/search?" + p.toString());
+      const id = storedClientId();
+      const data = await getJSON("/api/search?" + p.toString(), id ? { "X-Client-Id": id } : {});
       if (mine !== seq) return; // a newer search is on its way
-      render(data.results, data.results.length ? data.results.length + " prompts" : "No prompt matches those filters.");
+      if (data.feedback) newClientId(); // this server takes events: the next searches carry the id too
+      const note = data.results.length ? data.results.length + " prompts" : "No prompt matches those filters.";
+      render(data.results, note, data);
       if (!data.results.length) { empty.hidden = true; }
     } catch (e) {
       if (mine !== seq) return;
@@ -148,7 +204,7 @@
     seq++;
     try {
       const p = await getJSON("/api/random?" + params().toString());
-      render([p], "A random prompt");
+      render([p], "A random prompt", null);
     } catch (e) { showError("Surprise failed: " + e.message); }
   }
 
@@ -164,13 +220,28 @@
     return text;
   }
 
+  // the run served (name, when made, since when current, model), a second quiet line; none when no run
+  function runText(data) {
+    const str = (v) => typeof v === "string" && v.trim() ? v.trim() : "";
+    if (!data || !str(data.run)) return "";
+    const parts = ["run " + str(data.run)];
+    if (str(data.created)) parts.push("made " + str(data.created).slice(0, 10));
+    if (str(data.current_since)) parts.push("current since " + str(data.current_since).slice(0, 10));
+    if (str(data.model_fingerprint)) parts.push("model " + str(data.model_fingerprint));
+    return parts.join(" · ");
+  }
+
   async function loadInfo() {
+    const runLine = $("run-info");
     try {
-      const text = infoText(await getJSON("/api/info"));
+      const data = await getJSON("/api/info");
+      const text = infoText(data);
       info.textContent = text;
       info.hidden = !text;
+      if (runLine) { runLine.textContent = runText(data); runLine.hidden = !runLine.textContent; }
     } catch (e) {
       info.textContent = ""; info.hidden = true; // older server, or it failed: say nothing
+      if (runLine) { runLine.textContent = ""; runLine.hidden = true; }
     } finally {
       info.dataset.state = info.hidden ? "none" : "shown";
     }

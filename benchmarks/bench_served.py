@@ -1,0 +1,195 @@
+"""The served hybrid on the engine (`search/engine.py` over Qdrant Edge) against today's exact path, by size.
+
+python benchmarks/bench_served.py [--sizes 648,2000,5000,10000,100000] [--queries 200] [--name bench_served]
+
+Corpus and queries as benchmarks/bench_engine.py makes them (texts recombined from the bundled prompts'
+words, vectors the bundled model's embeddings of the bundled prompts plus Gaussian noise, the bundled
+natural-language queries encoded once; encoding is excluded from every timing). With `--real R` the
+vectors are instead the model's embeddings of the first R synthetic prompts' own texts, and perturbed
+copies of those beyond R (far fewer near-duplicates: a corpus more like a real one). The system: the
+query-adaptive hybrid (`hybrid-adaptive`, the kind `make run` chooses) with fixed bucket weights
+`--alphas` and candidate depth `SystemSpec`'s default, plus dense alone. The engine's hybrid is measured
+at each `--max-depths` (how deep a query whose threshold proof fails may ask before its candidates'
+best answer it unproven; 50 = one round, no deepening).
+
+Per size, single query, in this process, one path after the other on the same corpus:
+- exact: today's path, `systems.system_run` over full score matrices (numpy matrix product over every
+  embedding, bm25s over every document, candidate fusion with whole-corpus bounds) - what
+  `PromptRetriever` serves with `--engine exact` and what evaluation measures;
+- engine: `EngineSearch.run` over an `EdgeIndex` (HNSW `HnswParams()` defaults);
+p50/p99 of each, their ratio, overlap@10 of the engine's results with the exact ones (dense and hybrid),
+build times and resident memory growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import emit
+from bench_engine import overlap, rss_mb, stats, synthetic, timed
+
+K = 10
+
+
+def real_vectors(corpus, real: int, sigma: float, seed: int = 0) -> np.ndarray:
+    """The bundled model's embeddings (onnx-int8) of the first `real` synthetic prompts' documents; prompt
+    i beyond them gets prompt (i mod real)'s vector plus Gaussian noise (`sigma` per dimension), renormalised.
+    Embeddings are cached by count in ~/.cache/prompt-retriever-bench (texts are the same for a seed)."""
+    from prompt_retriever.encoding.encoder import Encoder, prompt_document
+
+    real = min(real, len(corpus))
+    cache = Path.home() / ".cache" / "prompt-retriever-bench" / f"real-{real}-seed0.npy"
+    if cache.exists():
+        base = np.load(cache)
+    else:
+        t = time.perf_counter()
+        enc = Encoder("all-MiniLM-L6-v2", backend="onnx-int8", use_cache=False)
+        base = enc.encode_documents([prompt_document(p) for p in corpus[:real]])
+        print(f"encoded {real} documents in {time.perf_counter() - t:.0f} s", flush=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, base)
+    n = len(corpus)
+    rows = np.arange(n) % real
+    vecs = base[rows].astype(np.float32)
+    if n > real:
+        rng = np.random.default_rng(seed)
+        vecs[real:] += rng.normal(0.0, sigma, (n - real, vecs.shape[1])).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs
+
+
+def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
+    from prompt_retriever.search.edge import EdgeIndex
+    from prompt_retriever.search.engine import EngineSearch
+    from prompt_retriever.search.systems import BM25System, SystemSpec, system_run
+
+    corpus, vecs = synthetic(prompts, emb, n, args.sigma)
+    if args.real:
+        vecs = real_vectors(corpus, args.real, args.sigma)
+    ids = [p.id for p in corpus]
+    order = {pid: i for i, pid in enumerate(ids)}
+    spec = SystemSpec("hybrid-adaptive", alphas=args.alphas)
+    row: dict = {"prompts": n}
+
+    base = rss_mb()
+    t = time.perf_counter()
+    bm25 = BM25System(corpus)
+    row["exact_build_s"] = round(time.perf_counter() - t, 2)
+    row["exact_rss_mb"] = round(rss_mb() - base + vecs.nbytes / 2**20, 1)
+
+    def exact(i: int, kind: str):
+        text = qtexts[i]
+        dense = qvecs[i : i + 1] @ vecs.T
+        scores = bm25.scores([text]) if kind != "dense" else None
+        run = system_run(
+            kind, ["q"], ids, dense, scores, K, depth=spec.depth, texts=[text], alphas=spec.alphas, bounds=spec.bounds
+        )["q"]
+        return sorted(run.items(), key=lambda kv: -kv[1])
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-served-"))
+    base = rss_mb()
+    t = time.perf_counter()
+    index = EdgeIndex.create(folder / "idx", vecs.shape[1])
+    index.upsert(corpus, vecs)
+    row["engine_upsert_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    index.optimize()
+    index.persist()
+    row["engine_optimize_s"] = round(time.perf_counter() - t, 2)
+    row["engine_rss_mb"] = round(rss_mb() - base, 1)
+    gc.collect()
+
+    depths = args.max_depths
+    searches = {
+        kind: EngineSearch(index, SystemSpec(kind) if kind == "dense" else spec, order)
+        for kind in ("dense", "hybrid-adaptive")
+    }
+
+    def engine(i: int, kind: str):
+        run = searches[kind].run(["q"], [qtexts[i]], qvecs[i : i + 1], K)["q"]
+        return sorted(run.items(), key=lambda kv: -kv[1])
+
+    for d in depths:
+        searches[f"hybrid-adaptive@{d}"] = EngineSearch(index, spec, order, max_depth=d)
+
+    items = list(range(len(qtexts)))
+    for kind in ("dense", *(f"hybrid-adaptive@{d}" for d in depths)):
+        base_kind = kind.split("@")[0]
+        timed(lambda i, kind=base_kind: exact(i, kind), items[:20])  # warm-up
+        timed(lambda i, kind=kind: engine(i, kind), items)  # warm-up: pages the shard in
+        searches[kind].unproven = 0
+        want, lat_exact = timed(lambda i, kind=base_kind: exact(i, kind), items)
+        got, lat_engine = timed(lambda i, kind=kind: engine(i, kind), items)
+        row[kind] = {
+            "unproven_queries": searches[kind].unproven,
+            "exact": stats(lat_exact),
+            "engine": stats(lat_engine),
+            "ratio_p50_exact_over_engine": round(stats(lat_exact)["p50_ms"] / stats(lat_engine)["p50_ms"], 2),
+            "ratio_p99_exact_over_engine": round(stats(lat_exact)["p99_ms"] / stats(lat_engine)["p99_ms"], 2),
+            "overlap10": round(float(np.mean([overlap(g, w, K) for g, w in zip(got, want, strict=True)])), 4),
+        }
+        print(n, kind, row[kind], flush=True)
+    index.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="648,2000,5000,10000,100000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--sigma", type=float, default=0.025)
+    ap.add_argument("--alphas", default="0.3,0.5,0.7,0.8", help="the adaptive hybrid's weight per length bucket")
+    ap.add_argument(
+        "--real",
+        type=int,
+        default=0,
+        help="embed this many synthetic prompts' own texts with the model (others: perturbed copies); "
+        "0: every vector is a bundled prompt's embedding plus noise, as in bench_engine.py",
+    )
+    ap.add_argument("--max-depths", default="50,200,800", help="EngineSearch max_depth values to measure")
+    ap.add_argument("--name", default="bench_served")
+    args = ap.parse_args()
+    args.alphas = tuple(float(a) for a in args.alphas.split(","))
+    args.max_depths = [int(d) for d in args.max_depths.split(",")]
+    os.environ["PROMPT_RETRIEVER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-cache-")
+
+    import json
+    from importlib.metadata import version
+
+    from prompt_retriever.corpus import load_corpus
+    from prompt_retriever.encoding.encoder import Encoder, prompt_document
+
+    prompts = load_corpus()
+    enc = Encoder("all-MiniLM-L6-v2", use_cache=False)
+    emb = enc.encode_documents([prompt_document(p) for p in prompts])
+    path = Path(__file__).resolve().parents[1] / "src/prompt_retriever/data/natural_queries.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rng = np.random.default_rng(1)
+    qtexts = [rows[i]["query"] for i in rng.choice(len(rows), args.queries, replace=False)]
+    qvecs = enc.encode_queries(qtexts)
+    sizes = [run_size(int(n), prompts, emb, qtexts, qvecs, args) for n in args.sizes.split(",")]
+    emit(
+        args.name,
+        {
+            "engine": f"qdrant-edge-py {version('qdrant-edge-py')}",
+            "system": "hybrid-adaptive",
+            "alphas": list(args.alphas),
+            "k": K,
+            "queries": args.queries,
+            "sigma": args.sigma,
+            "real_embeddings": args.real,
+            "sizes": sizes,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""`feedback export` and `feedback purge`: the log a server kept with `serve --feedback STORE`.
+
+    prompt-retriever feedback export --feedback feedback.db --ubi ubi/         UBI JSON lines
+    prompt-retriever feedback purge --feedback feedback.db --older-than 90d    forget what is older
+    prompt-retriever feedback stats --feedback postgresql://user@host/db      how much is kept
+
+STORE is the SQLite file or the `postgresql://` URL the server was given.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InputError
+from .app import FlagHelpGroup, app
+from .options import JsonOpt
+from .output import note, out, reports_errors, safe
+
+feedback_app = typer.Typer(
+    cls=FlagHelpGroup, help="The feedback log of `serve --feedback`: export it as UBI, purge it.", no_args_is_help=True
+)
+app.add_typer(feedback_app, name="feedback")
+
+StoreOpt = Annotated[
+    str,
+    typer.Option("--feedback", help="The feedback store: the SQLite file or postgresql:// URL given to serve."),
+]
+
+
+def _open(target: str):
+    from ..feedback import open_store
+
+    if "://" not in target and not Path(target).expanduser().is_file():
+        raise InputError(f"no feedback store at {target}: give the file serve --feedback wrote")
+    return open_store(target)
+
+
+@feedback_app.command("export")
+@reports_errors
+def export(
+    store: StoreOpt,
+    ubi: Annotated[Path, typer.Option("--ubi", help="Write ubi_queries.jsonl and ubi_events.jsonl into this folder.")],
+) -> None:
+    """Write the log as UBI 1.3.0 JSON lines (OpenSearch's ubi_queries and ubi_events), for other tools."""
+    from ..feedback import EVENTS_FILE, QUERIES_FILE, export_ubi
+
+    s = _open(store)
+    try:
+        counts = export_ubi(s, ubi)
+    finally:
+        s.close()
+    note(f"{counts.queries} queries -> {safe(ubi / QUERIES_FILE)}, {counts.events} events -> {safe(ubi / EVENTS_FILE)}")
+
+
+@feedback_app.command("purge")
+@reports_errors
+def purge(
+    store: StoreOpt,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Remove searches and events older than this: 90d, 12h, 30m.")
+    ],
+) -> None:
+    """Remove searches and events older than an age (and every event about a search removed)."""
+    from ..feedback import parse_age
+    from ..feedback.records import iso, now
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise InputError(f"--older-than {exc}") from None
+    s = _open(store)
+    try:
+        cutoff: datetime = now() - age
+        n_queries, n_events = s.purge(cutoff)
+    finally:
+        s.close()
+    out.print(f"removed {n_queries} searches and {n_events} events from before {iso(cutoff)}", highlight=False)
+
+
+@feedback_app.command("stats")
+@reports_errors
+def stats(store: StoreOpt, as_json: JsonOpt = False) -> None:
+    """How many searches and events the log keeps."""
+    import json
+
+    s = _open(store)
+    try:
+        n_queries, n_events = s.counts()
+    finally:
+        s.close()
+    if as_json:
+        out.print(json.dumps({"queries": n_queries, "events": n_events}), highlight=False)
+    else:
+        out.print(f"{n_queries} searches, {n_events} events", highlight=False)

@@ -1,0 +1,77 @@
+"""`FeedbackRecorder`: what a server with feedback on uses. It records each search answered and each event
+on a result through one `BatchWriter` (off the request path), and remembers the latest searches it
+answered, so that an event about one of them is checked without a database round trip, even before the
+search's own record is written.
+
+>>> recorder = FeedbackRecorder(open_store("feedback.db"))     # doctest: +SKIP
+>>> recorder.record_query(query_record)                        # doctest: +SKIP
+>>> recorder.lookup(query_record.query_id) is not None          # doctest: +SKIP
+True
+>>> recorder.close()                                           # doctest: +SKIP
+
+An event about a search this server did not answer (another server behind the same load balancer, or
+before a restart) is looked up in the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from .records import EventRecord, QueryRecord
+from .store import FeedbackStore
+from .writer import BatchWriter, WriterStats
+
+REMEMBERED = 50_000  # searches kept in memory for checking events (~a few hundred bytes each)
+
+
+class FeedbackRecorder:
+    """The store, its writer and the latest `remember` searches answered (see the module's docstring)."""
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        max_wait: float = 0.2,
+        remember: int = REMEMBERED,
+    ):
+        self.store = store
+        self.writer = BatchWriter(store.write, capacity=capacity, batch_size=batch_size, max_wait=max_wait)
+        self._recent: OrderedDict[str, QueryRecord] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()
+
+    def record_query(self, q: QueryRecord) -> bool:
+        """Remember `q` and queue it for the store; False if the queue was full (dropped, counted)."""
+        with self._lock:
+            self._recent[q.query_id] = q
+            while len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+        return self.writer.offer(q)
+
+    def recent(self, query_id: str) -> QueryRecord | None:
+        """The search `query_id` if this server answered it lately (no I/O)."""
+        with self._lock:
+            return self._recent.get(query_id)
+
+    def lookup(self, query_id: str) -> QueryRecord | None:
+        """The search `query_id`: remembered, else from the store (a blocking read: call it off the event
+        loop); None if unknown."""
+        return self.recent(query_id) or self.store.query(query_id)
+
+    def record_event(self, e: EventRecord) -> bool:
+        """Queue `e` for the store; False if the queue was full (dropped, counted)."""
+        return self.writer.offer(e)
+
+    def stats(self) -> WriterStats:
+        return self.writer.stats()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return self.writer.flush(timeout)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer, close the store."""
+        self.writer.close()
+        self.store.close()

@@ -1,0 +1,245 @@
+"""The feedback store: two tables, `ubi_queries` and `ubi_events`, over SQLAlchemy Core, in SQLite (one file,
+write-ahead log: the embedded default) or PostgreSQL (psycopg 3), so several servers behind a load balancer
+can share one log.
+
+>>> store = open_store("feedback.db")                     # doctest: +SKIP
+>>> store = open_store("postgresql://user@db.example/feedback")  # doctest: +SKIP
+>>> store.write([query], [event]); store.counts()        # doctest: +SKIP
+(1, 1)
+
+`open_store` takes a file path (SQLite) or a `postgresql://` URL, creates the tables if they are missing,
+and fails with an `InputError` naming the store (its password masked) when it cannot be opened. Writes
+come in batches, each batch one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from ..errors import InputError
+from .records import EventRecord, QueryRecord, as_utc
+
+log = logging.getLogger("prompt_retriever.feedback")
+
+metadata = MetaData()
+queries = Table(
+    "ubi_queries",
+    metadata,
+    Column("query_id", String(36), primary_key=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False, index=True),
+    Column("client_id", String(100)),
+    Column("user_query", Text, nullable=False),
+    Column("object_ids", JSON, nullable=False),  # the prompt ids answered, in rank order
+    Column("k", Integer, nullable=False),
+    Column("genre", String(1000)),
+    Column("theme", String(1000)),
+    Column("run", String(1000), nullable=False, default=""),
+    Column("system", String(1000), nullable=False, default=""),
+)
+events = Table(
+    "ubi_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("query_id", String(36), nullable=False, index=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False, index=True),
+    Column("client_id", String(100), nullable=False),
+    Column("action_name", String(100), nullable=False),
+    Column("object_id", String(120), nullable=False),
+    Column("position", Integer, nullable=False),
+)
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres(target: str) -> bool:
+    return target.split(":", 1)[0].split("+", 1)[0].lower() in POSTGRES_SCHEMES and "://" in target
+
+
+def engine_url(target: str) -> str:
+    """SQLAlchemy's URL for a store: `postgresql://...` (or `postgres://`) through psycopg 3, else a
+    SQLite file at the path `target`."""
+    if is_postgres(target):
+        scheme, rest = target.split("://", 1)
+        return f"postgresql+psycopg://{rest}"
+    if "://" in target:
+        raise InputError(
+            f"feedback store {target.split('://', 1)[0]}:// is not supported: give a file path or postgresql://"
+        )
+    return f"sqlite:///{Path(target).expanduser().resolve()}"
+
+
+def shown(target: str) -> str:
+    """`target` as it may be printed or logged: a URL's password masked."""
+    if not is_postgres(target):
+        return target
+    try:
+        return make_url(engine_url(target)).render_as_string(hide_password=True).replace("+psycopg", "", 1)
+    except ArgumentError:
+        return "postgresql://(unreadable URL)"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (export, a second process) never block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")  # WAL's safe setting: a power cut loses at most the last commits
+    cur.close()
+
+
+@dataclass
+class FeedbackStore:
+    """The two tables in one database (see the module's docstring). Thread-safe: each call takes a
+    connection of the engine's pool."""
+
+    engine: Engine
+    target: str
+
+    # ------------------------------------------------------------------ writing
+    def write(self, qs: Sequence[QueryRecord], es: Sequence[EventRecord]) -> None:
+        """Insert queries and events in one transaction (a query already stored is an error: ids are new)."""
+        with self.engine.begin() as conn:
+            if qs:
+                conn.execute(insert(queries), [_query_row(q) for q in qs])
+            if es:
+                conn.execute(insert(events), [_event_row(e) for e in es])
+
+    def purge(self, before: datetime) -> tuple[int, int]:
+        """Remove the queries from before `before`, and the events from before it or about such a query.
+        (queries, events) removed."""
+        old = select(queries.c.query_id).where(queries.c.timestamp < before)
+        with self.engine.begin() as conn:
+            n_events = conn.execute(
+                delete(events).where(or_(events.c.timestamp < before, events.c.query_id.in_(old)))
+            ).rowcount
+            n_queries = conn.execute(delete(queries).where(queries.c.timestamp < before)).rowcount
+        return n_queries, n_events
+
+    # ------------------------------------------------------------------ reading
+    def query(self, query_id: str) -> QueryRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(queries).where(queries.c.query_id == query_id)).mappings().first()
+        return _query_record(row) if row is not None else None
+
+    def counts(self) -> tuple[int, int]:
+        """(queries, events) stored."""
+        with self.engine.connect() as conn:
+            nq = conn.execute(select(func.count()).select_from(queries)).scalar_one()
+            ne = conn.execute(select(func.count()).select_from(events)).scalar_one()
+        return nq, ne
+
+    def iter_queries(self, chunk: int = 1000) -> Iterator[tuple[QueryRecord, str | None]]:
+        """Every query in time order, with the client id of its first event (for a query sent before the
+        page had an id)."""
+        first_client = (
+            select(events.c.client_id)
+            .where(events.c.query_id == queries.c.query_id)
+            .order_by(events.c.event_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = select(queries, first_client.label("event_client_id")).order_by(queries.c.timestamp, queries.c.query_id)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=chunk).execute(stmt).mappings():
+                yield _query_record(row), row["event_client_id"]
+
+    def iter_events(self, chunk: int = 1000) -> Iterator[EventRecord]:
+        """Every event in the order stored."""
+        with self.engine.connect() as conn:
+            stmt = select(events).order_by(events.c.event_id)
+            for row in conn.execution_options(yield_per=chunk).execute(stmt).mappings():
+                yield EventRecord(
+                    row["query_id"],
+                    as_utc(row["timestamp"]),
+                    row["client_id"],
+                    row["action_name"],
+                    row["object_id"],
+                    row["position"],
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _query_row(q: QueryRecord) -> dict:
+    return {
+        "query_id": q.query_id,
+        "timestamp": q.timestamp,
+        "client_id": q.client_id,
+        "user_query": q.user_query,
+        "object_ids": list(q.object_ids),
+        "k": q.k,
+        "genre": q.genre,
+        "theme": q.theme,
+        "run": q.run,
+        "system": q.system,
+    }
+
+
+def _event_row(e: EventRecord) -> dict:
+    return {
+        "query_id": e.query_id,
+        "timestamp": e.timestamp,
+        "client_id": e.client_id,
+        "action_name": e.action_name,
+        "object_id": e.object_id,
+        "position": e.position,
+    }
+
+
+def _query_record(row) -> QueryRecord:
+    return QueryRecord(
+        row["query_id"],
+        as_utc(row["timestamp"]),
+        row["client_id"],
+        row["user_query"],
+        tuple(row["object_ids"]),
+        row["k"],
+        row["genre"],
+        row["theme"],
+        row["run"],
+        row["system"],
+    )
+
+
+def open_store(target: str | Path, *, busy_timeout: float = 30.0) -> FeedbackStore:
+    """The store at `target` (a SQLite file path, or a `postgresql://` URL), its tables created if missing.
+    `busy_timeout`: seconds a SQLite write waits for another writer's lock. InputError if it cannot be
+    opened (the message names the store, password masked, and the cause)."""
+    target = str(target)
+    url = engine_url(target)
+    try:
+        if url.startswith("sqlite"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": busy_timeout})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        metadata.create_all(engine)
+    except (SQLAlchemyError, ArgumentError, OSError) as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InputError(f"cannot open the feedback store {shown(target)}: {cause}") from None
+    return FeedbackStore(engine, target)

@@ -1,0 +1,280 @@
+"""Every system's run from an engine index (`EdgeIndex`) instead of full score matrices: the same
+arithmetic as `systems.system_run`, over the engine's candidate lists.
+
+- `dense`, `bm25`: the engine's top `k` among the prompts the filter allows (filters run in the engine).
+- `hybrid-rrf`: reciprocal rank fusion of each side's top `depth` (`fusion.rrf`), as `systems.rrf_run`.
+- `hybrid`, `hybrid-adaptive`: candidate fusion (`candidates`): the union of each side's top `depth`,
+  every member with both of its scores (the engine scores the members the other side did not list),
+  normalised with the whole corpus's per-query bounds (the top-1 of each side and of the negated dense
+  query; `EdgeIndex.bm25_lowest`), and the threshold check of `candidates.Candidates.fuse`. A query
+  whose check fails asks the engine for four times as many candidates, up to `MAX_DEPTH` (then the
+  union's best answer it, unproven, counted in `EngineSearch.unproven`). So when the engine's lists and
+  bounds are exact (a segment below the indexing threshold is searched exactly) and the proof succeeds,
+  the run is the full-corpus fusion's, as evaluation computes it. Over an HNSW graph the lists and the
+  dense bounds are the graph's approximations (benchmarks/bench_served.py measures overlap@10 with the
+  exact run).
+
+Ties at a cut are ordered by corpus position (`order`), as `ExactFusion` orders them.
+
+>>> search = EngineSearch(index, SystemSpec("hybrid", alpha=0.6), order)        # doctest: +SKIP
+>>> search.run(["q1"], ["haunted lighthouse"], vectors, k=10)                    # doctest: +SKIP
+{'q1': {'p-17': 0.93, ...}}
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus import Prompt
+from ..errors import InputError
+from .candidates import Bounds, Candidates, candidates_from_lists, query_alphas
+from .edge import DENSE, SPARSE, Ask, EdgeIndex
+from .fusion import rrf
+from .runs import Run
+from .systems import SystemSpec
+
+DEEPEN = 4  # how much deeper a query asks next time (its threshold check failed, or a tie went past the end)
+RANGE_EF = 64  # the HNSW beam of the negated dense query that finds the lowest cosine (the dense bound)
+TIE_MARGIN = 8
+# A query whose bound fails asks for DEEPEN times more candidates up to this depth; past it, the union's
+# best are its answer without proof (a corpus of near-duplicates can need thousands to prove the top 10).
+MAX_DEPTH = 800  # results asked beyond `k`, to see whether the `k`-th score is tied with the next ones
+Hits = list[tuple[str, float]]
+
+
+class Positions(dict):
+    """Prompt id -> corpus position; a prompt the engine holds but this map does not (a live update added
+    it after the searching state was taken) sorts after every known one instead of failing the search."""
+
+    def __missing__(self, key: str) -> int:
+        return len(self)
+
+
+class EngineSearch:
+    """A `SystemSpec` answered by an `EdgeIndex`; `order` maps each prompt id to its corpus position (ties)."""
+
+    def __init__(self, index: EdgeIndex, spec: SystemSpec, order: Mapping[str, int], *, max_depth: int | None = None):
+        self.index, self.spec = index, spec
+        self.order = order if isinstance(order, Positions) else Positions(order)
+        # the deepest a query asks for before its union's best are taken without the bound's proof
+        self.max_depth = MAX_DEPTH if max_depth is None else max_depth
+        self.unproven = 0  # queries answered so (counted; see the module docstring)
+
+    def run(
+        self,
+        qids: Sequence[str],
+        texts: Sequence[str],
+        vectors: np.ndarray | None,
+        k: int,
+        genre: str | None = None,
+        theme: str | None = None,
+    ) -> Run:
+        """The system's run for the queries (`vectors`: their embeddings, None for `bm25`)."""
+        kind = self.spec.kind
+        if kind == "dense":
+            return _as_run(qids, self.dense(vectors, k, genre, theme))
+        if kind == "bm25":
+            return _as_run(qids, self.bm25(texts, k, genre, theme))
+        if kind == "hybrid-rrf":
+            depth = self.spec.depth
+            d = _as_run(qids, self.dense(vectors, depth, genre, theme))
+            b = _as_run(qids, self.bm25(texts, depth, genre, theme))
+            return rrf([d, b], self.spec.k_rrf, top=k, qids=list(qids))
+        return self._fused(qids, texts, vectors, k, genre, theme)
+
+    def dense(self, vectors: np.ndarray, k: int, genre: str | None, theme: str | None) -> list[Hits]:
+        """Each query's best `k` by cosine among the allowed prompts, ties by corpus position."""
+        return self._top_k(
+            lambda rows, limit: self.index.dense_candidates(vectors[rows], limit, genre, theme), len(vectors), k
+        )
+
+    def bm25(self, texts: Sequence[str], k: int, genre: str | None, theme: str | None) -> list[Hits]:
+        """Each query's best `k` BM25 matches among the allowed prompts, ties by corpus position."""
+        return self._top_k(
+            lambda rows, limit: self.index.bm25_candidates([texts[i] for i in rows], limit, genre, theme), len(texts), k
+        )
+
+    def _top_k(self, fetch: Callable[[list[int], int], list[Hits]], n: int, k: int) -> list[Hits]:
+        """The best `k` of each of `n` queries, where several prompts tie at the `k`-th score the lowest
+        corpus positions (as `stores.top_k_indices` cuts): the engine is asked for a few more, and for
+        more again while the tie reaches the end of what it gave."""
+        out: list[Hits] = [[] for _ in range(n)]
+        todo, limit = list(range(n)), k + TIE_MARGIN
+        while todo and k > 0:
+            left = []
+            for i, hits in zip(todo, fetch(todo, limit), strict=True):
+                if len(hits) == limit and hits[-1][1] == hits[k - 1][1]:
+                    left.append(i)
+                else:
+                    out[i] = sorted(hits, key=lambda h: (-h[1], self.order[h[0]]))[:k]
+            todo, limit = left, limit * DEEPEN
+        return out
+
+    def _fused(self, qids, texts, vectors, k, genre, theme) -> Run:
+        spec = self.spec
+        alphas = query_alphas(spec.kind, qids, spec.alpha, texts=texts, alphas=spec.alphas, bounds=spec.bounds)
+        run: Run = {}
+        todo = list(range(len(qids)))
+        depth = max(spec.depth, k)
+        while todo:
+            cands = self.candidates([texts[i] for i in todo], vectors[todo], depth, genre, theme)
+            left = []
+            last = depth >= self.max_depth
+            for i, c in zip(todo, cands, strict=True):
+                got = c.fuse(alphas[qids[i]], k)
+                if got is None and last:  # as deep as allowed: the union's best, unproven
+                    got = c.fuse(alphas[qids[i]], k, proven=False)
+                    self.unproven += 1
+                if got is None:  # the bound failed: ask for more candidates (never once the union is everything)
+                    left.append(i)
+                else:
+                    run[qids[i]] = got
+            todo, depth = left, min(depth * DEEPEN, self.max_depth)
+        return {q: run[q] for q in qids}
+
+    def candidates(
+        self, texts: Sequence[str], vectors: np.ndarray, depth: int, genre: str | None, theme: str | None
+    ) -> list[Candidates]:
+        """Each query's `Candidates` at `depth`, from two batches: (1) both lists (a few beyond `depth`,
+        to cut ties as `_top_k` does) and the whole corpus's top-1 of each side and of the negated dense
+        query (the bounds); (2) each member's score on the side that did not list it."""
+        index, n = self.index, len(texts)
+        filtered = genre is not None or theme is not None
+        limit = depth + TIE_MARGIN
+        asks: list[Ask] = []
+        for v, text in zip(vectors, texts, strict=True):
+            asks += [Ask(DENSE, v, limit, genre, theme), Ask(SPARSE, text, limit, genre, theme)]
+            asks += [Ask(DENSE, -v, 1, ef=RANGE_EF)]
+            if filtered:
+                asks += [Ask(DENSE, v, 1), Ask(SPARSE, text, 1)]
+        got = index.batch(asks)
+        per = 5 if filtered else 3
+        dense, bm25, ranges = [], [], []
+        for i in range(n):
+            d, b, neg, *tops = got[i * per : (i + 1) * per]
+            d_top, b_top = (tops[0], tops[1]) if filtered else (d, b)
+            dense.append(
+                self._cut(d, depth, limit, lambda v=vectors[i]: self.dense(v[None, :], depth, genre, theme)[0])
+            )
+            bm25.append(self._cut(b, depth, limit, lambda t=texts[i]: self.bm25([t], depth, genre, theme)[0]))
+            d_hi = d_top[0][1] if d_top else 0.0
+            d_lo = -neg[0][1] if neg else 0.0
+            b_hi = b_top[0][1] if b_top else 0.0
+            ranges.append((Bounds(d_lo, d_hi), Bounds(index.bm25_lowest(texts[i]) if b_top else 0.0, b_hi)))
+        extra = []
+        for v, text, d, b in zip(vectors, texts, dense, bm25, strict=True):
+            extra += [
+                Ask(DENSE, v, 0, ids=tuple(p for p in b if p not in d)),
+                Ask(SPARSE, text, 0, ids=tuple(p for p in d if p not in b)),
+            ]
+        scored = index.batch(extra)
+        out = []
+        for i, (d, b, bounds) in enumerate(zip(dense, bm25, ranges, strict=True)):
+            de, be = dict(scored[2 * i]), dict(scored[2 * i + 1])
+            dense_of = {**de, **d}
+            bm25_of = {p: be.get(p, 0.0) for p in d} | b
+            # a dense list shorter than `depth` holds every allowed prompt: the union is everything
+            out.append(candidates_from_lists(d, b, dense_of, bm25_of, self.order, bounds, depth))
+        return out
+
+    def _cut(self, hits: Hits, k: int, limit: int, again: Callable[[], Hits]) -> dict[str, float]:
+        """The best `k` of `limit` hits, ties at the cut by corpus position; `again` when a tie reaches
+        past the end of what the engine gave."""
+        if len(hits) == limit and len(hits) > k and hits[-1][1] == hits[k - 1][1]:
+            return dict(again())
+        return dict(sorted(hits, key=lambda h: (-h[1], self.order[h[0]]))[:k])
+
+
+def _as_run(qids: Sequence[str], lists: Sequence[Hits]) -> Run:
+    return {q: dict(hits) for q, hits in zip(qids, lists, strict=True)}
+
+
+# -- which engine, and where its index lives ------------------------------------------------------------
+ENGINES = ("auto", "exact", "edge")
+# `auto` serves the dense system of at least this many prompts from the engine, smaller ones exactly in
+# process (where the matrix product is faster). BM25 and the hybrids stay in process: bm25s beats the
+# engine's sparse search at every size measured, and the hybrids' candidate fusion over the engine was
+# not faster than the exact path up to the largest size measured without losing quality (see
+# benchmarks/bench_served.py, benchmarks/bench_engine.py and docs/engines.md).
+AUTO_MIN_PROMPTS = 10_000
+# BM25 drift tolerated under live updates before every document vector is rewritten (`EdgeIndex.max_drift`)
+LIVE_MAX_DRIFT = 0.01
+
+
+def resolve_engine(engine: str, n_prompts: int, kind: str = "dense") -> str:
+    """`exact` or `edge` for `engine` (`auto`: edge for a dense system of `AUTO_MIN_PROMPTS` or more)."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "edge" if kind == "dense" and n_prompts >= AUTO_MIN_PROMPTS else "exact"
+    return engine
+
+
+def engine_dir(index_dir: str | Path) -> Path:
+    """Where the engine index of an index folder lives: beside it, `<name>-edge` (a run: `index-edge/`)."""
+    index_dir = Path(index_dir)
+    return index_dir.with_name(index_dir.name + "-edge")
+
+
+# Engine indexes open in this process, by folder: a second retriever of the same prompts (a reload, a
+# live update's copy) shares the open one, as the engine locks its folder against a second opener.
+_OPEN: weakref.WeakValueDictionary[Path, EdgeIndex] = weakref.WeakValueDictionary()
+_OPEN_LOCK = threading.Lock()
+
+
+def _generations(folder: Path) -> list[Path]:
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := re.fullmatch(r"gen-(\d{1,9})", p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def open_edge(
+    folder: str | Path,
+    prompts: Sequence[Prompt],
+    embeddings: np.ndarray,
+    *,
+    template: str,
+    source: dict,
+    announce: Callable[[str], None] | None = None,
+) -> EdgeIndex:
+    """The engine index in `folder` built from `source` (corpus and model fingerprints), else a new one
+    built there from `prompts` and their `embeddings` (no re-encoding). Each build is a generation
+    (`gen-N/`): a stale generation another retriever still serves from stays until it is closed, and
+    is removed by a later build. A folder holding anything but generations is refused, never touched."""
+    folder = Path(folder)
+    with _OPEN_LOCK:
+        if folder.exists() and any(not p.name.startswith("gen-") for p in folder.iterdir()):
+            raise InputError(f"{folder} exists and is not an engine index: move it away, or serve with --engine exact")
+        folder.mkdir(parents=True, exist_ok=True)
+        gens = _generations(folder)
+        for gen in gens:
+            key = gen.resolve()
+            index = _OPEN.get(key)
+            if index is None and (gen / "edge.json").exists():
+                try:
+                    index = EdgeIndex.open(gen)
+                except Exception:  # noqa: BLE001 - locked by another process, or broken: not this one
+                    continue
+                _OPEN[key] = index
+            if index is not None and index.source == source and len(index) == len(prompts):
+                index.max_drift = LIVE_MAX_DRIFT
+                return index
+        if announce:
+            stale = " (the prompts or the model changed)" if gens else ""
+            announce(f"building the engine index in {folder}{stale}: {len(prompts)} prompts")
+        for gen in gens:  # stale generations nobody here serves from, and that no other process holds
+            if gen.resolve() not in _OPEN:
+                shutil.rmtree(gen, ignore_errors=True)
+        number = int(gens[0].name[4:]) + 1 if gens else 1
+        index = EdgeIndex.build(folder / f"gen-{number}", prompts, embeddings, template=template)
+        index.source = dict(source)
+        index.persist()
+        index.max_drift = LIVE_MAX_DRIFT
+        _OPEN[(folder / f"gen-{number}").resolve()] = index
+        return index
