@@ -82,6 +82,8 @@ async def client(base: str, queries: list[str], until: float, events: bool, out:
             if not events:
                 if e.status_code != 404:
                     out["errors"].append(f"event HTTP {e.status_code} (feedback off)")
+            elif e.status_code == 422 and "unknown query_id" in e.text:
+                out["refused_dropped_query"] += 1  # the search's own record was dropped (queue full): not an error
             elif e.status_code != 202:
                 out["errors"].append(f"event HTTP {e.status_code}")
             else:
@@ -89,7 +91,7 @@ async def client(base: str, queries: list[str], until: float, events: bool, out:
 
 
 async def load(base: str, clients: int, seconds: float, events: bool, queries: list[str]) -> dict:
-    out: dict = {"search_ms": [], "event_ms": [], "errors": [], "queued": 0, "dropped": 0}
+    out: dict = {"search_ms": [], "event_ms": [], "errors": [], "queued": 0, "dropped": 0, "refused_dropped_query": 0}
     t0 = time.monotonic()
     await asyncio.gather(*(client(base, queries, t0 + seconds, events, out, i) for i in range(clients)))
     out["elapsed"] = time.monotonic() - t0
@@ -169,6 +171,7 @@ def measure(label: str, args, corpus: Path, queries: list[str], work: Path, extr
             "event_ms_p99": round(percentile(res["event_ms"], 99), 1) if res["event_ms"] else None,
             "events_answered_queued": res["queued"],
             "events_answered_dropped": res["dropped"],
+            "events_refused_search_dropped": res["refused_dropped_query"],
             "writer": counters,
             "stored_queries": queries_stored,
             "stored_events": events_stored,

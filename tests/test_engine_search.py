@@ -166,3 +166,28 @@ def test_the_engine_answers_from_several_threads_while_one_writes(bundled, tmp_p
     assert not [p for p in problems if not p.startswith("changed")], problems
     assert all(not h.prompt.id.startswith("zz-") for hits in r.search_requests(queries) for h in hits)
     assert r.engine.bm25_candidates(["haunted lighthouse"], 3)[0][0][0].startswith("zz-")  # they were there
+
+
+@pytest.mark.parametrize("spec", [SystemSpec("dense"), SystemSpec("hybrid-adaptive", alphas=(0.2, 0.5, 0.7, 0.9))])
+def test_a_qdrant_collection_answers_what_the_exact_path_answers(exact, spec, tmp_path):
+    """Through qdrant-client (its local mode here: no server can run in the tests), as a server would."""
+    exact.system, exact._bm25 = spec, None
+    r = PromptRetriever(system=spec)
+    r.prompts, r.embeddings = list(exact.prompts), exact.embeddings
+    r._sync(r.prompts, r.embeddings)
+    r.use_engine("qdrant", tmp_path / "q", location=":memory:")
+    assert r.describe()["engine"] == "qdrant"
+    requests = [SearchRequest(q, 10) for q in QUERIES[:4]]
+    for got, want in zip(r.search_requests(requests), exact.search_requests(requests), strict=True):
+        same_hits(got, want)
+
+
+def test_the_qdrant_engine_needs_a_server(small_corpus_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app
+
+    res = CliRunner().invoke(app, ["serve", "--engine", "qdrant", "--corpus", str(small_corpus_path)])
+    assert res.exit_code == 2 and "--qdrant-url" in res.output
+    with pytest.raises(InputError, match="needs a Qdrant server"):
+        PromptRetriever(system="bm25").index(load_corpus()[:5]).use_engine("qdrant", tmp_path / "q")

@@ -5,7 +5,9 @@ validated against the UBI 1.3.0 JSON schemas (tests/data/ubi), and `feedback pur
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import sqlite3
 import time
 from datetime import timedelta
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 from prompt_retriever.cli import app as cli
 from prompt_retriever.feedback import EventRecord, FeedbackRecorder, QueryRecord, open_store
 from prompt_retriever.feedback.records import now
+from prompt_retriever.feedback.store import read_text, store_text
 from prompt_retriever.serving.api import create_app
 from prompt_retriever.serving.events import MAX_EVENT_BYTES, RateLimiter, add_event_routes
 
@@ -161,28 +164,35 @@ def test_events_past_an_address_rate_are_refused_429(small_retriever, tmp_path):
 
 def test_a_full_queue_drops_with_an_exact_counter_and_never_blocks_a_search(small_retriever, tmp_path):
     """The store is locked by another writer (a real SQLite lock): the writer thread waits on it, the
-    queue fills, and what does not fit is dropped and counted, while every search is answered at once."""
+    queue fills, and what does not fit is dropped and counted, while every search is answered at once.
+    An event about a search that was dropped is refused as unknown: every event stored has its search."""
     db = tmp_path / "locked.db"
     recorder = FeedbackRecorder(open_store(db), capacity=6, batch_size=2, max_wait=0.05)
     app = create_app(small_retriever, feedback=recorder)
     lock = sqlite3.connect(db, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
-    statuses, slowest = [], 0.0
+    statuses, slowest, refused = [], 0.0, 0
     try:
         with app_server(app) as base:
             for i in range(10):
                 t0 = time.perf_counter()
+                dropped_before = recorder.stats().dropped
                 answer = search(base, f"robot {i}", k=3)
                 slowest = max(slowest, time.perf_counter() - t0)
+                search_dropped = recorder.stats().dropped > dropped_before
                 body = event(answer["query_id"], "open", answer["results"][0]["prompt"]["id"], 1)
                 r = httpx.post(base + "/api/events", json=body, timeout=30)
-                assert r.status_code == 202
-                statuses.append(r.json()["status"])
+                if search_dropped:
+                    assert r.status_code == 422 and "unknown query_id" in r.json()["error"], r.text
+                    refused += 1
+                else:
+                    assert r.status_code == 202
+                    statuses.append(r.json()["status"])
             stats = recorder.stats()
-            assert stats.offered == 20 and stats.written == 0 and stats.dropped > 0
+            assert refused > 0 and stats.offered == 20 - refused and stats.written == 0 and stats.dropped > 0
             scraped = _scrape(base)
             assert scraped["prompt_retriever_feedback_records_dropped_total"] == stats.dropped
-            assert scraped["prompt_retriever_feedback_records_offered_total"] == 20
+            assert scraped["prompt_retriever_feedback_records_offered_total"] == 20 - refused
             assert statuses.count("dropped") <= stats.dropped  # searches dropped too: those are not answered so
         lock.execute("ROLLBACK")
         assert recorder.flush(30)
@@ -192,8 +202,9 @@ def test_a_full_queue_drops_with_an_exact_counter_and_never_blocks_a_search(smal
     stats = recorder.stats()
     queries, events = stored(db)
     assert stats.written == len(queries) + len(events) == stats.offered - stats.dropped
-    assert stats.failed == 0 and stats.dropped >= 20 - 6 - 2  # at most the queue plus one batch in hand kept
+    assert stats.failed == 0 and stats.dropped >= stats.offered - 6 - 2  # at most the queue plus a batch in hand
     assert len(events) == statuses.count("queued")
+    assert {e["query_id"] for e in events} <= {q["query_id"] for q in queries}
     assert slowest < 5.0  # a search never waited for the store (the lock was held throughout)
 
 
@@ -272,3 +283,62 @@ def test_a_store_that_cannot_be_opened_is_named_with_its_password_hidden(tmp_pat
     assert res.exit_code == 2 and "no feedback store at" in res.output
     res = runner.invoke(cli, ["feedback", "stats", "--feedback", "mysql://u:pw@db/x"])
     assert res.exit_code == 2 and "mysql:// is not supported" in res.output and "pw" not in res.output
+
+
+def test_export_refuses_to_replace_an_earlier_export_unless_forced(tmp_path):
+    db = tmp_path / "f.db"
+    store = open_store(db)
+    store.write([QueryRecord("00000000-0000-4000-8000-000000000009", now(), None, "tide", ("a",), 1)], [])
+    store.close()
+    out = tmp_path / "ubi"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["feedback", "export", "--feedback", str(db), "--ubi", str(out)]
+    assert runner.invoke(cli, args).exit_code == 0  # a folder holding other files: written into
+    (out / "ubi_events.jsonl").write_text("an earlier export\n")
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 2 and "already holds ubi_queries.jsonl and ubi_events.jsonl" in res.output
+    assert "--force" in res.output and (out / "ubi_events.jsonl").read_text() == "an earlier export\n"
+    res = runner.invoke(cli, [*args, "--force"])
+    assert res.exit_code == 0, res.output
+    assert (out / "ubi_events.jsonl").read_text() == "" and (out / "notes.txt").read_text() == "mine"
+    assert "tide" in (out / "ubi_queries.jsonl").read_text()
+
+
+def test_shutdown_with_a_store_that_does_not_answer_counts_what_is_left_as_dropped(tmp_path, caplog):
+    """The store is locked (a real SQLite lock) when the server shuts down: `close` waits its timeout,
+    then counts the records still queued as dropped and logs how many, instead of losing them silently."""
+    db = tmp_path / "stuck.db"
+    recorder = FeedbackRecorder(open_store(db, busy_timeout=5), capacity=20, batch_size=2, max_wait=0.01)
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        for i in range(8):
+            q = QueryRecord(f"00000000-0000-4000-8000-{i:012d}", now(), None, "q", ("a",), 1)
+            assert recorder.record_query(q)
+        wait_for(lambda: recorder.stats().queued < 8, what="a batch taken")
+        time.sleep(0.1)  # the writer waits on the lock with its batch in hand
+        queued = recorder.stats().queued
+        with caplog.at_level(logging.ERROR, logger="prompt_retriever.feedback"):
+            t0 = time.monotonic()
+            recorder.close(timeout=0.3)
+            assert time.monotonic() - t0 < 3
+        stats = recorder.stats()
+        assert queued > 0 and stats.dropped == queued and stats.written == 0
+        assert f"{queued} records still queued are dropped" in caplog.text
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    wait_for(lambda: recorder.stats().written == 8 - queued, what="the batch in hand written")
+    assert open_store(db).counts() == (8 - queued, 0)
+
+
+def test_stored_text_escapes_nul_reversibly():
+    """`store_text` leaves ordinary text alone, never stores a NUL, and `read_text` gives back every text."""
+    assert store_text("haunted lighthouse") == "haunted lighthouse" and store_text(None) is None
+    assert store_text("haunted\x00 lighthouse") == "haunted\\u0000 lighthouse"
+    for n in range(1, 6):
+        for parts in itertools.product(["\\", "\x00", "u0000", "u", "0", "a"], repeat=n):
+            text = "".join(parts)
+            stored = store_text(text)
+            assert "\x00" not in stored and read_text(stored) == text, (text, stored)

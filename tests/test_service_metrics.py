@@ -110,8 +110,11 @@ def test_metrics_count_what_was_done(server):
     assert grew(f"{P}_zero_result_searches_total", run="run-m") == 2
     assert grew(f"{P}_feedback_events_total", run="run-m", action="copy") == 1
     assert grew(f"{P}_clicks_total", run="run-m") == 2
-    searches, clicks = value(after, f"{P}_searches_total", run="run-m"), value(after, f"{P}_clicks_total", run="run-m")
-    assert value(after, f"{P}_click_through_rate", run="run-m") == pytest.approx(clicks / searches)
+    assert grew(f"{P}_clicked_searches_total", run="run-m") == 2
+    assert grew(f"{P}_first_click_reciprocal_rank_total", run="run-m") == pytest.approx(1 + 1 / 2)
+    searches = value(after, f"{P}_searches_total", run="run-m")
+    clicked = value(after, f"{P}_clicked_searches_total", run="run-m")
+    assert value(after, f"{P}_click_through_rate", run="run-m") == pytest.approx(clicked / searches)
     assert value(after, f"{P}_clicked_mrr", run="run-m") == pytest.approx((1 + 1 / 2) / 2)
 
 
@@ -131,15 +134,44 @@ def test_each_app_counts_apart_and_rates_follow_the_events(small_prompts):
     m = ServiceMetrics(process=False)
     for _ in range(4):
         m.observe_search("a", results=3)
-    m.observe_event("a", "open", 1)
-    m.observe_event("a", "open", 4)
-    m.observe_event("a", "open", None)  # a click, no rank: in the CTR, not the MRR
+    m.observe_event("a", "open", 1)  # the first click on a search
+    m.observe_event("a", "open", 3, first_of_search=False)  # another result of it: a click, not another search
+    m.observe_event("a", "open", 4)  # the first click on a second search, at rank 4
+    m.observe_event("a", "open", 4, first_of_result=False, first_of_search=False)  # opened again: not counted
     m.observe_event("a", "thumbs_up", 1)
-    assert m.click_through_rate("a") == 3 / 4
+    assert m.click_through_rate("a") == 2 / 4
     assert m.mean_reciprocal_rank("a") == (1 + 1 / 4) / 2
+    assert value(samples(m.exposition().decode()), f"{P}_clicks_total", run="a") == 3
+    with pytest.raises(ValueError, match="rank"):
+        m.observe_event("a", "open", 0)
     assert m.click_through_rate("b") is None and m.mean_reciprocal_rank("b") is None
     # labels the client could push are capped: never more than MAX_RUNS runs
     for i in range(200):
         m.observe_search(f"run-{i}", results=1)
     runs = {dict(k[1])["run"] for k in samples(m.exposition().decode()) if k[0] == f"{P}_searches_total"}
     assert len(runs) == 65 and "other" in runs
+
+
+def test_a_result_opened_200_times_is_one_click_of_one_clicked_search(small_prompts, tmp_path):
+    """The page may report an open again (a writer opens a prompt twice, a client replays): every event is
+    stored, but a click counts once per result of a search, so the click-through rate stays a share."""
+    recorder = FeedbackRecorder(open_store(str(tmp_path / "f.db")), max_wait=0.05)
+    app = create_app(PromptRetriever(system="bm25").index(small_prompts), feedback=recorder, feedback_rate=10_000)
+    try:
+        with app_server(app) as base, httpx.Client(base_url=base, timeout=30) as c:
+            a, b = (c.get("/api/search", params={"q": q, "k": 3}).json() for q in ("lighthouse", "night"))
+            for _ in range(200):
+                assert c.post("/api/events", json=event(a, "open", 2)).status_code == 202
+            assert c.post("/api/events", json=event(a, "open", 1)).status_code == 202  # another result: a click
+            assert c.post("/api/events", json=event(b, "copy", 1)).status_code == 202  # not a click
+            scrape = samples(c.get("/metrics").text)
+        assert recorder.flush(30)
+        assert recorder.store.counts() == (2, 202)  # the repeats are stored: the log keeps what came
+    finally:
+        recorder.close()
+    assert value(scrape, f"{P}_feedback_events_total", run="", action="open") == 201
+    assert value(scrape, f"{P}_clicks_total", run="") == 2
+    assert value(scrape, f"{P}_clicked_searches_total", run="") == 1
+    assert value(scrape, f"{P}_first_click_reciprocal_rank_total", run="") == 1 / 2
+    assert value(scrape, f"{P}_click_through_rate", run="") == 1 / 2 <= 1
+    assert value(scrape, f"{P}_clicked_mrr", run="") == 1 / 2

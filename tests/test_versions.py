@@ -21,8 +21,9 @@ from server_util import free_port, stop, wait_ready
 from typer.testing import CliRunner
 
 from prompt_retriever.cli import app
+from prompt_retriever.errors import InputError
 from prompt_retriever.search.retriever import PromptRetriever
-from prompt_retriever.search.versions import read_current, read_history
+from prompt_retriever.search.versions import promote, read_current, read_history
 
 runner = CliRunner()
 
@@ -266,3 +267,40 @@ def test_serve_runs_switches_on_promote_and_rollback_without_a_failed_request(ru
     assert not searcher.failures, searcher.failures[:5]
     assert searcher.ok >= 30
     assert "now serving run B" in text and "cannot switch to run-d, still serving run-a" in text
+
+
+def test_a_history_line_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    (tmp_path / "history.jsonl").write_bytes(b'\n{"by": "\xff"}\n')
+    with pytest.raises(InputError, match=r"history.jsonl: line 2 is not UTF-8"):
+        read_history(tmp_path)
+
+
+def test_a_failed_switch_is_tried_again_and_shown_until_it_succeeds(small_prompts, tmp_path):
+    """serve --runs's watcher, in process over real (BM25) runs: the promoted run cannot be loaded (its
+    index is away), so the old run keeps serving while /api/info and /metrics say it is not the current
+    one; once the index is back the watcher's next try switches, with no new promote."""
+    from fastapi.testclient import TestClient
+    from feedback_util import wait_for
+
+    from prompt_retriever.serving.api import create_app
+    from prompt_retriever.serving.watch import RunsWatcher
+
+    runs = tmp_path / "runs"
+    for name in ("run-x", "run-y"):
+        PromptRetriever(system="bm25").index(small_prompts).save_run(runs / name, {"label": name})
+    promote(runs / "run-x", by="test")
+    app = create_app(PromptRetriever.from_run(runs / "run-x"), loader=PromptRetriever.from_run)
+    client = TestClient(app)
+    index = runs / "run-y" / system(runs / "run-y")["index"]
+    promote(runs / "run-y", by="test")
+    index.rename(tmp_path / "away")
+    watcher = RunsWatcher(app.state.live, runs, interval=0.05)
+    assert not watcher.check()
+    info = client.get("/api/info").json()
+    assert info["run"] == "run-x" and info["current_run"] == "run-y"
+    assert "prompt_retriever_run_served_is_current 0.0" in client.get("/metrics").text
+    (tmp_path / "away").rename(index)
+    wait_for(watcher.check, timeout=10, what="the switch tried again")
+    info = client.get("/api/info").json()
+    assert info["run"] == "run-y" and info["current_run"] == "run-y"
+    assert "prompt_retriever_run_served_is_current 1.0" in client.get("/metrics").text

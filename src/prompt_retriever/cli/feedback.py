@@ -1,6 +1,6 @@
 """`feedback export` and `feedback purge`: the log a server kept with `serve --feedback STORE`.
 
-    prompt-retriever feedback export --feedback feedback.db --ubi ubi/         UBI JSON lines
+    prompt-retriever feedback export --feedback feedback.db --ubi ubi/         UBI JSON lines (--force: replace)
     prompt-retriever feedback purge --feedback feedback.db --older-than 90d    forget what is older
     prompt-retriever feedback stats --feedback postgresql://user@host/db      how much is kept
 
@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, OutputDirError
 from .app import FlagHelpGroup, app
 from .options import JsonOpt
 from .output import note, out, reports_errors, safe
@@ -25,6 +25,10 @@ feedback_app = typer.Typer(
 )
 app.add_typer(feedback_app, name="feedback")
 
+ForceUbiOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Replace the ubi_queries.jsonl and ubi_events.jsonl the --ubi folder holds."),
+]
 StoreOpt = Annotated[
     str,
     typer.Option("--feedback", help="The feedback store: the SQLite file or postgresql:// URL given to serve."),
@@ -44,16 +48,30 @@ def _open(target: str):
 def export(
     store: StoreOpt,
     ubi: Annotated[Path, typer.Option("--ubi", help="Write ubi_queries.jsonl and ubi_events.jsonl into this folder.")],
+    force: ForceUbiOpt = False,
 ) -> None:
-    """Write the log as UBI 1.3.0 JSON lines (OpenSearch's ubi_queries and ubi_events), for other tools."""
+    """Write the log as UBI 1.3.0 JSON lines (OpenSearch's ubi_queries and ubi_events), for other tools.
+    An earlier export in the folder is replaced only with --force; other files there are left alone."""
     from ..feedback import EVENTS_FILE, QUERIES_FILE, export_ubi
 
+    check_ubi_dir(ubi, (QUERIES_FILE, EVENTS_FILE), force=force)  # before any work
     s = _open(store)
     try:
         counts = export_ubi(s, ubi)
     finally:
         s.close()
     note(f"{counts.queries} queries -> {safe(ubi / QUERIES_FILE)}, {counts.events} events -> {safe(ubi / EVENTS_FILE)}")
+
+
+def check_ubi_dir(folder: Path, names: tuple[str, ...], *, force: bool) -> None:
+    """OutputDirError if `folder` is a file, or holds any of `names` (an export) and not `force`."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputDirError(f"{folder} is a file, not a folder; choose another folder")
+    there = [name for name in names if (folder / name).exists() or (folder / name).is_symlink()]
+    if there and not force:
+        raise OutputDirError(
+            f"{folder} already holds {' and '.join(there)}: pass --force to replace them, or choose another folder"
+        )
 
 
 @feedback_app.command("purge")

@@ -46,14 +46,14 @@ BackendOpt = Annotated[
         "on CPU). An index remembers its backend; queries must use the same one.",
     ),
 ]
-ENGINES_HELP = "auto | exact | edge"
+ENGINES_HELP = "auto | exact | edge | qdrant"
 EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
         help=f"Where searches run: {ENGINES_HELP}. exact: in process over every prompt; edge: a Qdrant Edge "
         "index (HNSW, BM25 as sparse vectors) kept beside the index folder; auto: edge for a dense system of "
-        "10,000 prompts or more, else exact (see docs/engines.md).",
+        "10,000 prompts or more, else exact; qdrant: a Qdrant server (serve --qdrant-url). See docs/engines.md.",
     ),
 ]
 AllowDownloadOpt = Annotated[

@@ -21,7 +21,7 @@ from .options import (
     SkipInvalidOpt,
     SystemOpt,
 )
-from .output import mode, note, out, refuse_conflicts, reports_errors, safe
+from .output import fail, mode, note, out, refuse_conflicts, reports_errors, safe
 
 
 @app.command()
@@ -50,9 +50,14 @@ def serve(
         ),
     ] = None,
     qdrant_url: Annotated[
-        str | None, typer.Option(help="Search a Qdrant server/cluster (API key from QDRANT_API_KEY).")
+        str | None,
+        typer.Option(
+            help="Search a Qdrant server/cluster (API key from QDRANT_API_KEY): every system, as --engine qdrant."
+        ),
     ] = None,
-    qdrant_path: Annotated[str | None, typer.Option(help="Embedded Qdrant in this folder.")] = None,
+    qdrant_path: Annotated[
+        str | None, typer.Option(help="qdrant-client's local mode in this folder (tests; a brute force).")
+    ] = None,
     log_queries: Annotated[bool, typer.Option(help="Write query text to the request log (off: privacy).")] = False,
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="Allow this browser origin (CORS off by default).")
@@ -121,10 +126,13 @@ def serve(
                 "--runs serves the current run of the folder, with its corpus, model and system",
             ),
             ("qdrant_url", ("qdrant_path",), "search either a Qdrant server or an embedded Qdrant"),
-            ("engine", ("qdrant_url", "qdrant_path"), "searches run either in --engine or in a Qdrant store"),
         ),
     )
     kind, model = system_and_model(ctx, system, model)
+    if (qdrant_url or qdrant_path) and engine in ("exact", "edge"):
+        fail(f"--engine {engine} and a Qdrant server cannot be used together: searches run in one of them")
+    if engine == "qdrant" and not (qdrant_url or qdrant_path):
+        fail("--engine qdrant needs a Qdrant server: give --qdrant-url (or --qdrant-path for a local folder)")
     if runs is not None:
         from ..search.versions import current_run_dir
 

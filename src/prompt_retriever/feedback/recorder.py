@@ -10,7 +10,13 @@ True
 >>> recorder.close()                                           # doctest: +SKIP
 
 An event about a search this server did not answer (another server behind the same load balancer, or
-before a restart) is looked up in the store.
+before a restart) is looked up in the store. A search whose record was dropped (the queue was full) is
+not remembered, so an event about it is refused like any unknown one: every event stored is about a
+search stored (unless the store refused that search's record, which is counted failed and logged).
+
+`click` says whether an open of a result is the first of that result, and the first of its search, for
+the latest `remember` searches clicked: the metrics count a click once (see `serving.metrics`) while
+the store keeps every event as it came.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from .records import EventRecord, QueryRecord
 from .store import FeedbackStore
 from .writer import BatchWriter, WriterStats
 
-REMEMBERED = 50_000  # searches kept in memory for checking events (~a few hundred bytes each)
+REMEMBERED = 50_000  # searches kept in memory for checking events, and searches clicked for counting clicks
 
 
 class FeedbackRecorder:
@@ -40,16 +46,34 @@ class FeedbackRecorder:
         self.store = store
         self.writer = BatchWriter(store.write, capacity=capacity, batch_size=batch_size, max_wait=max_wait)
         self._recent: OrderedDict[str, QueryRecord] = OrderedDict()
+        self._clicked: OrderedDict[str, set[str]] = OrderedDict()  # query_id -> the results clicked
         self._remember = remember
         self._lock = threading.Lock()
 
     def record_query(self, q: QueryRecord) -> bool:
-        """Remember `q` and queue it for the store; False if the queue was full (dropped, counted)."""
+        """Queue `q` for the store and remember it; False if the queue was full (dropped, counted, and not
+        remembered: an event about it is refused)."""
+        if not self.writer.offer(q):
+            return False
         with self._lock:
             self._recent[q.query_id] = q
             while len(self._recent) > self._remember:
                 self._recent.popitem(last=False)
-        return self.writer.offer(q)
+        return True
+
+    def click(self, query_id: str, object_id: str) -> tuple[bool, bool]:
+        """Note a click on result `object_id` of search `query_id`: (the first click on this result, the
+        first click on this search), as far as the latest `remember` searches clicked here tell."""
+        with self._lock:
+            clicked = self._clicked.pop(query_id, None)
+            first_of_search = clicked is None
+            clicked = clicked if clicked is not None else set()
+            first_of_result = object_id not in clicked
+            clicked.add(object_id)
+            self._clicked[query_id] = clicked  # the latest clicked last
+            while len(self._clicked) > self._remember:
+                self._clicked.popitem(last=False)
+        return first_of_result, first_of_search
 
     def recent(self, query_id: str) -> QueryRecord | None:
         """The search `query_id` if this server answered it lately (no I/O)."""
@@ -71,7 +95,8 @@ class FeedbackRecorder:
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout)
 
-    def close(self) -> None:
-        """Write what is queued, stop the writer, close the store."""
-        self.writer.close()
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, stop the writer, close the store. What the store has not taken within
+        `timeout` seconds is counted dropped and logged as an error (`BatchWriter.close`)."""
+        self.writer.close(timeout)
         self.store.close()

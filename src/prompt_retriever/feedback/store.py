@@ -10,11 +10,17 @@ can share one log.
 `open_store` takes a file path (SQLite) or a `postgresql://` URL, creates the tables if they are missing,
 and fails with an `InputError` naming the store (its password masked) when it cannot be opened. Writes
 come in batches, each batch one transaction.
+
+Text is stored escaped where it must be (`store_text`, undone by `read_text` on every read): PostgreSQL
+refuses a NUL character in text, so a NUL is stored as the six characters `\\u0000`, and, so that the rule
+is reversible, a run of backslashes just before a NUL or before `u0000` in the text is doubled. Text with
+neither (nearly all) is stored as it is, in both databases alike.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +80,26 @@ events = Table(
 )
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+_ESCAPED = re.compile(r"(\\*)(\x00|u0000)")  # a NUL, or `u0000`, and the backslashes just before it
+_STORED_ESCAPE = re.compile(r"(\\+)u0000")
+
+
+def store_text(text: str | None) -> str | None:
+    """`text` as it is stored (see the module's docstring): each NUL as `\\u0000`, each run of backslashes
+    just before a NUL or `u0000` doubled; `read_text` undoes it."""
+    if text is None or ("\x00" not in text and "u0000" not in text):
+        return text
+    return _ESCAPED.sub(lambda m: "\\" * (2 * len(m[1])) + ("\\u0000" if m[2] == "\x00" else "u0000"), text)
+
+
+def read_text(stored: str | None) -> str | None:
+    """The text `store_text` stored as `stored`: an odd run of backslashes before `u0000` ends in a NUL,
+    an even one is half as many backslashes before a plain `u0000`."""
+    if stored is None or "u0000" not in stored:
+        return stored
+    return _STORED_ESCAPE.sub(lambda m: "\\" * (len(m[1]) // 2) + ("\x00" if len(m[1]) % 2 else "u0000"), stored)
 
 
 def is_postgres(target: str) -> bool:
@@ -164,7 +190,7 @@ class FeedbackStore:
         stmt = select(queries, first_client.label("event_client_id")).order_by(queries.c.timestamp, queries.c.query_id)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=chunk).execute(stmt).mappings():
-                yield _query_record(row), row["event_client_id"]
+                yield _query_record(row), read_text(row["event_client_id"])
 
     def iter_events(self, chunk: int = 1000) -> Iterator[EventRecord]:
         """Every event in the order stored."""
@@ -174,9 +200,9 @@ class FeedbackStore:
                 yield EventRecord(
                     row["query_id"],
                     as_utc(row["timestamp"]),
-                    row["client_id"],
-                    row["action_name"],
-                    row["object_id"],
+                    read_text(row["client_id"]),
+                    read_text(row["action_name"]),
+                    read_text(row["object_id"]),
                     row["position"],
                 )
 
@@ -188,14 +214,14 @@ def _query_row(q: QueryRecord) -> dict:
     return {
         "query_id": q.query_id,
         "timestamp": q.timestamp,
-        "client_id": q.client_id,
-        "user_query": q.user_query,
-        "object_ids": list(q.object_ids),
+        "client_id": store_text(q.client_id),
+        "user_query": store_text(q.user_query),
+        "object_ids": [store_text(o) for o in q.object_ids],
         "k": q.k,
-        "genre": q.genre,
-        "theme": q.theme,
-        "run": q.run,
-        "system": q.system,
+        "genre": store_text(q.genre),
+        "theme": store_text(q.theme),
+        "run": store_text(q.run),
+        "system": store_text(q.system),
     }
 
 
@@ -203,9 +229,9 @@ def _event_row(e: EventRecord) -> dict:
     return {
         "query_id": e.query_id,
         "timestamp": e.timestamp,
-        "client_id": e.client_id,
-        "action_name": e.action_name,
-        "object_id": e.object_id,
+        "client_id": store_text(e.client_id),
+        "action_name": store_text(e.action_name),
+        "object_id": store_text(e.object_id),
         "position": e.position,
     }
 
@@ -214,14 +240,14 @@ def _query_record(row) -> QueryRecord:
     return QueryRecord(
         row["query_id"],
         as_utc(row["timestamp"]),
-        row["client_id"],
-        row["user_query"],
-        tuple(row["object_ids"]),
+        read_text(row["client_id"]),
+        read_text(row["user_query"]),
+        tuple(read_text(o) for o in row["object_ids"]),
         row["k"],
-        row["genre"],
-        row["theme"],
-        row["run"],
-        row["system"],
+        read_text(row["genre"]),
+        read_text(row["theme"]),
+        read_text(row["run"]),
+        read_text(row["system"]),
     )
 
 

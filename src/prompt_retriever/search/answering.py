@@ -68,8 +68,7 @@ def exact_hits(
     bm25: np.ndarray,
 ) -> list[list[Hit]]:
     """BM25 and the hybrids from full score matrices (requests x prompts): per group, the run of
-    `systems.system_run`, the function evaluation uses (the weighted hybrids fuse each side's top
-    `depth` with the whole corpus's bounds: `candidates.ExactFusion`)."""
+    `systems.system_run`, the function evaluation uses (the weighted hybrids fuse the whole corpus)."""
     texts = [r.query for r in requests]
     ids = [p.id for p in prompts]
     genres, themes = [p.genre for p in prompts], [p.theme for p in prompts]

@@ -34,60 +34,26 @@ Example:
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ..corpus import Prompt
-from ..encoding.encoder import DEFAULT_TEMPLATE, prompt_document
+from ..encoding.encoder import DEFAULT_TEMPLATE
 from ..errors import InputError
 from ..fileio import atomic_write_json
-from .bm25_terms import BM25Terms, tokenize
+from .bm25_terms import BM25Terms
+from .engine_base import DENSE, SPARSE, Ask, Candidates, EngineIndexBase, HnswParams, point_payload, read_json
 from .filters import filter_key
 from .stores import point_id
 
-DENSE = "dense"
-SPARSE = "bm25"
+__all__ = ["DENSE", "FORMAT", "SPARSE", "Ask", "Candidates", "EdgeIndex", "HnswParams"]
+
 FORMAT = 1
-Candidates = list[tuple[str, float]]
-
-
-@dataclass(frozen=True)
-class HnswParams:
-    """HNSW graph parameters (`m`, `ef_construct`) and the search-time `ef`; chosen by measured recall on
-    real embeddings (benchmarks/bench_engine.py, docs/engines.md)."""
-
-    m: int = 32
-    ef_construct: int = 256
-    ef: int = 512
-    full_scan_threshold: int = 10_000  # KB of vectors below which a segment is searched exactly
-    indexing_threshold_kb: int | None = None  # KB of vectors from which a segment gets a graph (None: Qdrant's)
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One search of a heterogeneous batch (`EdgeIndex.batch`): `side` dense (`query` a vector) or bm25
-    (`query` a text); the best `limit` among the prompts `genre`/`theme` allow, or, with `ids`, the scores
-    of exactly those prompts (exact). `ef`: the HNSW beam for a dense search (default the index's)."""
-
-    side: str
-    query: object
-    limit: int
-    genre: str | None = None
-    theme: str | None = None
-    ids: tuple[str, ...] | None = None
-    ef: int | None = None
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read the engine index ({e})") from e
+_read_json = read_json
 
 
 def _qe():
@@ -96,7 +62,7 @@ def _qe():
     return qdrant_edge
 
 
-class EdgeIndex:
+class EdgeIndex(EngineIndexBase):
     """Dense and BM25 candidate lists from one Qdrant Edge shard; see the module docstring."""
 
     def __init__(
@@ -203,37 +169,17 @@ class EdgeIndex:
         self.persist()
         self.shard.close()
 
-    def __enter__(self) -> EdgeIndex:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __len__(self) -> int:
-        return self.terms.n_docs
-
     # -- updates -----------------------------------------------------------------------------------
     def upsert(self, prompts: Sequence[Prompt], embeddings: np.ndarray, batch: int = 1024) -> None:
         """Add prompts, or replace those whose id is already in the index."""
         qe = _qe()
-        vectors = np.asarray(embeddings, dtype=np.float32)
-        if len(prompts) != len(vectors) or (len(vectors) and vectors.shape[1] != self.dim):
-            raise InputError(f"{len(prompts)} prompts, embeddings {vectors.shape}: dimension {self.dim} expected")
-        if len({p.id for p in prompts}) != len(prompts):
-            raise InputError("duplicate prompt ids in one upsert")
-        self._forget([p.id for p in prompts])
-        docs = self.terms.add(tokenize([prompt_document(p, self.template) for p in prompts]))
+        vectors, docs = self._prepare_upsert(prompts, embeddings)
         for start in range(0, len(prompts), batch):
             points = [
                 qe.Point(
                     id=point_id(p.id),
                     vector={DENSE: v.tolist(), SPARSE: qe.SparseVector(ids, values)},
-                    payload={
-                        "prompt_id": p.id,
-                        "genre": filter_key(p.genre),
-                        "theme": filter_key(p.theme),
-                        "bm25_len": length,
-                    },
+                    payload=point_payload(p, length),
                 )
                 for p, v, ((ids, values), length) in zip(
                     prompts[start : start + batch],
@@ -257,16 +203,11 @@ class EdgeIndex:
         """Take the stored prompts among `prompt_ids` out of the BM25 statistics; returns their ids."""
         if not prompt_ids or not self.terms.n_docs:
             return []
-        gone = []
+        records = []
         for rec in self.shard.retrieve([point_id(i) for i in prompt_ids], ["prompt_id", "bm25_len"], [SPARSE]):
             sparse = rec.vector[SPARSE] if rec.vector and SPARSE in rec.vector else None
-            self.terms.remove(list(sparse.indices) if sparse else [], int(rec.payload["bm25_len"]))
-            gone.append(rec.payload["prompt_id"])
-        return gone
-
-    def _maybe_reweight(self) -> None:
-        if self.terms.n_docs and self.terms.drift > self.max_drift:
-            self.reweight()
+            records.append((rec.payload["prompt_id"], list(sparse.indices) if sparse else [], rec.payload["bm25_len"]))
+        return self._forget_records(records)
 
     def reweight(self, batch: int = 2048) -> None:
         """Rewrite every document's BM25 vector with the live avgdl (tf recovered from the stored weights),
@@ -280,16 +221,15 @@ class EdgeIndex:
             for rec in page:
                 sparse = rec.vector.get(SPARSE) if rec.vector else None
                 length = int(rec.payload["bm25_len"])
-                tf = self.terms.recover_tf(sparse.values, length) if sparse else []
-                records.append((rec.id, list(sparse.indices) if sparse else [], tf, length))
+                records.append(
+                    (rec.id, list(sparse.indices) if sparse else [], sparse.values if sparse else [], length)
+                )
             if offset is None:
                 break
-        self.terms.avgdl_ref = self.terms.avgdl
-        updates = []
-        for pid, ids, tf, length in records:
-            k = self.terms._k(length, self.terms.avgdl_ref)
-            vec = qe.SparseVector(ids, [t / (t + k) for t in tf])
-            updates.append(qe.PointVectors(id=pid, vector={SPARSE: vec}))
+        updates = [
+            qe.PointVectors(id=pid, vector={SPARSE: qe.SparseVector(ids, values)})
+            for pid, ids, values in self._reweighted(records)
+        ]
         for start in range(0, len(updates), batch):
             self.shard.update(qe.UpdateOperation.update_vectors(updates[start : start + batch]))
 
@@ -332,9 +272,7 @@ class EdgeIndex:
     ) -> list[Candidates]:
         """Per query row: the `depth` nearest prompts by cosine, best first, as (prompt id, score)."""
         qe = _qe()
-        vectors = np.asarray(query_vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise InputError(f"query vectors {vectors.shape}: (n, {self.dim}) expected")
+        vectors = self._check_queries(query_vectors)
         params = qe.SearchParams(hnsw_ef=max(self.hnsw.ef, depth), exact=exact)
         queries = [qe.Query.Nearest(v.tolist(), using=DENSE) for v in vectors]
         return self._run(queries, depth, genre, theme, params)
@@ -381,14 +319,3 @@ class EdgeIndex:
             for n, points in zip(slots, self.shard.query_batch(qe.QueryBatchRequest(requests)), strict=True):
                 out[n] = [(p.payload["prompt_id"], float(p.score)) for p in points]
         return out
-
-    def bm25_lowest(self, text: str, *, exhaustive_up_to: int = 5_000) -> float:
-        """The lowest BM25 score of `text` over every prompt: 0 whenever some prompt shares no term with it
-        (certain when the terms' document frequencies sum to less than N; otherwise every match is listed
-        when N <= `exhaustive_up_to`, and 0 is assumed above that: approximate)."""
-        ids, _ = self.terms.query_vector(text)
-        n = self.terms.n_docs
-        if not ids or sum(self.terms.df[i] for i in ids) < n or n > exhaustive_up_to:
-            return 0.0
-        every = self.bm25_candidates([text], n)[0]
-        return min(s for _, s in every) if len(every) >= n else 0.0

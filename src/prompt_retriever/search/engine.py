@@ -197,7 +197,7 @@ def _as_run(qids: Sequence[str], lists: Sequence[Hits]) -> Run:
 
 
 # -- which engine, and where its index lives ------------------------------------------------------------
-ENGINES = ("auto", "exact", "edge")
+ENGINES = ("auto", "exact", "edge", "qdrant")
 # `auto` serves the dense system of at least this many prompts from the engine, smaller ones exactly in
 # process (where the matrix product is faster). BM25 and the hybrids stay in process: bm25s beats the
 # engine's sparse search at every size measured, and the hybrids' candidate fusion over the engine was
@@ -217,10 +217,48 @@ def resolve_engine(engine: str, n_prompts: int, kind: str = "dense") -> str:
     return engine
 
 
-def engine_dir(index_dir: str | Path) -> Path:
-    """Where the engine index of an index folder lives: beside it, `<name>-edge` (a run: `index-edge/`)."""
+def engine_dir(index_dir: str | Path, engine: str = "edge") -> Path:
+    """Where the engine index of an index folder lives: beside it, `<name>-edge` (a run: `index-edge/`),
+    or `<name>-qdrant` (a Qdrant collection's BM25 statistics)."""
     index_dir = Path(index_dir)
-    return index_dir.with_name(index_dir.name + "-edge")
+    return index_dir.with_name(f"{index_dir.name}-{engine}")
+
+
+def open_engine(
+    engine: str,
+    folder: str | Path,
+    prompts: Sequence[Prompt],
+    embeddings: np.ndarray,
+    *,
+    template: str,
+    source: dict,
+    location=None,
+    announce: Callable[[str], None] | None = None,
+):
+    """The engine index `engine` (`edge` or `qdrant`) for these prompts, opened or built (`open_edge`,
+    `qdrant_index.open_qdrant`: a collection named after what it was built from, on the server or
+    cluster at `location`)."""
+    if engine == "edge":
+        return open_edge(folder, prompts, embeddings, template=template, source=source, announce=announce)
+    if location is None:
+        raise InputError("--engine qdrant needs a Qdrant server: give --qdrant-url (or --qdrant-path)")
+    import hashlib
+    import json
+
+    from .qdrant_index import open_qdrant
+
+    collection = "prompt-retriever-" + hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
+    return open_qdrant(
+        folder,
+        prompts,
+        embeddings,
+        location=location,
+        collection=collection,
+        template=template,
+        source=source,
+        max_drift=LIVE_MAX_DRIFT,
+        announce=announce,
+    )
 
 
 # Engine indexes open in this process, by folder: a second retriever of the same prompts (a reload, a

@@ -27,7 +27,7 @@ from .deployment import (
     write_system,
 )
 from .edge import EdgeIndex
-from .engine import EngineSearch, Positions, engine_dir, open_edge, resolve_engine
+from .engine import EngineSearch, Positions, engine_dir, open_engine, resolve_engine
 from .filters import FilterNames, filter_key
 from .live import DRIFT_FILE, Drift, read_drift, staged_dir
 from .persistence import INDEX_FORMAT, IndexFiles, read_manifest, write_index
@@ -120,7 +120,8 @@ class PromptRetriever:
         self.embeddings = self._embed(prompts) if prompts else np.zeros((0, self.encoder.dimension), np.float32)
         self._sync(prompts, self.embeddings)
         if engine is not None:  # the engine index follows: reopened, or rebuilt from the new vectors
-            self.use_engine("edge", engine.folder.parent)
+            name, folder, location = self._engine_args
+            self.use_engine(name, folder, location=location)
         return self
 
     def use_encoder(self, encoder: Encoder) -> PromptRetriever:
@@ -135,11 +136,15 @@ class PromptRetriever:
         self._sync(self.prompts, self.embeddings)
         return self
 
-    def use_engine(self, engine: str = "edge", folder: str | Path | None = None, *, announce=None) -> PromptRetriever:
-        """Search with `engine` from now on: `edge` (a Qdrant Edge index, `search.engine`, kept in `folder`,
-        default beside the index folder this was loaded from, else a temporary folder), `exact` (in
-        process) or `auto` (by collection size). The engine index is opened when it was built from these
-        prompts and this model, else built from the stored embeddings (no re-encoding)."""
+    def use_engine(
+        self, engine: str = "edge", folder: str | Path | None = None, *, location=None, announce=None
+    ) -> PromptRetriever:
+        """Search with `engine` from now on (`search.engine`): `edge` (a Qdrant Edge index in `folder`),
+        `qdrant` (a collection on the Qdrant server or cluster at `location`, a URL, with its BM25
+        statistics in `folder`), `exact` (in process) or `auto` (by collection size and system). `folder`
+        defaults to one beside the index folder this was loaded from, else a temporary folder. The engine
+        index is opened when it was built from these prompts and this model, else built from the stored
+        embeddings (no re-encoding)."""
         engine = resolve_engine(engine, len(self.prompts), self.system.kind)
         if engine == "exact":
             if self.engine is not None:
@@ -149,20 +154,23 @@ class PromptRetriever:
         if folder is None:
             source = self.__dict__.get("source")
             if source is not None:
-                folder = engine_dir(source)
+                folder = engine_dir(source, engine)
             else:
                 import tempfile
 
-                self._engine_tmp = tempfile.TemporaryDirectory(prefix="prompt-retriever-edge-")
+                self._engine_tmp = tempfile.TemporaryDirectory(prefix=f"prompt-retriever-{engine}-")
                 folder = self._engine_tmp.name
-        self.engine = open_edge(
+        self.engine = open_engine(
+            engine,
             folder,
             self.prompts,
             self.embeddings,
             template=self.template,
             source=self._engine_source(),
+            location=location,
             announce=announce,
         )
+        self._engine_args = (engine, folder, location)
         self.store, self._bm25 = ExactStore(), None  # the engine answers every search: free their memory
         self.__dict__.pop("_order", None)
         return self
@@ -385,7 +393,7 @@ class PromptRetriever:
             "test_ndcg@10": run.get("test_ndcg@10"),
             "drift": self.drift.counts(),
             "run": run_dir.resolve().name if (run_dir := self.__dict__.get("run_dir")) is not None else None,
-            "engine": "exact" if self.engine is None else "edge",
+            "engine": "exact" if self.engine is None else self._engine_args[0],
         }
 
     def save_run(self, run_dir: str | Path, info: dict) -> Path:

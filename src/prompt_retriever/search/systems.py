@@ -7,8 +7,8 @@
   (PyStemmer), so "lighthouses" matches "lighthouse". Prompts with score 0 are not retrieved.
 - `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
 - `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25, each side min-max normalised over the whole
-  corpus, computed over the union of each side's top `depth` candidates with the same result
-  (`candidates`); alpha is chosen on the dev split only (`evaluation.tune_alpha`).
+  corpus (an engine gets the same result from the union of each side's top `depth` candidates:
+  `candidates`, `engine`); alpha is chosen on the dev split only (`evaluation.tune_alpha`).
 - `AdaptiveFusionSystem`: the weighted hybrid with one alpha per query-length bucket, each chosen on dev.
 
 `SystemSpec` names the kind a `PromptRetriever` serves (`KINDS`), `system_label` a human name for it.
@@ -16,8 +16,9 @@
 `mask` (from `runs.filter_mask`) restricts a search to the prompts a genre/theme filter allows: dense and
 BM25 rank exactly as unfiltered among them; the hybrids take their candidates among them (the weighted
 ones still normalise over the whole corpus). The arithmetic of each kind is one function (`dense_run`,
-`bm25_run`, `weighted_run`, `adaptive_run`, `rrf_run`, all behind `system_run`; the weighted hybrids'
-candidates fused by `candidates.ExactFusion`), called by these classes during evaluation and by
+`bm25_run`, `weighted_run`, `adaptive_run`, `rrf_run`, all behind `system_run`; the weighted hybrids
+fuse the whole corpus, which candidate fusion over an engine, `engine.EngineSearch`, proves equal to),
+called by these classes during evaluation and by
 `PromptRetriever` when it serves a system: the run a metric scores and the hits a server returns come from
 the same code.
 """
@@ -36,7 +37,7 @@ from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..errors import InputError
 from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, ExactFusion, candidate_lists, query_alphas
 from .candidates import length_buckets as length_buckets  # imported from here by evaluation and tests
-from .fusion import rrf
+from .fusion import minmax, rrf
 from .runs import Run, run_from_scores
 
 KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive")
@@ -204,12 +205,38 @@ def fused_run(
     return ExactFusion(qids, ids, dense, bm25, depth, mask).fuse(weights, k)
 
 
+def full_fusion_run(
+    kind: str,
+    qids: Sequence[str],
+    ids: Sequence[str],
+    dense: np.ndarray,
+    bm25: np.ndarray,
+    k: int,
+    mask=None,
+    *,
+    alpha: float = 0.5,
+    texts: Sequence[str] = (),
+    alphas: Sequence[float] = (),
+    bounds: Sequence[int] = ADAPTIVE_BOUNDS,
+) -> Run:
+    """A weighted hybrid's run from full score matrices, fused over the whole corpus (the arithmetic of
+    `ExactFusion.full`, row by row). Candidate fusion (`fused_run`, an engine's `EngineSearch`) is proven
+    equal to it; with the full matrices already computed, fusing every prompt is the cheaper way there."""
+    weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
+    run: Run = {}
+    for i, q in enumerate(qids):
+        a = weights[q]
+        row = a * minmax(dense[i]) + (1 - a) * minmax(bm25[i]) if len(ids) else dense[i]
+        run[q] = run_from_scores([q], ids, row[None, :], k, mask=mask)[q]
+    return run
+
+
 def weighted_run(
     qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k: int, mask=None, *, depth: int = DEFAULT_DEPTH
 ) -> Run:
     """alpha * dense + (1 - alpha) * bm25, each min-max normalised over the whole corpus, then restricted
-    by `mask`; computed over each side's top `depth` candidates (`fused_run`)."""
-    return fused_run("hybrid", qids, ids, dense, bm25, k, mask, depth=depth, alpha=alpha)[0]
+    by `mask` (`full_fusion_run`; `depth` is what an engine's candidate fusion takes from each side)."""
+    return full_fusion_run("hybrid", qids, ids, dense, bm25, k, mask, alpha=alpha)
 
 
 def adaptive_run(
@@ -227,8 +254,9 @@ def adaptive_run(
 ) -> Run:
     """The query-adaptive hybrid: each query's alpha comes from its length bucket (short keyword queries
     lean on BM25, long descriptive ones on the dense model); fused as `weighted_run`."""
-    args = dict(depth=depth, texts=texts, alphas=alphas, bounds=bounds)
-    return fused_run("hybrid-adaptive", qids, ids, dense, bm25, k, mask, **args)[0]
+    return full_fusion_run(
+        "hybrid-adaptive", qids, ids, dense, bm25, k, mask, texts=texts, alphas=alphas, bounds=bounds
+    )
 
 
 def rrf_run(

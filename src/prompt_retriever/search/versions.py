@@ -147,15 +147,18 @@ def _entry(data: object, where: str) -> Entry:
 
 def read_history(runs: Path) -> list[Entry]:
     """The history of the runs folder `runs`, oldest first ([] when it has none). A last line with no
-    newline (a write that was cut off) is left out; any other line that is not an entry is an InputError
-    naming it."""
+    newline (a write that was cut off) is left out; any other line that is not an entry (invalid UTF-8
+    included) is an InputError naming the file and the line."""
     path = runs / HISTORY_FILE
     if not path.exists() and not path.is_symlink():
         return []
-    text = read_regular(path, MAX_HISTORY_BYTES).decode("utf-8", errors="replace")
-    lines = text.split("\n")[:-1]  # the part after the last newline is unfinished
+    raw_lines = read_regular(path, MAX_HISTORY_BYTES).split(b"\n")[:-1]  # after the last newline: unfinished
     entries = []
-    for i, line in enumerate(lines, 1):
+    for i, raw in enumerate(raw_lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: line {i} is not UTF-8 (byte {exc.start + 1}); fix or remove it") from None
         if not line.strip():
             continue
         try:

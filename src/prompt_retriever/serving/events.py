@@ -11,7 +11,9 @@ the prompt's id and 1-based rank in that answer. Refused with a JSON error: a bo
 not answer (422), more than the client address's share of events (429, `Retry-After`). The address is
 used for that limit only, in memory, and never stored. An accepted event is queued for the store (the
 answer does not wait for the write) and reported to the metrics: 202 `{"status": "queued"}`, or
-`{"status": "dropped"}` when the queue is full.
+`{"status": "dropped"}` when the queue is full. A repeated event (the same result opened twice) is
+accepted and stored like any other, but the metrics count a click once per result of a search
+(`FeedbackRecorder.click`). An event about a search whose record was dropped is refused as unknown.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..corpus import ID_PATTERN
 from ..feedback.records import ACTIONS, CLIENT_ID_PATTERN, QUERY_ID_PATTERN, EventRecord, now
+from .metrics import CLICK_ACTIONS
 from .middleware import ApiError
 from .routes import MAX_K
 from .schemas import ErrorOut
@@ -35,7 +38,7 @@ from .schemas import ErrorOut
 if TYPE_CHECKING:
     from ..feedback.recorder import FeedbackRecorder
 
-MAX_EVENT_BYTES = 2048  # an event is ~250 bytes
+MAX_EVENT_BYTES = 2048  # well above any valid event: its fields are capped
 EVENTS_PER_SECOND = 50.0  # per client address: a writer makes a few a minute; one address may be many writers
 EVENT_BURST = 200
 
@@ -90,7 +93,7 @@ class QueueCollector:
         yield CounterMetricFamily(f"{p}_offered", "Feedback records (searches, events) queued or dropped", s.offered)
         yield CounterMetricFamily(f"{p}_written", "Feedback records written to the store", s.written)
         yield CounterMetricFamily(f"{p}_dropped", "Feedback records dropped: the queue was full", s.dropped)
-        yield CounterMetricFamily(f"{p}_failed", "Feedback records lost: the store refused their batch", s.failed)
+        yield CounterMetricFamily(f"{p}_failed", "Feedback records lost: the store refused them", s.failed)
         yield GaugeMetricFamily(f"{p}_queued", "Feedback records waiting to be written", s.queued)
         yield GaugeMetricFamily(f"{p}_queue_capacity", "Feedback records the queue holds at most", s.capacity)
 
@@ -160,5 +163,10 @@ def add_event_routes(app: FastAPI, recorder: FeedbackRecorder | None, limiter: R
             raise ApiError(422, f"position {ordinal}: prompt {object_id!r} was answered at position {rank}")
         record = EventRecord(event.query_id, now(), event.client_id, event.action_name, object_id, rank, query.run)
         queued = recorder.record_event(record)
-        app.state.metrics.observe_event(query.run, event.action_name, rank)
+        first_of_result, first_of_search = (
+            recorder.click(event.query_id, object_id) if event.action_name in CLICK_ACTIONS else (False, False)
+        )
+        app.state.metrics.observe_event(
+            query.run, event.action_name, rank, first_of_result=first_of_result, first_of_search=first_of_search
+        )
         return EventOut(status="queued" if queued else "dropped")

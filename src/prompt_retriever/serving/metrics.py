@@ -1,6 +1,6 @@
 """What the service did, in the Prometheus text format (`GET /metrics`): requests, errors and latency per
 route template and status, searches and zero-result searches per run, and, with feedback on, the
-events, the click-through rate and the mean reciprocal rank of clicked results per run.
+events, the clicks, the click-through rate and the mean reciprocal rank of the first click per run.
 
 Each app has a registry of its own (`ServiceMetrics`), never prometheus-client's global one, so several
 apps in one process (tests, benchmarks) count apart. `RequestMetrics` is the plain-ASGI middleware that
@@ -9,9 +9,17 @@ times every request; the search and events routes report searches and events thr
 wrote: routes are the templates the app declares (`/api/prompts/{prompt_id}`), a path no route answers
 is `unmatched`, an unusual method is `other`, and the run and action labels are capped in number.
 
+A click is an open of a result (`CLICK_ACTIONS`), counted once per result of a search: the caller says
+whether it is the first click on that result and the first on its search (`FeedbackRecorder.click`).
+The click-through rate is the share of searches with at least one click, the mean reciprocal rank the
+mean over those of 1/rank of the first result clicked; their raw counters (`searches_total`,
+`clicked_searches_total`, `first_click_reciprocal_rank_total`) add up across servers, so a dashboard
+computes them in PromQL, e.g. `sum(rate(..._clicked_searches_total[1h])) / sum(rate(..._searches_total[1h]))`.
+
 >>> metrics = ServiceMetrics()
 >>> metrics.observe_search("run-a", results=0)
 >>> metrics.observe_event("run-a", "open", position=2)
+>>> metrics.observe_event("run-a", "open", position=2, first_of_result=False, first_of_search=False)
 >>> b'prompt_retriever_zero_result_searches_total{run="run-a"} 1.0' in metrics.exposition()
 True
 >>> metrics.click_through_rate("run-a"), metrics.mean_reciprocal_rank("run-a")
@@ -38,7 +46,7 @@ OTHER = "other"  # a method outside METHODS; a run or action past the label caps
 # The actions that are a click on a result: the writer opened it. Copies, "use this prompt" and thumbs
 # are counted per action (`feedback_events_total`) but are not clicks, so one result opened and then
 # copied is one click.
-CLICK_ACTIONS = frozenset({"click", "open"})
+CLICK_ACTIONS = frozenset({"open"})
 MAX_RUNS = 64  # distinct run labels kept; later ones count under OTHER
 MAX_ACTIONS = 32  # distinct action labels kept
 MAX_LABEL_CHARS = 200
@@ -66,8 +74,10 @@ class ServiceMetrics:
     Per route template, method and status: `http_requests_total`, `http_request_errors_total` (status 400
     and up), `http_request_duration_seconds` (a histogram, per route and method). Per run (the served run's
     folder name, "" when not serving a run): `searches_total`, `zero_result_searches_total`,
-    `feedback_events_total` (per action too), `clicks_total`, `click_through_rate` (clicks per search
-    answered) and `clicked_mrr` (the mean of 1/rank over the clicks that name their rank)."""
+    `feedback_events_total` (per action too, every event accepted), `clicks_total` (results clicked, each
+    once per search), `clicked_searches_total` (searches with a click), `first_click_reciprocal_rank_total`
+    (the sum over those of 1/rank of the first result clicked), and the ratios since start as gauges:
+    `click_through_rate` (clicked searches per search) and `clicked_mrr` (that sum per clicked search)."""
 
     def __init__(self, *, process: bool = True):
         self.registry = CollectorRegistry()
@@ -87,15 +97,29 @@ class ServiceMetrics:
         self.searches = Counter(f"{p}_searches", "Searches answered", ("run",), registry=r)
         self.zero_results = Counter(f"{p}_zero_result_searches", "Searches with no result", ("run",), registry=r)
         self.events = Counter(f"{p}_feedback_events", "Feedback events accepted", ("run", "action"), registry=r)
-        clicked = f"Results clicked (actions: {', '.join(sorted(CLICK_ACTIONS))})"
+        clicked = f"Results clicked (actions: {', '.join(sorted(CLICK_ACTIONS))}), each once per search"
         self.clicks = Counter(f"{p}_clicks", clicked, ("run",), registry=r)
-        self.ctr = Gauge(f"{p}_click_through_rate", "Clicks per search answered, since start", ("run",), registry=r)
+        self.clicked_searches = Counter(
+            f"{p}_clicked_searches", "Searches with at least one result clicked", ("run",), registry=r
+        )
+        self.first_click_rr = Counter(
+            f"{p}_first_click_reciprocal_rank",
+            "Sum over the searches clicked of 1/rank of the first result clicked (1 is first)",
+            ("run",),
+            registry=r,
+        )
+        self.ctr = Gauge(
+            f"{p}_click_through_rate", "Searches with a click per search answered, since start", ("run",), registry=r
+        )
         self.mrr = Gauge(
-            f"{p}_clicked_mrr", "Mean reciprocal rank of the clicked results (1/rank, 1 is first)", ("run",), registry=r
+            f"{p}_clicked_mrr",
+            "Mean over the searches clicked of 1/rank of the first result clicked, since start",
+            ("run",),
+            registry=r,
         )
         self._runs, self._actions = _Labels(MAX_RUNS), _Labels(MAX_ACTIONS)
         self._lock = threading.Lock()
-        # run -> [searches, clicks, clicks with a rank, sum of 1/rank]
+        # run -> [searches, searches clicked, sum of 1/rank of their first clicks]
         self._counts: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------------ requests
@@ -112,48 +136,55 @@ class ServiceMetrics:
         """A search answered by `run` with `results` results (0: a zero-result search)."""
         with self._lock:
             run = self._runs(run)
-            counts = self._counts.setdefault(run, [0, 0, 0, 0.0])
+            counts = self._counts.setdefault(run, [0, 0, 0.0])
             counts[0] += 1
             self._update_rates(run, counts)
         self.searches.labels(run).inc()
         if results == 0:
             self.zero_results.labels(run).inc()
 
-    def observe_event(self, run: str, action: str, position: int | None) -> None:
-        """A feedback event accepted for a result `run` answered: `action` (e.g. 'open', 'copy'), and the
-        result's rank `position` (1 is the first; None or below 1: not known). An action in
-        CLICK_ACTIONS is a click; a click with its rank counts towards the mean reciprocal rank."""
+    def observe_event(
+        self, run: str, action: str, position: int, *, first_of_result: bool = True, first_of_search: bool = True
+    ) -> None:
+        """A feedback event accepted for a result `run` answered at rank `position` (1 is the first):
+        `action` (e.g. 'open', 'copy'). An action in CLICK_ACTIONS is a click, counted only if it is the
+        first click on this result of the search (`first_of_result`); the first click on the search
+        (`first_of_search`) makes it a clicked search and its 1/rank counts towards the MRR."""
+        if position < 1:
+            raise ValueError(f"position {position}: a rank of 1 or more expected")
+        click = action in CLICK_ACTIONS
         with self._lock:
             run, action = self._runs(run), self._actions(action)
-            if action in CLICK_ACTIONS:
-                counts = self._counts.setdefault(run, [0, 0, 0, 0.0])
+            if click and first_of_search:
+                counts = self._counts.setdefault(run, [0, 0, 0.0])
                 counts[1] += 1
-                if position is not None and position >= 1:
-                    counts[2] += 1
-                    counts[3] += 1.0 / position
+                counts[2] += 1.0 / position
                 self._update_rates(run, counts)
         self.events.labels(run, action).inc()
-        if action in CLICK_ACTIONS:
+        if click and (first_of_result or first_of_search):
             self.clicks.labels(run).inc()
+        if click and first_of_search:
+            self.clicked_searches.labels(run).inc()
+            self.first_click_rr.labels(run).inc(1.0 / position)
 
     def _update_rates(self, run: str, counts: list[float]) -> None:
-        searches, clicks, ranked, rr = counts
+        searches, clicked, rr = counts
         if searches:
-            self.ctr.labels(run).set(clicks / searches)
-        if ranked:
-            self.mrr.labels(run).set(rr / ranked)
+            self.ctr.labels(run).set(clicked / searches)
+        if clicked:
+            self.mrr.labels(run).set(rr / clicked)
 
     def click_through_rate(self, run: str) -> float | None:
-        """Clicks per search answered by `run` (None before its first search)."""
+        """The share of `run`'s searches with at least one click (None before its first search)."""
         with self._lock:
-            searches, clicks, _, _ = self._counts.get(run, (0, 0, 0, 0.0))
-        return clicks / searches if searches else None
+            searches, clicked, _ = self._counts.get(run, (0, 0, 0.0))
+        return clicked / searches if searches else None
 
     def mean_reciprocal_rank(self, run: str) -> float | None:
-        """The mean of 1/rank over `run`'s clicks that name their rank (None before the first)."""
+        """The mean over `run`'s clicked searches of 1/rank of the first result clicked (None before one)."""
         with self._lock:
-            _, _, ranked, rr = self._counts.get(run, (0, 0, 0, 0.0))
-        return rr / ranked if ranked else None
+            _, clicked, rr = self._counts.get(run, (0, 0, 0.0))
+        return rr / clicked if clicked else None
 
     # ------------------------------------------------------------------ exposition
     def exposition(self) -> bytes:

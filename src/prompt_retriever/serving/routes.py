@@ -27,8 +27,10 @@ from fastapi import Path as FastPath
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..corpus import ID_PATTERN, QUERY_PATTERN  # one rule for ids and queries at every entry point
+from ..errors import PromptRetrieverError
 from ..feedback.records import CLIENT_ID_PATTERN, QueryRecord, now
 from ..search.retriever import SearchRequest
+from ..search.versions import read_current
 from .batcher import QueryBatcher
 from .live import LiveState
 from .middleware import ApiError
@@ -113,12 +115,48 @@ def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> N
         return state.prompt_out(state.random_prompt(*state.filters(genre, theme)))
 
 
+def current_run(live: LiveState) -> str | None:
+    """The run that the runs folder of the run served names current now (its current.json): None when
+    not serving a run, or that folder has no current run or its current.json cannot be read."""
+    run_dir = live.state.retriever.__dict__.get("run_dir")
+    if run_dir is None:
+        return None
+    try:
+        current = read_current(Path(run_dir).resolve().parent)
+    except (PromptRetrieverError, OSError, RuntimeError):
+        return None
+    return current.run if current is not None else None
+
+
+class CurrentRunCollector:
+    """`prompt_retriever_run_served_is_current` for `/metrics`, read at each scrape: 1 while the run served
+    is its runs folder's current run, 0 while that folder names another (a switch pending or failing:
+    `serve --runs` retries it), no sample when not serving a run of a folder with a current run."""
+
+    def __init__(self, live: LiveState):
+        self.live = live
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        gauge = GaugeMetricFamily(
+            "prompt_retriever_run_served_is_current",
+            "1 if the run served is the current run of its runs folder, 0 if that folder names another",
+        )
+        current = current_run(self.live)
+        if current is not None:
+            gauge.add_metric([], 1.0 if current == self.live.state.run_name else 0.0)
+        yield gauge
+
+
 def add_health_routes(app: FastAPI, live: LiveState) -> None:
-    """/api/info (which system answers), /healthz (the process answers), /readyz (prompts loaded)."""
+    """/api/info (which system answers, and the current run of its runs folder), /healthz (the process
+    answers), /readyz (prompts loaded); `CurrentRunCollector` joins the app's metrics."""
+    app.state.metrics.registry.register(CurrentRunCollector(live))
 
     @app.get("/api/info", response_model=InfoOut, response_model_by_alias=True)
     async def info() -> InfoOut:
-        return live.state.info
+        return live.state.info.model_copy(update={"current_run": current_run(live)})
 
     @app.get("/healthz", response_model=HealthOut)
     async def healthz() -> HealthOut:

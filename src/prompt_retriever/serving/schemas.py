@@ -148,6 +148,11 @@ class InfoOut(BaseModel):
     current_since: str | None = Field(
         None, description="Since when the run served is its runs folder's current one (`promote`), if it is"
     )
+    current_run: str | None = Field(
+        None,
+        description="The run its runs folder names current now (`promote`, `rollback`), if it has one: another "
+        "than `run` while `serve --runs` has not switched yet (or cannot: it keeps trying)",
+    )
 
 
 class PromptIn(BaseModel):

@@ -65,11 +65,9 @@ def build_retriever(
         )
         retriever.source = None  # the index cache is no place for live updates
     if qdrant_url or qdrant_path:
-        from ..search.stores import QdrantStore
-
-        if engine == "edge":
-            raise InputError("a Qdrant store and --engine edge: choose one")
-        retriever.attach_store(QdrantStore(retriever.encoder.dimension, url=qdrant_url, path=qdrant_path))
+        if engine in ("exact", "edge"):
+            raise InputError(f"--engine {engine} and a Qdrant server: searches run in one of them; drop one")
+        retriever.use_engine("qdrant", location=qdrant_url or qdrant_path, announce=announce)
     else:
         retriever.use_engine(engine, announce=announce)
     retriever.encoder.encode_queries(["warm-up"])  # load the model now, so /readyz means ready

@@ -1,8 +1,11 @@
 """`serve --runs DIR`: serve the current run of a runs folder (`search.versions`) and switch when it
 changes. A thread reads `DIR/current.json` about once a second; when it names another run than the one
 served, that run is loaded beside the one serving and swapped in (`LiveState.reload`), so searches
-keep being answered throughout. A run that cannot be loaded is logged and left: the old one keeps
-serving, and the same change is not tried again (a new promote or rollback, or SIGHUP, tries again).
+keep being answered throughout. A run that cannot be loaded is logged and the old one keeps serving;
+the switch is tried again after `interval` seconds, then after twice as long each time, up to
+`MAX_RETRY_SECONDS` (a new promote or rollback is tried at once). While the run served is not the current
+one, `/metrics` says so (`prompt_retriever_run_served_is_current` 0) and `/api/info` names the current
+run (`current_run`).
 
 >>> watcher = RunsWatcher(app.state.live, Path("runs"))   # doctest: +SKIP
 >>> watcher.start()                                       # doctest: +SKIP
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from ..errors import PromptRetrieverError
@@ -21,6 +25,7 @@ from .live import LiveState, Loader
 
 log = logging.getLogger("prompt_retriever.serve")
 POLL_SECONDS = 1.0
+MAX_RETRY_SECONDS = 60.0  # the longest wait between two tries of a switch that failed
 
 
 def current_loader(runs: Path, loader: Loader) -> Loader:
@@ -40,8 +45,11 @@ class RunsWatcher(threading.Thread):
         super().__init__(name="runs-watcher", daemon=True)
         self.live, self.runs, self.interval = live, Path(runs), interval
         self._stopped = threading.Event()
-        self._seen: tuple | None = None  # the last change of current.json acted on (or refused)
+        self._seen: tuple | None = None  # the last change of current.json acted on
         self._problem: str | None = None  # the last problem logged reading current.json
+        self._failed: tuple | None = None  # the change whose switch failed last, to be tried again
+        self._retry_at = 0.0  # when (time.monotonic()) to try it again
+        self._backoff = interval
 
     def stop(self) -> None:
         self._stopped.set()
@@ -64,14 +72,24 @@ class RunsWatcher(threading.Thread):
             return False
         key = (current.run, current.seq, current.at)
         if key == self._seen or current.run == self.live.state.run_name:
-            self._seen = key
+            self._seen, self._failed = key, None
             return False
-        self._seen = key
+        if key == self._failed and time.monotonic() < self._retry_at:
+            return False
         try:
             self.live.reload(self.runs / current.run)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal to the server
-            log.error("cannot switch to %s, still serving %s: %s", current.run, self.live.state.run_name, exc)
+            self._backoff = min(2 * self._backoff, MAX_RETRY_SECONDS) if key == self._failed else self.interval
+            self._failed, self._retry_at = key, time.monotonic() + self._backoff
+            log.error(
+                "cannot switch to %s, still serving %s (trying again in %g s): %s",
+                current.run,
+                self.live.state.run_name,
+                self._backoff,
+                exc,
+            )
             return False
+        self._seen, self._failed = key, None
         return True
 
 

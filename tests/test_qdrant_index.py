@@ -1,0 +1,214 @@
+"""`QdrantIndex` (`search/qdrant_index.py`): the engine design on a Qdrant server or cluster through
+`qdrant-client`, run here in qdrant-client's local mode (the same client API, pure Python, exact search;
+no server can be started on this machine). Dense against `ExactStore`, BM25 against `BM25System`, and every
+system through `EngineSearch` against the same system over an `EdgeIndex` of the same prompts and vectors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from prompt_retriever.corpus import load_corpus
+from prompt_retriever.errors import InputError
+from prompt_retriever.search.edge import EdgeIndex
+from prompt_retriever.search.engine import EngineSearch
+from prompt_retriever.search.qdrant_index import QdrantIndex, connect, open_qdrant
+from prompt_retriever.search.stores import ExactStore, point_id
+from prompt_retriever.search.systems import BM25System, SystemSpec
+
+pytest.importorskip("qdrant_client")
+
+DIM = 16
+QUERIES = [
+    "lighthouse keeper ghost",
+    "a love story on an overnight train",
+    "robot mechanic in space",
+    "the the war war",  # repeated terms count twice, as in bm25s
+    "zzzz qqqq",  # no known term: no candidates
+    "Lighthouses!",
+]
+SPECS = [
+    SystemSpec("dense"),
+    SystemSpec("bm25"),
+    SystemSpec("hybrid", alpha=0.6, depth=10),
+    SystemSpec("hybrid-rrf", depth=10),
+    SystemSpec("hybrid-adaptive", alphas=(0.2, 0.5, 0.7, 0.9), depth=10),
+    SystemSpec("hybrid-adaptive", alphas=(0.0, 0.0, 1.0, 1.0), depth=5),  # alpha 0 and 1: ties and deepening
+]
+
+
+def unit_vectors(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_corpus()
+
+
+@pytest.fixture(scope="module")
+def vectors(bundled):
+    return unit_vectors(len(bundled))
+
+
+@pytest.fixture(scope="module")
+def indexes(bundled, vectors, tmp_path_factory):
+    """A QdrantIndex (local mode, in memory) and an EdgeIndex of the same prompts and vectors (read only)."""
+    root = tmp_path_factory.mktemp("indexes")
+    qdrant = QdrantIndex.build(root / "qdrant", bundled, vectors, location=":memory:")
+    edge = EdgeIndex.build(root / "edge", bundled, vectors)
+    yield qdrant, edge
+    qdrant.close()
+    edge.close()
+
+
+def assert_bm25_equal(index, prompts, queries=QUERIES, genre=None):
+    """Every candidate's score equals BM25System's over `prompts`, and the candidates are exactly the
+    prompts BM25System scores above 0 (depth covers the corpus), best first."""
+    system = BM25System(prompts)
+    scores = system.scores(queries)
+    allowed = {p.id for p in prompts if genre is None or p.genre.casefold() == genre.strip().casefold()}
+    got = index.bm25_candidates(queries, depth=len(prompts) + 5, genre=genre)
+    for row, cands in zip(scores, got, strict=True):
+        expect = {pid: float(s) for pid, s in zip(system.ids, row, strict=True) if s > 0 and pid in allowed}
+        assert {pid for pid, _ in cands} == set(expect)
+        for pid, s in cands:
+            assert s == pytest.approx(expect[pid], abs=1e-4)
+        values = [s for _, s in cands]
+        assert values == sorted(values, reverse=True)
+
+
+def same_lists(got, want):
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert [pid for pid, _ in a] == [pid for pid, _ in b]
+        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-5)
+
+
+def test_dense_candidates_equal_exact_store(indexes, bundled, vectors):
+    qdrant, _ = indexes
+    store = ExactStore(DIM)
+    store.upsert([p.id for p in bundled], vectors, [{"genre": p.genre, "theme": p.theme} for p in bundled])
+    queries = unit_vectors(8, seed=1)
+    genre, theme = bundled[0].genre, bundled[0].theme
+    for g, t in [(None, None), (genre, None), (f" {genre.upper()} ", theme), ("no such genre", None)]:
+        got = qdrant.dense_candidates(queries, depth=10, genre=g, theme=t)
+        same_lists(got, store.search_many(queries, 10, g, t))
+    assert qdrant.dense_candidates(queries[:1], depth=3, genre="no such genre") == [[]]
+    with pytest.raises(InputError):
+        qdrant.dense_candidates(queries[:, :5], depth=3)
+
+
+def test_bm25_candidates_equal_bm25system(indexes, bundled):
+    qdrant, _ = indexes
+    assert_bm25_equal(qdrant, bundled)
+    assert_bm25_equal(qdrant, bundled, genre=bundled[0].genre)
+    assert_bm25_equal(qdrant, bundled, genre=f" {bundled[0].genre.upper()}")
+    assert qdrant.bm25_candidates(["zzzz qqqq", ""], depth=10) == [[], []]
+    assert len(qdrant.bm25_candidates(["lighthouse keeper"], depth=5)[0]) == 5
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.kind}-{s.depth}")
+def test_engine_search_over_qdrant_equals_over_edge(indexes, bundled, vectors, spec):
+    qdrant, edge = indexes
+    order = {p.id: i for i, p in enumerate(bundled)}
+    qids = [f"q{i}" for i in range(len(QUERIES))]
+    queries = unit_vectors(len(QUERIES), seed=2)
+    queries[0] = vectors[3]  # a query on a prompt's own vector
+    for k, genre in ((10, None), (3, bundled[0].genre)):
+        on_qdrant = EngineSearch(qdrant, spec, order).run(qids, QUERIES, queries, k, genre)
+        on_edge = EngineSearch(edge, spec, order).run(qids, QUERIES, queries, k, genre)
+        assert list(on_qdrant) == list(on_edge) == qids
+        for q in qids:
+            assert list(on_qdrant[q]) == list(on_edge[q]), (spec, k, genre, q)
+            assert list(on_qdrant[q].values()) == pytest.approx(list(on_edge[q].values()), abs=1e-5)
+
+
+def test_upsert_and_delete_keep_bm25_exact(bundled, vectors, tmp_path):
+    index = QdrantIndex.build(tmp_path / "idx", bundled[:600], vectors[:600], location=":memory:")
+    gone = [p.id for p in bundled[:50]]
+    assert index.delete([*gone, "not-a-prompt"]) == 50
+    assert index.delete(gone) == 0
+    assert len(index) == 550 == index.client.count(index.collection, exact=True).count
+    assert index.terms.drift == 0.0  # max_drift 0: every update reweights
+    assert_bm25_equal(index, bundled[50:600])
+    assert not {pid for c in index.dense_candidates(vectors[:50], depth=20) for pid, _ in c} & set(gone)
+    # add new prompts and replace one in place (same id, new text), tolerating drift, then reweight
+    index.max_drift = 1.0
+    changed = dataclasses.replace(bundled[60], text="A lighthouse keeper counts dragons on a train to Vienna.")
+    index.upsert([*bundled[600:], changed], np.vstack([vectors[600:], vectors[60:61]]))
+    live = [changed if p.id == changed.id else p for p in bundled[50:]]
+    assert len(index) == len(live) == index.client.count(index.collection, exact=True).count
+    assert index.terms.drift > 0
+    system = BM25System(live)
+    scores = dict(zip(system.ids, system.scores(["lighthouse keeper"])[0], strict=True))
+    d = index.terms.drift
+    for pid, s in index.bm25_candidates(["lighthouse keeper"], depth=50)[0]:
+        assert abs(s / scores[pid] - 1) <= d / (1 - d) + 1e-4
+    index.reweight()
+    assert index.terms.drift == 0.0
+    assert_bm25_equal(index, live)
+    assert_bm25_equal(index, live, genre=bundled[0].genre)
+    assert index.bm25_candidates(["dragons Vienna"], depth=1)[0][0][0] == changed.id
+    index.close()
+
+
+def test_persist_reopen_and_refusals(bundled, vectors, tmp_path):
+    folder, data = tmp_path / "idx", tmp_path / "qdrant-data"  # local mode in a folder: reopened by path
+    index = QdrantIndex.build(folder, bundled[:100], vectors[:100], location=data, collection="mine")
+    index.source = {"corpus_fingerprint": "abc"}
+    index.delete([bundled[0].id])
+    before = (index.dense_candidates(vectors[:3], 5), index.bm25_candidates(QUERIES, 100))
+    index.close()
+    meta = json.loads((folder / "qdrant.json").read_text())
+    assert meta["url"] == str(data) and meta["collection"] == "mine" and meta["dim"] == DIM
+    assert "api_key" not in json.dumps(meta)
+    with QdrantIndex.open(folder) as again:
+        assert len(again) == 99 and again.source == {"corpus_fingerprint": "abc"}
+        # the same lists (local mode rounds the reloaded vectors a little differently: 1e-7)
+        same_lists(again.dense_candidates(vectors[:3], 5), before[0])
+        for a, b in zip(again.bm25_candidates(QUERIES, 100), before[1], strict=True):  # ties in any order
+            assert dict(a) == pytest.approx(dict(b), abs=1e-5)
+        assert_bm25_equal(again, bundled[1:100])
+        with pytest.raises(InputError, match="already"):
+            QdrantIndex.create(tmp_path / "other", DIM, location=again.client, collection="mine")
+        with pytest.raises(InputError, match="already holds"):
+            QdrantIndex.create(folder, DIM, location=again.client, collection="fresh")
+        # a collection changed behind the index's back is refused
+        again.client.delete("mine", points_selector=[point_id(bundled[1].id)], wait=True)
+        with pytest.raises(InputError, match="changed elsewhere"):
+            QdrantIndex.open(folder, location=again.client)
+    with pytest.raises(InputError):
+        QdrantIndex.open(tmp_path / "missing")
+
+
+def test_open_qdrant_reuses_rebuilds_and_refuses(bundled, vectors, tmp_path):
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(location=":memory:")
+    folder, src = tmp_path / "q", {"corpus_fingerprint": "one"}
+    notes = []
+    kw = {"location": client, "template": "full", "announce": notes.append}
+    first = open_qdrant(folder, bundled[:40], vectors[:40], source=src, max_drift=0.01, **kw)
+    assert len(first) == 40 and first.max_drift == 0.01 and len(notes) == 1
+    assert open_qdrant(folder, bundled[:40], vectors[:40], source=src, **kw) is first and len(notes) == 1
+    second = open_qdrant(folder, bundled[40:70], vectors[40:70], source={"corpus_fingerprint": "two"}, **kw)
+    assert len(notes) == 2 and len(second) == 30 == client.count("prompts", exact=True).count
+    assert {p for p, _ in second.bm25_candidates([bundled[0].title], 100)[0]}.isdisjoint({bundled[0].id})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not a Qdrant engine index"):
+        open_qdrant(tmp_path / "mine", bundled[:5], vectors[:5], source=src, **kw)
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
+
+
+def test_a_server_url_takes_the_key_from_the_environment(monkeypatch, no_network):
+    monkeypatch.setenv("QDRANT_API_KEY", "from-the-environment")
+    url = "https://qdrant.invalid:6333"
+    client = connect(url, check_compatibility=False)  # otherwise it asks the server its version at once
+    assert client.init_options["url"] == url and client.init_options["api_key"] == "from-the-environment"
+    assert connect(url, api_key="given", check_compatibility=False).init_options["api_key"] == "given"
