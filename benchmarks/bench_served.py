@@ -10,7 +10,8 @@ copies of those beyond R (far fewer near-duplicates: a corpus more like a real o
 query-adaptive hybrid (`hybrid-adaptive`, the kind `make run` chooses) with fixed bucket weights
 `--alphas` and candidate depth `SystemSpec`'s default, plus dense alone. The engine's hybrid is measured
 at each `--max-depths` (how deep a query whose threshold proof fails may ask before its candidates'
-best answer it unproven; 50 = one round, no deepening).
+best answer it unproven; 50 = one round, no deepening); with `--local` also with BM25 scored in process
+(bm25s over every prompt) beside the engine's dense side (`engine.LocalScores`).
 
 Per size, single query, in this process, one path after the other on the same corpus:
 - exact: today's path, `systems.system_run` over full score matrices (numpy matrix product over every
@@ -67,7 +68,8 @@ def real_vectors(corpus, real: int, sigma: float, seed: int = 0) -> np.ndarray:
 
 def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
     from prompt_retriever.search.edge import EdgeIndex
-    from prompt_retriever.search.engine import EngineSearch
+    from prompt_retriever.search.engine import EngineSearch, LocalScores
+    from prompt_retriever.search.runs import filter_mask
     from prompt_retriever.search.systems import BM25System, SystemSpec, system_run
 
     corpus, vecs = synthetic(prompts, emb, n, args.sigma)
@@ -116,12 +118,17 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
         run = searches[kind].run(["q"], [qtexts[i]], qvecs[i : i + 1], K)["q"]
         return sorted(run.items(), key=lambda kv: -kv[1])
 
+    genres, themes = [p.genre for p in corpus], [p.theme for p in corpus]
+    local = LocalScores(vecs, ids, bm25.scores, lambda g, t: filter_mask(genres, themes, g, t))
     for d in depths:
         searches[f"hybrid-adaptive@{d}"] = EngineSearch(index, spec, order, max_depth=d)
+        if args.local:
+            searches[f"hybrid-adaptive-local@{d}"] = EngineSearch(index, spec, order, max_depth=d, local=local)
 
     items = list(range(len(qtexts)))
-    for kind in ("dense", *(f"hybrid-adaptive@{d}" for d in depths)):
-        base_kind = kind.split("@")[0]
+    local_kinds = [f"hybrid-adaptive-local@{d}" for d in depths] if args.local else []
+    for kind in ("dense", *(f"hybrid-adaptive@{d}" for d in depths), *local_kinds):
+        base_kind = kind.split("@")[0].removesuffix("-local")
         timed(lambda i, kind=base_kind: exact(i, kind), items[:20])  # warm-up
         timed(lambda i, kind=kind: engine(i, kind), items)  # warm-up: pages the shard in
         searches[kind].unproven = 0
@@ -153,6 +160,11 @@ def main() -> None:
         default=0,
         help="embed this many synthetic prompts' own texts with the model (others: perturbed copies); "
         "0: every vector is a bundled prompt's embedding plus noise, as in bench_engine.py",
+    )
+    ap.add_argument(
+        "--local",
+        action="store_true",
+        help="also measure the hybrid with BM25 scored in process beside the engine's dense side (LocalScores)",
     )
     ap.add_argument("--max-depths", default="50,200,800", help="EngineSearch max_depth values to measure")
     ap.add_argument("--name", default="bench_served")

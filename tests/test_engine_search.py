@@ -191,3 +191,32 @@ def test_the_qdrant_engine_needs_a_server(small_corpus_path, tmp_path):
     assert res.exit_code == 2 and "--qdrant-url" in res.output
     with pytest.raises(InputError, match="needs a Qdrant server"):
         PromptRetriever(system="bm25").index(load_corpus()[:5]).use_engine("qdrant", tmp_path / "q")
+
+
+@pytest.mark.parametrize("spec", SPECS[2:3] + SPECS[4:], ids=lambda s: f"{s.kind}-{s.depth}")
+def test_the_engine_with_bm25_in_process_answers_what_the_exact_path_answers(exact, spec, tmp_path):
+    """`LocalScores`: the dense side from the engine, BM25 from full rows in process (`candidates_local`)."""
+    from prompt_retriever.search.engine import EngineSearch, LocalScores
+    from prompt_retriever.search.runs import filter_mask, rank
+
+    exact.system, exact._bm25 = spec, None
+    engine = PromptRetriever(system=spec)
+    engine.prompts, engine.embeddings = list(exact.prompts), exact.embeddings
+    engine._sync(engine.prompts, engine.embeddings)
+    engine.use_engine("edge", tmp_path / "edge")
+    prompts = exact.prompts
+    local = LocalScores(
+        exact.embeddings,
+        [p.id for p in prompts],
+        exact.bm25.scores,
+        lambda g, t: filter_mask([p.genre for p in prompts], [p.theme for p in prompts], g, t),
+    )
+    search = EngineSearch(engine.engine, spec, {p.id: i for i, p in enumerate(prompts)}, local=local)
+    vectors = exact.encoder.encode_queries(QUERIES)
+    genre = prompts[0].genre
+    for k, g in ((10, None), (3, None), (10, genre)):
+        run = search.run([str(i) for i in range(len(QUERIES))], QUERIES, vectors, k, g)
+        want = exact.search_requests([SearchRequest(q, k, g) for q in QUERIES])
+        for i, hits in enumerate(want):
+            assert rank(run[str(i)]) == [h.prompt.id for h in hits]
+            assert [run[str(i)][h.prompt.id] for h in hits] == pytest.approx([h.score for h in hits], abs=1e-5)

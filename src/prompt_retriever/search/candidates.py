@@ -192,7 +192,7 @@ def fuse_candidates(
     return run, fallen
 
 
-def _top(row: np.ndarray, depth: int, allowed: np.ndarray | None, positive: bool) -> np.ndarray:
+def top_positions(row: np.ndarray, depth: int, allowed: np.ndarray | None, positive: bool) -> np.ndarray:
     """Corpus positions of the best `depth` of a row among `allowed` (ties: lower position first), as
     `run_from_scores` picks them; `positive` keeps only scores above 0 (BM25's matches)."""
     if allowed is None:
@@ -243,7 +243,7 @@ class ExactFusion:
         n_allowed = len(ids) if allowed is None else len(allowed)
         self.candidates: dict[str, Candidates] = {}
         for q, d, b in zip(self.qids, dense, bm25, strict=True):
-            d_top, b_top = _top(d, depth, allowed, False), _top(b, depth, allowed, True)
+            d_top, b_top = top_positions(d, depth, allowed, False), top_positions(b, depth, allowed, True)
             pos = np.array(list(dict.fromkeys([*d_top.tolist(), *b_top.tolist()])), dtype=np.int64)
             self.candidates[q] = Candidates(
                 [self.ids[i] for i in pos],

@@ -28,13 +28,14 @@ import shutil
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..corpus import Prompt
 from ..errors import InputError
-from .candidates import Bounds, Candidates, candidates_from_lists, query_alphas
+from .candidates import Bounds, Candidates, candidates_from_lists, query_alphas, top_positions
 from .edge import DENSE, SPARSE, Ask, EdgeIndex
 from .fusion import rrf
 from .runs import Run
@@ -57,11 +58,31 @@ class Positions(dict):
         return len(self)
 
 
+@dataclass(frozen=True)
+class LocalScores:
+    """What a retriever holds in process, for the weighted hybrids to use beside the engine's dense
+    side: the embedding matrix (rows in corpus order), BM25 scores of every prompt (`bm25_rows`, e.g.
+    `BM25System.scores`) and the filter masks (`mask(genre, theme)`, None for no filter)."""
+
+    embeddings: np.ndarray
+    ids: Sequence[str]
+    bm25_rows: Callable[[Sequence[str]], np.ndarray]
+    mask: Callable[[str | None, str | None], np.ndarray | None]
+
+
 class EngineSearch:
     """A `SystemSpec` answered by an `EdgeIndex`; `order` maps each prompt id to its corpus position (ties)."""
 
-    def __init__(self, index: EdgeIndex, spec: SystemSpec, order: Mapping[str, int], *, max_depth: int | None = None):
-        self.index, self.spec = index, spec
+    def __init__(
+        self,
+        index: EdgeIndex,
+        spec: SystemSpec,
+        order: Mapping[str, int],
+        *,
+        max_depth: int | None = None,
+        local: LocalScores | None = None,
+    ):
+        self.index, self.spec, self.local = index, spec, local
         self.order = order if isinstance(order, Positions) else Positions(order)
         # the deepest a query asks for before its union's best are taken without the bound's proof
         self.max_depth = MAX_DEPTH if max_depth is None else max_depth
@@ -123,8 +144,13 @@ class EngineSearch:
         run: Run = {}
         todo = list(range(len(qids)))
         depth = max(spec.depth, k)
+        rows = self.local.bm25_rows(list(texts)) if self.local is not None else None
         while todo:
-            cands = self.candidates([texts[i] for i in todo], vectors[todo], depth, genre, theme)
+            some = [texts[i] for i in todo]
+            if rows is None:
+                cands = self.candidates(some, vectors[todo], depth, genre, theme)
+            else:
+                cands = self.candidates_local(vectors[todo], rows[todo], depth, genre, theme)
             left = []
             last = depth >= self.max_depth
             for i, c in zip(todo, cands, strict=True):
@@ -181,6 +207,39 @@ class EngineSearch:
             dense_of = {**de, **d}
             bm25_of = {p: be.get(p, 0.0) for p in d} | b
             # a dense list shorter than `depth` holds every allowed prompt: the union is everything
+            out.append(candidates_from_lists(d, b, dense_of, bm25_of, self.order, bounds, depth))
+        return out
+
+    def candidates_local(
+        self, vectors: np.ndarray, rows: np.ndarray, depth: int, genre: str | None, theme: str | None
+    ) -> list[Candidates]:
+        """`candidates` with the dense side from the engine (its list at `depth` and the bounds, one batch)
+        and the BM25 side from full BM25 rows in process (`LocalScores`): BM25's list, bounds and every
+        member's BM25 score exact, a BM25-only member's cosine from the embedding matrix."""
+        local, filtered = self.local, genre is not None or theme is not None
+        mask = local.mask(genre, theme)
+        allowed = np.flatnonzero(mask) if mask is not None else None
+        limit = depth + TIE_MARGIN
+        asks: list[Ask] = []
+        for v in vectors:
+            asks += [Ask(DENSE, v, limit, genre, theme), Ask(DENSE, -v, 1, ef=RANGE_EF)]
+            if filtered:
+                asks += [Ask(DENSE, v, 1)]
+        got = self.index.batch(asks)
+        per = 3 if filtered else 2
+        out = []
+        for i, (v, row) in enumerate(zip(vectors, rows, strict=True)):
+            d_hits, neg, *top = got[i * per : (i + 1) * per]
+            d = self._cut(d_hits, depth, limit, lambda v=v: self.dense(v[None, :], depth, genre, theme)[0])
+            d = {p: s for p, s in d.items() if self.order[p] < len(row)}  # not added live after this state
+            b_pos = top_positions(row, depth, allowed, positive=True)
+            b = {local.ids[j]: float(row[j]) for j in b_pos}
+            only_b = [j for j in b_pos if local.ids[j] not in d]
+            cos = local.embeddings[only_b] @ v if only_b else np.zeros(0, dtype=np.float32)
+            dense_of = {local.ids[j]: float(c) for j, c in zip(only_b, cos, strict=True)} | d
+            bm25_of = {p: float(row[self.order[p]]) for p in d} | b
+            d_top = top[0] if filtered else d_hits
+            bounds = (Bounds(-neg[0][1] if neg else 0.0, d_top[0][1] if d_top else 0.0), Bounds.of(row))
             out.append(candidates_from_lists(d, b, dense_of, bm25_of, self.order, bounds, depth))
         return out
 
