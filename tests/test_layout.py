@@ -115,6 +115,7 @@ INNER_LAYERS: dict[str, list[set[str]]] = {
         {"__init__"},
     ],
     "serving": [
+        {"asgi"},
         {"schemas", "batcher", "middleware", "connections", "metrics"},
         {"state", "guard"},
         {"live"},

@@ -86,6 +86,12 @@ def query_alphas(
     return dict.fromkeys(qids, float(alpha))
 
 
+def fused_row(alpha: Alpha, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+    """One query's full-corpus fused scores: alpha * minmax(dense) + (1 - alpha) * minmax(bm25), in the
+    float32 arithmetic every weighted hybrid uses (an empty corpus: the empty row)."""
+    return alpha * minmax(dense) + (1 - alpha) * minmax(bm25) if len(dense) else dense
+
+
 @dataclass(frozen=True)
 class Bounds:
     """One side's score range over the whole corpus for one query (unmasked): what min-max divides by."""
@@ -259,8 +265,9 @@ class ExactFusion:
     def full(self, q: str, alpha: Alpha, k: int) -> dict[str, float]:
         """Query `q` fused over the whole corpus, then filtered: the full-corpus fusion itself."""
         i = self._row[q]
-        row = alpha * minmax(self.dense[i]) + (1 - alpha) * minmax(self.bm25[i]) if len(self.ids) else self.dense[i]
-        return run_from_scores([q], self.ids, row[None, :], k, mask=self.mask)[q]
+        return run_from_scores(
+            [q], self.ids, fused_row(alpha, self.dense[i], self.bm25[i])[None, :], k, mask=self.mask
+        )[q]
 
     def fuse(self, alphas: Mapping[str, Alpha] | float, k: int) -> tuple[Run, list[str]]:
         """The run (queries in order) and the queries that were fused over the whole corpus."""

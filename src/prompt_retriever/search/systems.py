@@ -33,9 +33,9 @@ import numpy as np
 from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..errors import InputError
-from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, ExactFusion, candidate_lists, query_alphas
+from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, ExactFusion, candidate_lists, fused_row, query_alphas
 from .candidates import length_buckets as length_buckets  # imported from here by evaluation and tests
-from .fusion import minmax, rrf
+from .fusion import rrf
 from .runs import Run, run_from_scores
 
 # the spec's names, imported from here across the package and by tests (their home is `spec`)
@@ -120,16 +120,14 @@ def full_fusion_run(
     alphas: Sequence[float] = (),
     bounds: Sequence[int] = ADAPTIVE_BOUNDS,
 ) -> Run:
-    """A weighted hybrid's run from full score matrices, fused over the whole corpus (the arithmetic of
-    `ExactFusion.full`, row by row). Candidate fusion (`fused_run`, an engine's `EngineSearch`) is proven
+    """A weighted hybrid's run from full score matrices, fused over the whole corpus (`candidates.fused_row`,
+    as `ExactFusion.full` fuses). Candidate fusion (`fused_run`, an engine's `EngineSearch`) is proven
     equal to it; with the full matrices already computed, fusing every prompt is the cheaper way there."""
     weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
-    run: Run = {}
-    for i, q in enumerate(qids):
-        a = weights[q]
-        row = a * minmax(dense[i]) + (1 - a) * minmax(bm25[i]) if len(ids) else dense[i]
-        run[q] = run_from_scores([q], ids, row[None, :], k, mask=mask)[q]
-    return run
+    return {
+        q: run_from_scores([q], ids, fused_row(weights[q], dense[i], bm25[i])[None, :], k, mask=mask)[q]
+        for i, q in enumerate(qids)
+    }
 
 
 def weighted_run(

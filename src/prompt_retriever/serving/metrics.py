@@ -29,13 +29,14 @@ True
 from __future__ import annotations
 
 import threading
-import time
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from starlette.routing import Match
+
+from .asgi import timed_call
 
 PREFIX = "prompt_retriever"
 # Seconds. A search answers in milliseconds; a run switch or a cold start takes seconds.
@@ -218,19 +219,11 @@ class RequestMetrics:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = [500]
 
-        async def send_status(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
+        def done(status: int, seconds: float) -> None:
+            self.metrics.observe_request(str(scope.get("method", "")), route_template(scope), status, seconds)
 
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            seconds = time.perf_counter() - t0
-            self.metrics.observe_request(str(scope.get("method", "")), route_template(scope), status[0], seconds)
+        await timed_call(self.app, scope, receive, send, done)
 
 
 def add_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:

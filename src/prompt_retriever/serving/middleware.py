@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
@@ -18,7 +17,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ..escaping import log_text as log_safe  # the access log escapes each field with it
+from ..escaping import log_text as log_safe
+from .asgi import timed_call  # the access log escapes each field with it
 
 log = logging.getLogger("prompt_retriever.api")
 # The page and /docs load their scripts and styles from /static and fetch from this origin only: nothing
@@ -44,22 +44,14 @@ class AccessLog:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = [500]
 
-        async def send_status(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
+        def done(status: int, seconds: float) -> None:
             path = scope.get("path", "")
             if self.log_queries and scope.get("query_string"):
                 path = f"{path}?{scope['query_string'].decode('latin-1')}"
-            ms = (time.perf_counter() - t0) * 1000
-            log.info("%s %s %d %.1fms", log_safe(str(scope.get("method"))), log_safe(path), status[0], ms)
+            log.info("%s %s %d %.1fms", log_safe(str(scope.get("method"))), log_safe(path), status, seconds * 1000)
+
+        await timed_call(self.app, scope, receive, send, done)
 
 
 class HeadAsGet:
