@@ -7,21 +7,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from engine_util import BM25_QUERIES as QUERIES
+from engine_util import assert_bm25_equal, unit_vectors
 
 from prompt_retriever.corpus import load_corpus
 from prompt_retriever.errors import InputError
 from prompt_retriever.search.edge import EdgeIndex, HnswParams
 from prompt_retriever.search.stores import ExactStore
 from prompt_retriever.search.systems import BM25System, DenseSystem
-
-QUERIES = [
-    "lighthouse keeper ghost",
-    "a love story on an overnight train",
-    "robot mechanic in space",
-    "the the war war",  # repeated terms count twice, as in bm25s
-    "zzzz qqqq",  # no known term: no candidates
-    "Lighthouses!",
-]
 
 
 @pytest.fixture(scope="module")
@@ -32,27 +25,6 @@ def dense(small_prompts):
 @pytest.fixture(scope="module")
 def bundled():
     return load_corpus()
-
-
-def unit_vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def assert_bm25_equal(index: EdgeIndex, prompts, queries=QUERIES, genre=None):
-    """Every candidate's score equals BM25System's over `prompts`, and the candidates are exactly the
-    prompts BM25System scores above 0 (all of them: depth covers the corpus), in its order up to ties."""
-    system = BM25System(prompts)
-    scores = system.scores(queries)
-    allowed = {p.id for p in prompts if genre is None or p.genre.casefold() == genre.casefold()}
-    got = index.bm25_candidates(queries, depth=len(prompts) + 5, genre=genre)
-    for row, cands in zip(scores, got, strict=True):
-        expect = {pid: float(s) for pid, s in zip(system.ids, row, strict=True) if s > 0 and pid in allowed}
-        assert {pid for pid, _ in cands} == set(expect)
-        for pid, s in cands:
-            assert s == pytest.approx(expect[pid], abs=1e-4)
-        values = [s for _, s in cands]
-        assert values == sorted(values, reverse=True)
 
 
 def test_bm25_candidates_equal_bm25system(tmp_path, bundled):

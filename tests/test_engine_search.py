@@ -5,6 +5,7 @@ bundled model, the bundled corpus (below the engine's indexing threshold, so its
 from __future__ import annotations
 
 import pytest
+from engine_util import SPECS
 
 from prompt_retriever.corpus import Prompt, load_corpus
 from prompt_retriever.errors import InputError
@@ -20,14 +21,6 @@ QUERIES = [
     "memoir about food and my grandmother's kitchen",
     "zzzz qqqq",  # no BM25 match
     "the the war war",
-]
-SPECS = [
-    SystemSpec("dense"),
-    SystemSpec("bm25"),
-    SystemSpec("hybrid", alpha=0.6, depth=10),
-    SystemSpec("hybrid-rrf", depth=10),
-    SystemSpec("hybrid-adaptive", alphas=(0.2, 0.5, 0.7, 0.9), depth=10),
-    SystemSpec("hybrid-adaptive", alphas=(0.0, 0.0, 1.0, 1.0), depth=5),  # alpha 0 and 1: ties and deepening
 ]
 
 

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from engine_util import BM25_QUERIES, SPECS, assert_bm25_equal, unit_vectors
 
 from prompt_retriever.corpus import load_corpus
 from prompt_retriever.errors import InputError
@@ -17,32 +18,12 @@ from prompt_retriever.search.edge import EdgeIndex
 from prompt_retriever.search.engine import EngineSearch
 from prompt_retriever.search.qdrant_index import QdrantIndex, connect, open_qdrant
 from prompt_retriever.search.stores import ExactStore, point_id
-from prompt_retriever.search.systems import BM25System, SystemSpec
+from prompt_retriever.search.systems import BM25System
 
 pytest.importorskip("qdrant_client")
 
 DIM = 16
-QUERIES = [
-    "lighthouse keeper ghost",
-    "a love story on an overnight train",
-    "robot mechanic in space",
-    "the the war war",  # repeated terms count twice, as in bm25s
-    "zzzz qqqq",  # no known term: no candidates
-    "Lighthouses!",
-]
-SPECS = [
-    SystemSpec("dense"),
-    SystemSpec("bm25"),
-    SystemSpec("hybrid", alpha=0.6, depth=10),
-    SystemSpec("hybrid-rrf", depth=10),
-    SystemSpec("hybrid-adaptive", alphas=(0.2, 0.5, 0.7, 0.9), depth=10),
-    SystemSpec("hybrid-adaptive", alphas=(0.0, 0.0, 1.0, 1.0), depth=5),  # alpha 0 and 1: ties and deepening
-]
-
-
-def unit_vectors(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+QUERIES = BM25_QUERIES
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +33,7 @@ def bundled():
 
 @pytest.fixture(scope="module")
 def vectors(bundled):
-    return unit_vectors(len(bundled))
+    return unit_vectors(len(bundled), DIM)
 
 
 @pytest.fixture(scope="module")
@@ -66,22 +47,6 @@ def indexes(bundled, vectors, tmp_path_factory):
     edge.close()
 
 
-def assert_bm25_equal(index, prompts, queries=QUERIES, genre=None):
-    """Every candidate's score equals BM25System's over `prompts`, and the candidates are exactly the
-    prompts BM25System scores above 0 (depth covers the corpus), best first."""
-    system = BM25System(prompts)
-    scores = system.scores(queries)
-    allowed = {p.id for p in prompts if genre is None or p.genre.casefold() == genre.strip().casefold()}
-    got = index.bm25_candidates(queries, depth=len(prompts) + 5, genre=genre)
-    for row, cands in zip(scores, got, strict=True):
-        expect = {pid: float(s) for pid, s in zip(system.ids, row, strict=True) if s > 0 and pid in allowed}
-        assert {pid for pid, _ in cands} == set(expect)
-        for pid, s in cands:
-            assert s == pytest.approx(expect[pid], abs=1e-4)
-        values = [s for _, s in cands]
-        assert values == sorted(values, reverse=True)
-
-
 def same_lists(got, want):
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
@@ -93,7 +58,7 @@ def test_dense_candidates_equal_exact_store(indexes, bundled, vectors):
     qdrant, _ = indexes
     store = ExactStore(DIM)
     store.upsert([p.id for p in bundled], vectors, [{"genre": p.genre, "theme": p.theme} for p in bundled])
-    queries = unit_vectors(8, seed=1)
+    queries = unit_vectors(8, DIM, seed=1)
     genre, theme = bundled[0].genre, bundled[0].theme
     for g, t in [(None, None), (genre, None), (f" {genre.upper()} ", theme), ("no such genre", None)]:
         got = qdrant.dense_candidates(queries, depth=10, genre=g, theme=t)
@@ -117,7 +82,7 @@ def test_engine_search_over_qdrant_equals_over_edge(indexes, bundled, vectors, s
     qdrant, edge = indexes
     order = {p.id: i for i, p in enumerate(bundled)}
     qids = [f"q{i}" for i in range(len(QUERIES))]
-    queries = unit_vectors(len(QUERIES), seed=2)
+    queries = unit_vectors(len(QUERIES), DIM, seed=2)
     queries[0] = vectors[3]  # a query on a prompt's own vector
     for k, genre in ((10, None), (3, bundled[0].genre)):
         on_qdrant = EngineSearch(qdrant, spec, order).run(qids, QUERIES, queries, k, genre)
