@@ -1,4 +1,5 @@
-"""Start the real `prompt-retriever serve` in a subprocess on a free loopback port."""
+"""Start the real `prompt-retriever serve` in a subprocess on a free loopback port, and keep it searched
+(`Searcher`) while something changes under it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -54,3 +56,30 @@ def running_server(*args: str, timeout: float = 120.0):
         yield base
     finally:
         stop(proc)
+
+
+class Searcher(threading.Thread):
+    """Searches without pause until stopped; every answer that is not a 200 with results is a failure."""
+
+    def __init__(self, base: str):
+        super().__init__(daemon=True)
+        self.base, self.ok, self.failures = base, 0, []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as client:
+            while not self.done.is_set():
+                try:
+                    r = client.get("/api/search", params={"q": "a lighthouse keeper at night", "k": 3})
+                    if r.status_code == 200 and r.json()["results"]:
+                        self.ok += 1
+                    else:
+                        self.failures.append(f"{r.status_code} {r.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+
+    def wait_for(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        start = self.ok
+        while self.ok < start + n and time.monotonic() < deadline and not self.failures:
+            time.sleep(0.05)

@@ -10,13 +10,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from server_util import free_port, stop, wait_ready
+from server_util import Searcher, free_port, stop, wait_ready
 from typer.testing import CliRunner
 
 from prompt_retriever.cli import app
@@ -32,33 +31,6 @@ def runs(tmp_path_factory, small_prompts) -> tuple[Path, Path]:
     PromptRetriever().index(small_prompts).save_run(tmp / "run-a", {"label": "run A"})
     PromptRetriever(system="hybrid").index(small_prompts[:6]).save_run(tmp / "run-b", {"label": "run B"})
     return tmp / "run-a", tmp / "run-b"
-
-
-class Searcher(threading.Thread):
-    """Searches without pause until stopped; every answer that is not a 200 with results is a failure."""
-
-    def __init__(self, base: str):
-        super().__init__(daemon=True)
-        self.base, self.ok, self.failures = base, 0, []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            while not self.done.is_set():
-                try:
-                    r = client.get("/api/search", params={"q": "a lighthouse keeper at night", "k": 3})
-                    if r.status_code == 200 and r.json()["results"]:
-                        self.ok += 1
-                    else:
-                        self.failures.append(f"{r.status_code} {r.text[:200]}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-
-    def wait_for(self, n: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        start = self.ok
-        while self.ok < start + n and time.monotonic() < deadline and not self.failures:
-            time.sleep(0.05)
 
 
 def serve(run: Path, tmp_path: Path) -> tuple[subprocess.Popen, str, Path]:
