@@ -79,6 +79,22 @@ def stats(lat: list[float]) -> dict:
     return {"p50_ms": round(percentile(lat, 50), 3), "p99_ms": round(percentile(lat, 99), 3)}
 
 
+def inputs(n_queries: int):
+    """The bundled prompts, their embeddings by the bundled model, and a fixed sample (seed 1) of
+    `n_queries` bundled natural-language queries with their embeddings: what every size starts from."""
+    from prompt_retriever.corpus import load_corpus
+    from prompt_retriever.encoding.encoder import Encoder, prompt_document
+
+    prompts = load_corpus()
+    enc = Encoder("all-MiniLM-L6-v2", use_cache=False)
+    emb = enc.encode_documents([prompt_document(p) for p in prompts])
+    path = Path(__file__).resolve().parents[1] / "src/prompt_retriever/data/natural_queries.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rng = np.random.default_rng(1)
+    qtexts = [rows[i]["query"] for i in rng.choice(len(rows), n_queries, replace=False)]
+    return prompts, emb, qtexts, enc.encode_queries(qtexts)
+
+
 def run_size(n, prompts, emb, qtexts, qvecs, args) -> dict:
     from prompt_retriever.search.edge import EdgeIndex, HnswParams
     from prompt_retriever.search.stores import ExactStore, top_k_indices
@@ -171,17 +187,7 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.encoding.encoder import Encoder, prompt_document
-
-    prompts = load_corpus()
-    enc = Encoder("all-MiniLM-L6-v2", use_cache=False)
-    emb = enc.encode_documents([prompt_document(p) for p in prompts])
-    path = Path(__file__).resolve().parents[1] / "src/prompt_retriever/data/natural_queries.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rng = np.random.default_rng(1)
-    qtexts = [rows[i]["query"] for i in rng.choice(len(rows), args.queries, replace=False)]
-    qvecs = enc.encode_queries(qtexts)
+    prompts, emb, qtexts, qvecs = inputs(args.queries)
     sizes = [run_size(int(n), prompts, emb, qtexts, qvecs, args) for n in args.sizes.split(",")]
     emit(
         args.name,

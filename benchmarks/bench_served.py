@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import emit
-from bench_engine import overlap, rss_mb, stats, synthetic, timed
+from bench_engine import inputs, overlap, rss_mb, stats, synthetic, timed
 
 K = 10
 
@@ -173,20 +173,9 @@ def main() -> None:
     args.max_depths = [int(d) for d in args.max_depths.split(",")]
     os.environ["PROMPT_RETRIEVER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-cache-")
 
-    import json
     from importlib.metadata import version
 
-    from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.encoding.encoder import Encoder, prompt_document
-
-    prompts = load_corpus()
-    enc = Encoder("all-MiniLM-L6-v2", use_cache=False)
-    emb = enc.encode_documents([prompt_document(p) for p in prompts])
-    path = Path(__file__).resolve().parents[1] / "src/prompt_retriever/data/natural_queries.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rng = np.random.default_rng(1)
-    qtexts = [rows[i]["query"] for i in rng.choice(len(rows), args.queries, replace=False)]
-    qvecs = enc.encode_queries(qtexts)
+    prompts, emb, qtexts, qvecs = inputs(args.queries)
     sizes = [run_size(int(n), prompts, emb, qtexts, qvecs, args) for n in args.sizes.split(",")]
     emit(
         args.name,
