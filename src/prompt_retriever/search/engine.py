@@ -145,15 +145,17 @@ class EngineSearch:
         todo = list(range(len(qids)))
         depth = max(spec.depth, k)
         rows = self.local.bm25_rows(list(texts)) if self.local is not None else None
+        bounds: dict[int, tuple[Bounds, Bounds]] = {}  # the whole corpus's bounds: asked once, not per round
         while todo:
-            some = [texts[i] for i in todo]
+            known = [bounds.get(i) for i in todo]
             if rows is None:
-                cands = self.candidates(some, vectors[todo], depth, genre, theme)
+                cands = self.candidates([texts[i] for i in todo], vectors[todo], depth, genre, theme, known)
             else:
-                cands = self.candidates_local(vectors[todo], rows[todo], depth, genre, theme)
+                cands = self.candidates_local(vectors[todo], rows[todo], depth, genre, theme, known)
             left = []
             last = depth >= self.max_depth
             for i, c in zip(todo, cands, strict=True):
+                bounds[i] = (c.dense_bounds, c.bm25_bounds)
                 got = c.fuse(alphas[qids[i]], k)
                 if got is None and last:  # as deep as allowed: the union's best, unproven
                     got = c.fuse(alphas[qids[i]], k, proven=False)
@@ -166,30 +168,42 @@ class EngineSearch:
         return {q: run[q] for q in qids}
 
     def candidates(
-        self, texts: Sequence[str], vectors: np.ndarray, depth: int, genre: str | None, theme: str | None
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        depth: int,
+        genre: str | None,
+        theme: str | None,
+        known: Sequence[tuple[Bounds, Bounds] | None] | None = None,
     ) -> list[Candidates]:
         """Each query's `Candidates` at `depth`, from two batches: (1) both lists (a few beyond `depth`,
-        to cut ties as `_top_k` does) and the whole corpus's top-1 of each side and of the negated dense
-        query (the bounds); (2) each member's score on the side that did not list it."""
+        to cut ties as `_top_k` does) and, unless `known` has them, the whole corpus's (dense, BM25)
+        bounds: the top-1 of each side and of the negated dense query; (2) each member's score on the side
+        that did not list it."""
         index, n = self.index, len(texts)
+        known = known or [None] * n
         filtered = genre is not None or theme is not None
         limit = depth + TIE_MARGIN
         asks: list[Ask] = []
-        for v, text in zip(vectors, texts, strict=True):
+        for v, text, have in zip(vectors, texts, known, strict=True):
             asks += [Ask(DENSE, v, limit, genre, theme), Ask(SPARSE, text, limit, genre, theme)]
-            asks += [Ask(DENSE, -v, 1, ef=RANGE_EF)]
-            if filtered:
-                asks += [Ask(DENSE, v, 1), Ask(SPARSE, text, 1)]
-        got = index.batch(asks)
-        per = 5 if filtered else 3
+            if have is None:
+                asks += [Ask(DENSE, -v, 1, ef=RANGE_EF)]
+                if filtered:
+                    asks += [Ask(DENSE, v, 1), Ask(SPARSE, text, 1)]
+        got = iter(index.batch(asks))
         dense, bm25, ranges = [], [], []
         for i in range(n):
-            d, b, neg, *tops = got[i * per : (i + 1) * per]
-            d_top, b_top = (tops[0], tops[1]) if filtered else (d, b)
+            d, b = next(got), next(got)
             dense.append(
                 self._cut(d, depth, limit, lambda v=vectors[i]: self.dense(v[None, :], depth, genre, theme)[0])
             )
             bm25.append(self._cut(b, depth, limit, lambda t=texts[i]: self.bm25([t], depth, genre, theme)[0]))
+            if known[i] is not None:
+                ranges.append(known[i])
+                continue
+            neg = next(got)
+            d_top, b_top = (next(got), next(got)) if filtered else (d, b)
             d_hi = d_top[0][1] if d_top else 0.0
             d_lo = -neg[0][1] if neg else 0.0
             b_hi = b_top[0][1] if b_top else 0.0
@@ -211,25 +225,32 @@ class EngineSearch:
         return out
 
     def candidates_local(
-        self, vectors: np.ndarray, rows: np.ndarray, depth: int, genre: str | None, theme: str | None
+        self,
+        vectors: np.ndarray,
+        rows: np.ndarray,
+        depth: int,
+        genre: str | None,
+        theme: str | None,
+        known: Sequence[tuple[Bounds, Bounds] | None] | None = None,
     ) -> list[Candidates]:
-        """`candidates` with the dense side from the engine (its list at `depth` and the bounds, one batch)
-        and the BM25 side from full BM25 rows in process (`LocalScores`): BM25's list, bounds and every
-        member's BM25 score exact, a BM25-only member's cosine from the embedding matrix."""
+        """`candidates` with the dense side from the engine (its list at `depth` and, unless `known` has
+        them, the bounds: one batch) and the BM25 side from full BM25 rows in process (`LocalScores`):
+        BM25's list, bounds and every member's BM25 score exact, a BM25-only member's cosine from the
+        embedding matrix."""
         local, filtered = self.local, genre is not None or theme is not None
+        known = known or [None] * len(vectors)
         mask = local.mask(genre, theme)
         allowed = np.flatnonzero(mask) if mask is not None else None
         limit = depth + TIE_MARGIN
         asks: list[Ask] = []
-        for v in vectors:
-            asks += [Ask(DENSE, v, limit, genre, theme), Ask(DENSE, -v, 1, ef=RANGE_EF)]
-            if filtered:
-                asks += [Ask(DENSE, v, 1)]
-        got = self.index.batch(asks)
-        per = 3 if filtered else 2
+        for v, have in zip(vectors, known, strict=True):
+            asks += [Ask(DENSE, v, limit, genre, theme)]
+            if have is None:
+                asks += [Ask(DENSE, -v, 1, ef=RANGE_EF)] + ([Ask(DENSE, v, 1)] if filtered else [])
+        got = iter(self.index.batch(asks))
         out = []
         for i, (v, row) in enumerate(zip(vectors, rows, strict=True)):
-            d_hits, neg, *top = got[i * per : (i + 1) * per]
+            d_hits = next(got)
             d = self._cut(d_hits, depth, limit, lambda v=v: self.dense(v[None, :], depth, genre, theme)[0])
             d = {p: s for p, s in d.items() if self.order[p] < len(row)}  # not added live after this state
             b_pos = top_positions(row, depth, allowed, positive=True)
@@ -238,8 +259,11 @@ class EngineSearch:
             cos = local.embeddings[only_b] @ v if only_b else np.zeros(0, dtype=np.float32)
             dense_of = {local.ids[j]: float(c) for j, c in zip(only_b, cos, strict=True)} | d
             bm25_of = {p: float(row[self.order[p]]) for p in d} | b
-            d_top = top[0] if filtered else d_hits
-            bounds = (Bounds(-neg[0][1] if neg else 0.0, d_top[0][1] if d_top else 0.0), Bounds.of(row))
+            bounds = known[i]
+            if bounds is None:
+                neg = next(got)
+                d_top = next(got) if filtered else d_hits
+                bounds = (Bounds(-neg[0][1] if neg else 0.0, d_top[0][1] if d_top else 0.0), Bounds.of(row))
             out.append(candidates_from_lists(d, b, dense_of, bm25_of, self.order, bounds, depth))
         return out
 
