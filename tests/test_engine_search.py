@@ -10,7 +10,7 @@ from engine_util import SPECS
 from prompt_retriever.corpus import Prompt, load_corpus
 from prompt_retriever.errors import InputError
 from prompt_retriever.search import PromptRetriever, SearchRequest
-from prompt_retriever.search.engine import AUTO_MIN_PROMPTS, engine_dir, resolve_engine
+from prompt_retriever.search.engine_open import AUTO_MIN_PROMPTS, engine_dir, resolve_engine
 from prompt_retriever.search.systems import SystemSpec
 
 QUERIES = [

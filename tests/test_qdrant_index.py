@@ -16,7 +16,8 @@ from prompt_retriever.corpus import load_corpus
 from prompt_retriever.errors import InputError
 from prompt_retriever.search.edge import EdgeIndex
 from prompt_retriever.search.engine import EngineSearch
-from prompt_retriever.search.qdrant_index import QdrantIndex, connect, open_qdrant
+from prompt_retriever.search.engine_open import open_qdrant
+from prompt_retriever.search.qdrant_index import QdrantIndex, connect
 from prompt_retriever.search.stores import ExactStore, point_id
 from prompt_retriever.search.systems import BM25System
 

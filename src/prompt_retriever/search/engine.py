@@ -23,18 +23,11 @@ Ties at a cut are ordered by corpus position (`order`), as `ExactFusion` orders 
 
 from __future__ import annotations
 
-import re
-import shutil
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..corpus import Prompt
-from ..errors import InputError
 from .candidates import Bounds, Candidates, candidates_from_lists, query_alphas, top_positions
 from .edge import DENSE, SPARSE, Ask, EdgeIndex
 from .fusion import rrf
@@ -277,125 +270,3 @@ class EngineSearch:
 
 def _as_run(qids: Sequence[str], lists: Sequence[Hits]) -> Run:
     return {q: dict(hits) for q, hits in zip(qids, lists, strict=True)}
-
-
-# -- which engine, and where its index lives ------------------------------------------------------------
-ENGINES = ("auto", "exact", "edge", "qdrant")
-# `auto` serves the dense system of at least this many prompts from the engine, smaller ones exactly in
-# process (where the matrix product is faster). BM25 and the hybrids stay in process: bm25s beats the
-# engine's sparse search at every size measured, and the hybrids' candidate fusion over the engine was
-# not faster than the exact path up to the largest size measured without losing quality (see
-# benchmarks/bench_served.py, benchmarks/bench_engine.py and docs/engines.md).
-AUTO_MIN_PROMPTS = 10_000
-# BM25 drift tolerated under live updates before every document vector is rewritten (`EdgeIndex.max_drift`)
-LIVE_MAX_DRIFT = 0.01
-
-
-def resolve_engine(engine: str, n_prompts: int, kind: str = "dense") -> str:
-    """`exact` or `edge` for `engine` (`auto`: edge for a dense system of `AUTO_MIN_PROMPTS` or more)."""
-    if engine not in ENGINES:
-        raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
-    if engine == "auto":
-        return "edge" if kind == "dense" and n_prompts >= AUTO_MIN_PROMPTS else "exact"
-    return engine
-
-
-def engine_dir(index_dir: str | Path, engine: str = "edge") -> Path:
-    """Where the engine index of an index folder lives: beside it, `<name>-edge` (a run: `index-edge/`),
-    or `<name>-qdrant` (a Qdrant collection's BM25 statistics)."""
-    index_dir = Path(index_dir)
-    return index_dir.with_name(f"{index_dir.name}-{engine}")
-
-
-def open_engine(
-    engine: str,
-    folder: str | Path,
-    prompts: Sequence[Prompt],
-    embeddings: np.ndarray,
-    *,
-    template: str,
-    source: dict,
-    location=None,
-    announce: Callable[[str], None] | None = None,
-):
-    """The engine index `engine` (`edge` or `qdrant`) for these prompts, opened or built (`open_edge`,
-    `qdrant_index.open_qdrant`: a collection named after what it was built from, on the server or
-    cluster at `location`)."""
-    if engine == "edge":
-        return open_edge(folder, prompts, embeddings, template=template, source=source, announce=announce)
-    if location is None:
-        raise InputError("--engine qdrant needs a Qdrant server: give --qdrant-url (or --qdrant-path)")
-    import hashlib
-    import json
-
-    from .qdrant_index import open_qdrant
-
-    collection = "prompt-retriever-" + hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
-    return open_qdrant(
-        folder,
-        prompts,
-        embeddings,
-        location=location,
-        collection=collection,
-        template=template,
-        source=source,
-        max_drift=LIVE_MAX_DRIFT,
-        announce=announce,
-    )
-
-
-# Engine indexes open in this process, by folder: a second retriever of the same prompts (a reload, a
-# live update's copy) shares the open one, as the engine locks its folder against a second opener.
-_OPEN: weakref.WeakValueDictionary[Path, EdgeIndex] = weakref.WeakValueDictionary()
-_OPEN_LOCK = threading.Lock()
-
-
-def _generations(folder: Path) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := re.fullmatch(r"gen-(\d{1,9})", p.name))]
-    return [p for _, p in sorted(found, reverse=True)]
-
-
-def open_edge(
-    folder: str | Path,
-    prompts: Sequence[Prompt],
-    embeddings: np.ndarray,
-    *,
-    template: str,
-    source: dict,
-    announce: Callable[[str], None] | None = None,
-) -> EdgeIndex:
-    """The engine index in `folder` built from `source` (corpus and model fingerprints), else a new one
-    built there from `prompts` and their `embeddings` (no re-encoding). Each build is a generation
-    (`gen-N/`): a stale generation another retriever still serves from stays until it is closed, and
-    is removed by a later build. A folder holding anything but generations is refused, never touched."""
-    folder = Path(folder)
-    with _OPEN_LOCK:
-        if folder.exists() and any(not p.name.startswith("gen-") for p in folder.iterdir()):
-            raise InputError(f"{folder} exists and is not an engine index: move it away, or serve with --engine exact")
-        folder.mkdir(parents=True, exist_ok=True)
-        gens = _generations(folder)
-        for gen in gens:
-            key = gen.resolve()
-            index = _OPEN.get(key)
-            if index is None and (gen / "edge.json").exists():
-                try:
-                    index = EdgeIndex.open(gen)
-                except Exception:  # noqa: BLE001 - locked by another process, or broken: not this one
-                    continue
-                _OPEN[key] = index
-            if index is not None and index.source == source and len(index) == len(prompts):
-                index.max_drift = LIVE_MAX_DRIFT
-                return index
-        if announce:
-            stale = " (the prompts or the model changed)" if gens else ""
-            announce(f"building the engine index in {folder}{stale}: {len(prompts)} prompts")
-        for gen in gens:  # stale generations nobody here serves from, and that no other process holds
-            if gen.resolve() not in _OPEN:
-                shutil.rmtree(gen, ignore_errors=True)
-        number = int(gens[0].name[4:]) + 1 if gens else 1
-        index = EdgeIndex.build(folder / f"gen-{number}", prompts, embeddings, template=template)
-        index.source = dict(source)
-        index.persist()
-        index.max_drift = LIVE_MAX_DRIFT
-        _OPEN[(folder / f"gen-{number}").resolve()] = index
-        return index

@@ -31,11 +31,9 @@ Example:
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -76,7 +74,7 @@ def connect(location: str, *, api_key: str | None = None, timeout: int | None = 
     return QdrantClient(path=location)
 
 
-def _location_of(client) -> str | None:
+def location_of(client) -> str | None:
     """Where `client` points, as `connect` takes it (never its API key); None when it cannot be told."""
     opts = getattr(client, "init_options", None) or {}
     if opts.get("url"):
@@ -101,7 +99,7 @@ def _client(location, api_key: str | None) -> tuple[object, bool, str | None]:
     if isinstance(location, str | Path):
         location = str(location)
         return connect(location, api_key=api_key), True, location
-    return location, False, _location_of(location)
+    return location, False, location_of(location)
 
 
 class QdrantIndex(EngineIndexBase):
@@ -457,74 +455,3 @@ class QdrantIndex(EngineIndexBase):
             else:
                 requests.append(self._bm25_query(str(ask.query), limit, flt))
         return self._send(requests, len(asks))
-
-
-# -- open or build, for a retriever --------------------------------------------------------------------
-# Indexes open in this process, by folder: a second retriever of the same prompts shares the open one (a
-# local-mode folder admits one client at a time).
-_OPEN: weakref.WeakValueDictionary[Path, QdrantIndex] = weakref.WeakValueDictionary()
-_OPEN_LOCK = threading.Lock()
-
-
-def open_qdrant(
-    folder: str | Path,
-    prompts: Sequence[Prompt],
-    embeddings: np.ndarray,
-    *,
-    location,
-    collection: str = "prompts",
-    template: str,
-    source: dict,
-    max_drift: float = 0.0,
-    hnsw: HnswParams | None = None,
-    api_key: str | None = None,
-    announce: Callable[[str], None] | None = None,
-) -> QdrantIndex:
-    """The Qdrant index whose statistics are in `folder`, when it is on `collection` at `location` and was
-    built from `source` (corpus and model fingerprints) with as many prompts; else `collection` is rebuilt
-    from `prompts` and their `embeddings` (no re-encoding), replacing it in place (unlike `open_edge`'s
-    generations: a process still serving from the old collection sees it change). A folder holding
-    anything but `qdrant.json` and `bm25.json` is refused, never touched."""
-    folder = Path(folder)
-    with _OPEN_LOCK:
-        if folder.exists() and any(p.name not in (META, STATS) for p in folder.iterdir()):
-            raise InputError(f"{folder} exists and is not a Qdrant engine index: move it away")
-        key = folder.resolve()
-        index = _OPEN.get(key)
-        where = location if isinstance(location, str | Path) else _location_of(location)
-        if index is None and (folder / META).exists():
-            try:
-                index = QdrantIndex.open(folder, location=location, api_key=api_key)
-            except InputError:
-                index = None
-        if (
-            index is not None
-            and index.collection == collection
-            and (where is None or str(where) == index.url)
-            and index.source == source
-            and len(index) == len(prompts)
-        ):
-            index.max_drift = max_drift
-            _OPEN[key] = index
-            return index
-        if index is not None:
-            index.close()
-            _OPEN.pop(key, None)
-        if announce:
-            announce(f"building the Qdrant index {collection!r} at {where}: {len(prompts)} prompts")
-        index = QdrantIndex.build(
-            folder,
-            prompts,
-            embeddings,
-            location=location,
-            collection=collection,
-            hnsw=hnsw,
-            template=template,
-            replace=True,
-            api_key=api_key,
-        )
-        index.source = dict(source)
-        index.persist()
-        index.max_drift = max_drift
-        _OPEN[key] = index
-        return index

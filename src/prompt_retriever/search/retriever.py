@@ -27,7 +27,8 @@ from .deployment import (
     write_system,
 )
 from .edge import EdgeIndex
-from .engine import EngineSearch, Positions, engine_dir, open_engine, resolve_engine
+from .engine import EngineSearch, Positions
+from .engine_open import engine_dir, open_engine, resolve_engine
 from .filters import FilterNames, filter_key
 from .live import DRIFT_FILE, Drift, read_drift, staged_dir
 from .persistence import INDEX_FORMAT, IndexFiles, read_manifest, write_index
