@@ -3,6 +3,7 @@
     prompt-retriever feedback export --feedback feedback.db --ubi ubi/         UBI JSON lines (--force: replace)
     prompt-retriever feedback purge --feedback feedback.db --older-than 90d    forget what is older
     prompt-retriever feedback stats --feedback postgresql://user@host/db      how much is kept
+    prompt-retriever feedback judgments --feedback feedback.db --out judged.jsonl  graded judgments from clicks
 
 STORE is the SQLite file or the `postgresql://` URL the server was given.
 """
@@ -114,3 +115,55 @@ def stats(store: StoreOpt, as_json: JsonOpt = False) -> None:
         out.print(json.dumps({"queries": n_queries, "events": n_events}), highlight=False)
     else:
         out.print(f"{n_queries} searches, {n_events} events", highlight=False)
+
+
+@feedback_app.command("judgments")
+@reports_errors
+def judgments(
+    store: StoreOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="Write the judged queries (JSON lines) to this file.")],
+    min_impressions: Annotated[
+        int, typer.Option("--min-impressions", min=1, help="Grade only prompts shown at least this often for a query.")
+    ] = 3,
+    no_position_correction: Annotated[
+        bool,
+        typer.Option("--no-position-correction", help="Grade plain clicks per impression (no click model)."),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grade prompts per query from what writers did (a position-based click model corrects for rank) and
+    write judged queries that `evaluate --judged` reads. An existing --out file is replaced only with --force."""
+    import json
+
+    from ..feedback.clickmodel import ClickModelConfig
+    from ..feedback.judgments import check_judged_out, store_judgments, write_judged
+
+    check_judged_out(out_path, force=force)  # before any work
+    config = ClickModelConfig(min_impressions=min_impressions)
+    s = _open(store)
+    try:
+        result = store_judgments(s, config, correct_bias=not no_position_correction)
+    finally:
+        s.close()
+    write_judged(result, out_path, force=force)
+    if as_json:
+        out.print(json.dumps(result.to_json() | {"out": str(out_path)}), highlight=False, soft_wrap=True)
+        return
+    grades = result.by_grade
+    note(f"{len(result.queries)} queries judged -> {safe(out_path)}")
+    note(
+        f"pairs graded: {grades[2]} grade 2, {grades[1]} grade 1, {grades[0]} grade 0; "
+        f"{result.pairs_below_min} shown fewer than {min_impressions} times (not graded)"
+    )
+    note(f"{result.n_without_relevant} queries without a relevant prompt (left out), of {result.searches} searches")
+    if not result.corrected:
+        note("examination by rank: not estimated (--no-position-correction)")
+    elif not any(result.theta_support[1:]):
+        note("examination by rank: not estimated (no prompt was shown at two ranks for one query): not corrected")
+    else:
+        note("examination by rank: " + ", ".join(f"{r} {t:.2f}" for r, t in enumerate(result.theta, 1)))
+    if not result.converged:
+        note("the click model stopped at its iteration limit before converging: the estimates are approximate")
+    if result.events_ignored:
+        note(f"{result.events_ignored} events ignored (unknown action, or about a search or prompt not in the log)")
