@@ -5,7 +5,7 @@
 - `output`: the consoles, escaping, errors and option checks; `inputs`: reading corpora and imports.
 - One module per command group: `corpus`, `search` (search, index), `queries`, `evaluate` (evaluate,
   compare), `train` (train, soup, push), `pipeline`, `serve` (serve, demo), `versions` (promote,
-  rollback, history), `feedback` (feedback export, purge, stats).
+  rollback, history), `feedback` (feedback export, purge, stats), `experiments` (experiments report).
 """
 
 # The command modules register their commands on `app` in this order, the order --help lists them in.
@@ -18,6 +18,7 @@ from . import corpus as _corpus  # noqa: F401
 from . import queries as _queries  # noqa: F401
 from . import versions as _versions  # noqa: F401
 from . import feedback as _feedback  # noqa: F401
+from . import experiments as _experiments  # noqa: F401
 from .app import app, main
 from .evaluate import compare, evaluate
 from .output import safe

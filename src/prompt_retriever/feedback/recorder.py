@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from .experiments import ExperimentRecord
 from .records import EventRecord, QueryRecord
 from .store import FeedbackStore
 from .writer import BatchWriter, WriterStats
@@ -88,6 +89,11 @@ class FeedbackRecorder:
     def record_event(self, e: EventRecord) -> bool:
         """Queue `e` for the store; False if the queue was full (dropped, counted)."""
         return self.writer.offer(e)
+
+    def record_experiment(self, x: ExperimentRecord) -> bool:
+        """Queue `x` (which experiment a search recorded with `record_query` was part of) for the store;
+        False if the queue was full (dropped, counted: that search then counts as outside the experiment)."""
+        return self.writer.offer(x)
 
     def stats(self) -> WriterStats:
         return self.writer.stats()

@@ -1,4 +1,5 @@
-"""The feedback store: two tables, `ubi_queries` and `ubi_events`, over SQLAlchemy Core, in SQLite (one file,
+"""The feedback store: two tables, `ubi_queries` and `ubi_events` (and `experiment_queries`, which searches
+were part of an experiment: `feedback.experiments`), over SQLAlchemy Core, in SQLite (one file,
 write-ahead log: the embedded default) or PostgreSQL (psycopg 3), so several servers behind a load balancer
 can share one log.
 
@@ -48,6 +49,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..errors import InputError
+from .experiments import ExperimentRecord
 from .records import EventRecord, QueryRecord, as_utc
 
 log = logging.getLogger("prompt_retriever.feedback")
@@ -77,6 +79,18 @@ events = Table(
     Column("action_name", String(100), nullable=False),
     Column("object_id", String(120), nullable=False),
     Column("position", Integer, nullable=False),
+)
+experiment_queries = Table(  # one row per search answered during an experiment (`serve --candidate`)
+    "experiment_queries",
+    metadata,
+    Column("query_id", String(36), primary_key=True),
+    Column("experiment", String(200), nullable=False, index=True),
+    Column("mode", String(20), nullable=False),  # interleave | ab
+    Column("arm", String(20), nullable=False),  # interleaved (interleave); current | candidate (ab)
+    Column("teams", JSON),  # interleave: the team of each result in rank order; ab: null
+    Column("current_run", String(1000), nullable=False),
+    Column("candidate_run", String(1000), nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False, index=True),
 )
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -145,22 +159,30 @@ class FeedbackStore:
     target: str
 
     # ------------------------------------------------------------------ writing
-    def write(self, qs: Sequence[QueryRecord], es: Sequence[EventRecord]) -> None:
-        """Insert queries and events in one transaction (a query already stored is an error: ids are new)."""
+    def write(self, qs: Sequence[QueryRecord], es: Sequence[EventRecord], xs: Sequence[ExperimentRecord] = ()) -> None:
+        """Insert queries, events and experiment records in one transaction (a query already stored is an
+        error: ids are new)."""
         with self.engine.begin() as conn:
             if qs:
                 conn.execute(insert(queries), [_query_row(q) for q in qs])
             if es:
                 conn.execute(insert(events), [_event_row(e) for e in es])
+            if xs:
+                conn.execute(insert(experiment_queries), [_experiment_row(x) for x in xs])
 
     def purge(self, before: datetime) -> tuple[int, int]:
-        """Remove the queries from before `before`, and the events from before it or about such a query.
-        (queries, events) removed."""
+        """Remove the queries from before `before`, and the events from before it or about such a query
+        (and the experiment records of those queries). (queries, events) removed."""
         old = select(queries.c.query_id).where(queries.c.timestamp < before)
         with self.engine.begin() as conn:
             n_events = conn.execute(
                 delete(events).where(or_(events.c.timestamp < before, events.c.query_id.in_(old)))
             ).rowcount
+            conn.execute(
+                delete(experiment_queries).where(
+                    or_(experiment_queries.c.timestamp < before, experiment_queries.c.query_id.in_(old))
+                )
+            )
             n_queries = conn.execute(delete(queries).where(queries.c.timestamp < before)).rowcount
         return n_queries, n_events
 
@@ -206,6 +228,37 @@ class FeedbackStore:
                     row["position"],
                 )
 
+    def experiment_names(self) -> list[str]:
+        """The experiments of which searches are stored, the one that started first first."""
+        first = func.min(experiment_queries.c.timestamp)
+        stmt = select(experiment_queries.c.experiment).group_by(experiment_queries.c.experiment)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(first, experiment_queries.c.experiment)).scalars().all()
+        return [read_text(name) for name in rows]
+
+    def experiment_setups(self, experiment: str) -> list[tuple[str, str]]:
+        """The (mode, candidate run) pairs stored for `experiment` (one, unless it was run twice apart)."""
+        x = experiment_queries.c
+        stmt = select(x.mode, x.candidate_run).where(x.experiment == store_text(experiment)).distinct()
+        with self.engine.connect() as conn:
+            return [(mode, read_text(run)) for mode, run in conn.execute(stmt).all()]
+
+    def experiment_records(self, experiment: str) -> list[ExperimentRecord]:
+        """The searches of `experiment`, in time order."""
+        x = experiment_queries.c
+        stmt = (
+            select(experiment_queries).where(x.experiment == store_text(experiment)).order_by(x.timestamp, x.query_id)
+        )
+        with self.engine.connect() as conn:
+            return [_experiment_record(row) for row in conn.execute(stmt).mappings()]
+
+    def experiment_events(self, experiment: str) -> list[EventRecord]:
+        """The events about the searches of `experiment`, in the order stored."""
+        of_it = select(experiment_queries.c.query_id).where(experiment_queries.c.experiment == store_text(experiment))
+        stmt = select(events).where(events.c.query_id.in_(of_it)).order_by(events.c.event_id)
+        with self.engine.connect() as conn:
+            return [_event_record(row) for row in conn.execute(stmt).mappings()]
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -234,6 +287,43 @@ def _event_row(e: EventRecord) -> dict:
         "object_id": store_text(e.object_id),
         "position": e.position,
     }
+
+
+def _experiment_row(x: ExperimentRecord) -> dict:
+    return {
+        "query_id": x.query_id,
+        "experiment": store_text(x.experiment),
+        "mode": x.mode,
+        "arm": x.arm,
+        "teams": list(x.teams) if x.teams is not None else None,
+        "current_run": store_text(x.current_run),
+        "candidate_run": store_text(x.candidate_run),
+        "timestamp": x.timestamp,
+    }
+
+
+def _experiment_record(row) -> ExperimentRecord:
+    return ExperimentRecord(
+        row["query_id"],
+        read_text(row["experiment"]),
+        row["mode"],
+        row["arm"],
+        tuple(row["teams"]) if row["teams"] is not None else None,
+        read_text(row["current_run"]),
+        read_text(row["candidate_run"]),
+        as_utc(row["timestamp"]),
+    )
+
+
+def _event_record(row) -> EventRecord:
+    return EventRecord(
+        row["query_id"],
+        as_utc(row["timestamp"]),
+        read_text(row["client_id"]),
+        read_text(row["action_name"]),
+        read_text(row["object_id"]),
+        row["position"],
+    )
 
 
 def _query_record(row) -> QueryRecord:

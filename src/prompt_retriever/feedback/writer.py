@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .experiments import ExperimentRecord
 from .records import EventRecord, QueryRecord
 
 log = logging.getLogger("prompt_retriever.feedback")
 
-Record = QueryRecord | EventRecord
-Sink = Callable[[Sequence[QueryRecord], Sequence[EventRecord]], None]
+Record = QueryRecord | EventRecord | ExperimentRecord
+Sink = Callable[[Sequence[QueryRecord], Sequence[EventRecord], Sequence[ExperimentRecord]], None]
 _STOP = object()
 MAX_FAILED_IN_A_ROW = 3  # single records refused one after another: the store is failing, not the records
 
@@ -199,7 +200,9 @@ class BatchWriter:
         """Write `records` with the sink in one call; the exception it raised, None if none."""
         try:
             self._sink(
-                [r for r in records if isinstance(r, QueryRecord)], [r for r in records if isinstance(r, EventRecord)]
+                [r for r in records if isinstance(r, QueryRecord)],
+                [r for r in records if isinstance(r, EventRecord)],
+                [r for r in records if isinstance(r, ExperimentRecord)],
             )
         except Exception as exc:  # noqa: BLE001 - the store's failure is counted and logged, never raised
             return exc

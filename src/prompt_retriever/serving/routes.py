@@ -19,6 +19,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from ..feedback.records import CLIENT_ID_PATTERN, QueryRecord, now
 from ..search.retriever import SearchRequest
 from ..search.versions import read_current
 from .batcher import QueryBatcher
+from .experiment import answer_search
 from .live import LiveState
 from .middleware import ApiError
 from .schemas import FacetsOut, HealthOut, InfoOut, PromptOut, SearchOut
@@ -54,7 +56,8 @@ def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> N
     """/api/search (batched by `batcher`, which runs `LiveState.search_batch`), /api/prompts/{id},
     /api/facets, /api/random. The filters' documented values are those served at start. Every search
     gets a `query_id`; it is reported to `app.state.metrics` and, with feedback on, recorded by
-    `app.state.feedback` (a `FeedbackRecorder`: queued, never waited for)."""
+    `app.state.feedback` (a `FeedbackRecorder`: queued, never waited for). With `app.state.experiment`
+    (an `experiment.Experiment`), it answers searches as the experiment says, and records their part in it."""
     genre_doc = filter_doc("genre", live.state.genres)
     theme_doc = filter_doc("theme", live.state.themes)
 
@@ -80,18 +83,27 @@ def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> N
         state = live.state
         g, t = state.filters(genre, theme)
         t0 = time.perf_counter()
-        hits = await batcher.submit((state.retriever, SearchRequest(q.strip(), k, g, t)))
+        experiment = getattr(app.state, "experiment", None)
+        answered = await answer_search(experiment, batcher, state, SearchRequest(q.strip(), k, g, t))
+        hits = answered.hits
+        if answered.experiment is None and (explorer := app.state.explorer) is not None:
+            # one adjacent pair swapped, for a share of searches (feedback.explore); ranks follow the new order
+            hits = [replace(h, rank=r) for r, h in enumerate(explorer.order(hits), 1)]
         took_ms = round((time.perf_counter() - t0) * 1000, 2)
         query_id = str(uuid.uuid4())
-        run = state.run_name
+        run = answered.run
         app.state.metrics.observe_search(run, len(hits))
         if (feedback := app.state.feedback) is not None:
             ids = tuple(h.prompt.id for h in hits)
             client_id = client_id if client_id and CLIENT_ID.fullmatch(client_id) else None
-            system = state.info.system
-            feedback.record_query(QueryRecord(query_id, now(), client_id, q.strip(), ids, k, g, t, run, system))
+            system, at = answered.system, now()
+            recorded = feedback.record_query(QueryRecord(query_id, at, client_id, q.strip(), ids, k, g, t, run, system))
+            if recorded and (part := answered.experiment_record(query_id, at)) is not None:
+                feedback.record_experiment(part)  # its part in the experiment, right behind it on the queue
         on = True if feedback is not None else None  # the page reports events only when told so
-        return SearchOut.build(q, k, g, t, took_ms, hits, prompt_out=state.prompt_out, query_id=query_id, feedback=on)
+        return SearchOut.build(
+            q, k, g, t, took_ms, hits, prompt_out=answered.prompt_out, query_id=query_id, feedback=on
+        )
 
     @app.get("/api/prompts/{prompt_id}", response_model=PromptOut)
     async def get_prompt(
