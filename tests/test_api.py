@@ -205,3 +205,10 @@ def test_two_batch_workers_answer_like_one(small_retriever):
     with ThreadPoolExecutor(max_workers=6) as pool:
         got = list(pool.map(lambda q: top(two, q), queries))
     assert got == [top(one, q) for q in queries]
+
+
+def test_a_validation_error_keeps_a_body_field_named_query_in_its_location():
+    from prompt_retriever.serving.middleware import validation_body
+
+    body = validation_body([{"loc": ("body", "query"), "msg": "bad"}, {"loc": ("query", "k"), "msg": "too big"}])
+    assert body["error"] == "body.query: bad; k: too big"

@@ -215,7 +215,10 @@ def validation_body(errors: Sequence[dict]) -> dict:
     """One readable message for pydantic's validation errors, e.g. "k: Input should be ..."."""
     parts = []
     for e in errors:
-        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path"))
+        loc = list(e.get("loc", ()))
+        if loc and loc[0] in ("query", "path"):  # where the parameter came from, not part of its name
+            loc = loc[1:]
+        where = ".".join(str(x) for x in loc)
         if where == "q" and e.get("type") in ("string_too_short", "string_pattern_mismatch"):
             parts.append("empty query: q must contain some text")
         else:
