@@ -83,6 +83,33 @@ def pipeline(
     llm_base_url: LlmBaseUrlOpt = None,
     llm_model: LlmModelOpt = None,
     judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            "--feedback",
+            metavar="STORE",
+            help="A feedback store (SQLite file or postgresql:// URL): its judgments join the golden set as the "
+            "feedback family, split by time (the newest requests are tested on, the oldest trained on).",
+        ),
+    ] = None,
+    feedback_judged: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--feedback-judged",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="A judged-feedback JSONL (`feedback judgments` output, the owner's /judge page), added to the "
+            "feedback family like --feedback's; repeatable.",
+        ),
+    ] = None,
+    feedback_skip_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--feedback-skip-unknown",
+            help="Leave out (and count) feedback judgments of prompts not in the corpus instead of failing.",
+        ),
+    ] = False,
     reference: Annotated[
         bool,
         typer.Option(
@@ -140,6 +167,9 @@ def pipeline(
         llm_base_url=llm_base_url,
         llm_model=llm_model,
         judged=judged,
+        feedback=feedback,
+        feedback_judged=list(feedback_judged or []),
+        feedback_skip_unknown=feedback_skip_unknown,
         reference=reference,
         reference_corpus=reference_corpus,
         reference_queries=reference_queries,

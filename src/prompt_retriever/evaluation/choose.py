@@ -12,17 +12,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
+from ..golden.feedback_family import FEEDBACK_KINDS
 from ..golden.goldenset import GoldenSet, Query
 from ..search.systems import System
 from .evaluate import PRIMARY
 from .metrics import evaluate
 
 NATURAL_KINDS = ("natural", "natural_judged")
-FAMILY_KINDS = {"natural": NATURAL_KINDS, "llm": ("llm",), "handwritten": ("handwritten",)}
+# "feedback": writers' requests judged from the feedback log or by the owner, split by time (golden/feedback_family.py)
+FAMILY_KINDS = {
+    "natural": NATURAL_KINDS,
+    "llm": ("llm",),
+    "handwritten": ("handwritten",),
+    "feedback": FEEDBACK_KINDS,
+}
 
 
 def family_of(kind: str) -> str:
-    """The family a query kind belongs to: natural, llm, handwritten, or template (every heuristic kind)."""
+    """The family a query kind belongs to: natural, llm, handwritten, feedback, or template (every heuristic
+    kind)."""
     for family, kinds in FAMILY_KINDS.items():
         if kind in kinds:
             return family

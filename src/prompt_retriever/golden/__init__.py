@@ -4,11 +4,13 @@ A `GoldenSet` is stored in the BEIR layout (`corpus.jsonl`, `queries.jsonl`, `qr
 Generators: heuristic templates (`generate_heuristic`), an LLM endpoint (`LLMQueryGenerator`, and
 `generate_natural` for natural-language queries in six styles), hand-judged files (`load_judged_queries`),
 extra keyword queries for training (`augment_keyword_queries`), and golden sets made elsewhere: a
-query,context,relevance CSV or a RAGAS test set (`import_golden`).
+query,context,relevance CSV or a RAGAS test set (`import_golden`); writers' feedback judged from the log or by
+the owner, a family split by time (`read_feedback`, `add_feedback_family`).
 """
 
 from ..errors import LeakageError
 from .augment import augment_keyword_queries
+from .feedback_family import FEEDBACK_KINDS, FeedbackQuery, FeedbackRead, add_feedback_family, read_feedback, time_split
 from .goldenset import (
     SPLITS,
     GoldenSet,
@@ -41,7 +43,10 @@ from .llm_queries import LLMConfig, LLMQueryGenerator, LLMRunReport, clean_queri
 from .splits import check_leakage, split_by_prompt
 
 __all__ = [
+    "FEEDBACK_KINDS",
     "SPLITS",
+    "FeedbackQuery",
+    "FeedbackRead",
     "GoldenImportError",
     "GoldenSet",
     "HeuristicConfig",
@@ -56,6 +61,7 @@ __all__ = [
     "Qrels",
     "Query",
     "TfidfKeywords",
+    "add_feedback_family",
     "augment_keyword_queries",
     "bundled_handwritten_path",
     "check_leakage",
@@ -74,10 +80,12 @@ __all__ = [
     "parse_styled_lines",
     "rare_df_threshold",
     "rare_words_used",
+    "read_feedback",
     "read_qrels",
     "split_by_prompt",
     "summarize",
     "synonyms",
+    "time_split",
     "title_words_used",
     "tokenize",
 ]

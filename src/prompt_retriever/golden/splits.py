@@ -5,6 +5,8 @@ A query made from a prompt goes to that prompt's split. Template queries with no
 (genre, theme, genre + theme) are assigned as whole groups (all phrasings of one genre, one theme or
 one genre-theme pair together), so no query string and no paraphrase of it appears in two splits.
 Search always runs over the full corpus; training uses only train queries and train prompts.
+Families split by time (`TIME_SPLIT_KINDS`: writers' feedback, golden/feedback_family.py) keep the
+splits they have: a by-prompt split never moves them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections import defaultdict
 
 from ..errors import InputError, LeakageError
 from .goldenset import SPLITS, GoldenSet, Query
+
+TIME_SPLIT_KINDS = ("feedback", "owner_judged")  # query kinds split by time (feedback_family.py), kept as given
 
 
 def _stratified_holdout(gs: GoldenSet, test: float, dev: float, rng: random.Random) -> dict[str, list[str]]:
@@ -62,8 +66,13 @@ def split_by_prompt(gs: GoldenSet, test: float = 0.2, dev: float = 0.1, seed: in
 
     splits: dict[str, list[str]] = {name: [] for name in SPLITS}
     groups: dict[str, list[Query]] = defaultdict(list)
+    given = {qid: name for name, ids in gs.splits.items() for qid in ids}
     for q in gs.queries:
-        if q.source_id is not None:
+        if q.kind in TIME_SPLIT_KINDS:  # split by time already: kept where it is
+            if q.id not in given:
+                raise InputError(f"{q.kind} query {q.text!r} has no split: a family split by time keeps its own")
+            splits[given[q.id]].append(q.id)
+        elif q.source_id is not None:
             splits[prompt_split[q.source_id]].append(q.id)
         else:
             groups[_group_key(q, gs)].append(q)

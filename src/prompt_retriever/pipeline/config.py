@@ -42,6 +42,12 @@ class PipelineConfig:
     llm_base_url: str | None = None
     llm_model: str | None = None
     judged: Path | None = None  # a second, hand-judged query set; default: the bundled one when it fits
+    # Writers' feedback, a query family split by time (golden/feedback_family.py): a feedback store (SQLite
+    # path or postgresql:// URL) whose judgments are computed into RUN/feedback/judged.jsonl, and judged files
+    # (`prompt-retriever feedback judgments` exports, the owner's /judge page); both may be given.
+    feedback: str | None = None
+    feedback_judged: list[Path] = field(default_factory=list)
+    feedback_skip_unknown: bool = False  # leave out (and count) judgments of prompts not in the corpus
     n_bootstrap: int = 2000
     n_permutations: int = 10000
     until: str | None = None  # stop after this stage
@@ -76,6 +82,7 @@ class Context:
     reference: Reference | None = None  # the reference collection, when the golden set has no natural queries
     progress: bool = False  # progress bars (one per stage, on `console`)
     corpus_data: list[bytes] | None = None  # the corpus files' bytes, read once (`corpus_key`)
+    feedback_text: str | None = None  # the feedback store's judgments as JSON lines, computed once (`split_key`)
 
     @property
     def queries_dir(self) -> Path:
@@ -92,3 +99,8 @@ class Context:
     @property
     def model_dir(self) -> Path:
         return self.out / "model"
+
+    @property
+    def feedback_path(self) -> Path:
+        """Where the feedback store's judgments are written for the split to read."""
+        return self.out / "feedback" / "judged.jsonl"

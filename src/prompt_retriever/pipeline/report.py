@@ -17,7 +17,8 @@ TEMPLATE_WORDS = "template queries (made from the prompts' own genre, theme, tit
 NO_NATURAL = (
     "Measured on template queries only; how writers ask was not measured for this collection. To measure "
     "it, give the pipeline an LLM endpoint (`--llm-base-url`, `--llm-model`) to write natural-language "
-    "queries of your prompts, or a file of your own judged requests (`--judged FILE`)."
+    "queries of your prompts, a file of your own judged requests (`--judged FILE`), or writers' feedback "
+    "(`--feedback STORE`, `--feedback-judged FILE`)."
 )
 
 
@@ -37,8 +38,11 @@ def verdict(summary: ComparisonSummary, chosen: dict[str, Any]) -> list[str]:
             continue
         where = "the template test split" if block.source == GOLDEN_SPLIT else (block.name or "the second query set")
         sig = c.p_holm < 0.05
-        moved = "raised" if c.diff.mean > 0 else "lowered"
         helped |= block.source != GOLDEN_SPLIT and sig and c.diff.mean > 0
+        if c.diff.mean == 0:
+            parts.append(f"on {where} ({block.queries} queries) it left NDCG@10 at {block.ndcg[base].mean:.3f}")
+            continue
+        moved = "raised" if c.diff.mean > 0 else "lowered"
         parts.append(
             f"on {where} ({block.queries} queries) it {moved} NDCG@10 from {block.ndcg[base].mean:.3f} to "
             f"{block.ndcg[cand].mean:.3f} ({delta_text(c)}{'' if sig else ', not significant'})"
@@ -124,6 +128,32 @@ def _training_sentence(cfg: PipelineConfig, training: dict[str, Any]) -> str:
     )
 
 
+def _feedback_sentence(family: dict[str, Any]) -> str:
+    """The feedback family (the split record's `feedback`, golden/feedback_family.py) in words."""
+    n = family["splits"]
+    words = {"feedback": "judged from clicks", "owner_judged": "judged by the owner"}
+    kinds = ", ".join(f"{v} {words.get(k, k)}" for k, v in family["by_kind"].items()) or "none"
+    left = {
+        said: family[key]
+        for key, said in (
+            ("replaced", "older lines of a request judged again"),
+            ("already_present", "requests already among the golden set's queries"),
+            ("unknown_prompts", "judgments of prompts not in the corpus"),
+            ("no_relevant", "requests left with no relevant prompt"),
+        )
+        if family.get(key)
+    }
+    out = (
+        f"Writers' feedback: {family['queries']} judged requests ({kinds}) in those splits, split by time, not by "
+        f"prompt: the oldest {n['train']} to train, the next {n['dev']} to dev, the newest {n['test']} to test"
+        + (f" (test from {family['test_from']})" if family.get("test_from") else "")
+        + "; no test request's text is trained on."
+    )
+    if left:
+        out += " Left out: " + "; ".join(f"{v} {said}" for said, v in left.items()) + "."
+    return out + (f" Warning: {family['warning']}." if family.get("warning") else "")
+
+
 def _served_section(chosen: dict[str, Any]) -> list[str]:
     families = chosen["chosen_on"]["families"]
     lines = [
@@ -172,6 +202,7 @@ def final_report(
         f"train {split.get('train', 0)}, dev {split.get('dev', 0)}, test {split.get('test', 0)} queries "
         f"(test {cfg.test:.0%} / dev {cfg.dev:.0%} of prompts held out, seed {cfg.seed}).",
         "",
+        *([_feedback_sentence(split["feedback"]), ""] if split.get("feedback") else []),
         _training_sentence(cfg, training),
         "",
         summary_markdown(summary, title="##", reports=f"{COMPARE_DIR}/"),

@@ -6,6 +6,7 @@ inputs, next to it (see `stages.PIPELINE`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.markup import escape
@@ -21,7 +22,7 @@ from ..corpus import (
     write_corpus,
 )
 from ..errors import InputError
-from ..fileio import sha256_bytes, sha256_file
+from ..fileio import atomic_write_text, sha256_bytes, sha256_file, sha256_text
 from ..golden.goldenset import GoldenSet, bundled_handwritten_path, load_query_set
 from ..golden.reference import Reference
 from .config import Context, PipelineConfig
@@ -122,7 +123,53 @@ def stage_llm_queries(cfg: PipelineConfig, ctx: Context) -> dict:
 
 def split_key(cfg: PipelineConfig, ctx: Context) -> dict:
     key = {"queries": ctx.records["queries"]["fingerprint"], "test": cfg.test, "dev": cfg.dev, "seed": cfg.seed}
-    return key | ({"llm": ctx.records["llm-queries"]["fingerprint"]} if "llm-queries" in ctx.records else {})
+    key |= {"llm": ctx.records["llm-queries"]["fingerprint"]} if "llm-queries" in ctx.records else {}
+    return key | feedback_key(cfg, ctx)  # runs without feedback keep their key
+
+
+def feedback_key(cfg: PipelineConfig, ctx: Context) -> dict:
+    """The feedback family's part of the split's key: each judged file's sha256 and the store's judgments'
+    (computed here once, kept in `ctx.feedback_text` for `stage_split`), so a changed log reruns the split."""
+    if not cfg.feedback and not cfg.feedback_judged:
+        return {}
+    for path in cfg.feedback_judged:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such judged-feedback file")
+    key: dict = {"files": [(str(p), sha256_file(p)) for p in cfg.feedback_judged], "split": "time/1"}
+    if cfg.feedback:
+        from ..feedback.store import shown
+
+        if ctx.feedback_text is None:
+            ctx.feedback_text = store_judgments_text(cfg.feedback)
+        key |= {"store": shown(cfg.feedback), "judgments": sha256_text(ctx.feedback_text)}  # no password
+    return {"feedback": key | ({"skip_unknown": True} if cfg.feedback_skip_unknown else {})}
+
+
+def store_judgments_text(target: str) -> str:
+    """The judgments of a feedback store (`feedback.judgments.store_judgments`: a click model over its log)
+    as JSON lines. A SQLite store that is not there is an error, not an empty store made on the spot."""
+    from ..feedback.judgments import store_judgments
+    from ..feedback.store import is_postgres, open_store, shown
+
+    if not is_postgres(target) and not Path(target).is_file():
+        raise InputError(f"{shown(target)}: no feedback store there (a SQLite file or a postgresql:// URL)")
+    store = open_store(target)
+    try:
+        result = store_judgments(store)
+    finally:
+        store.close()
+    return "".join(json.dumps(q.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for q in result.queries)
+
+
+def feedback_files(cfg: PipelineConfig, ctx: Context) -> list[Path]:
+    """The judged-feedback files of the run: the store's judgments (written to `ctx.feedback_path`) first,
+    then the judged files given."""
+    files = [Path(p) for p in cfg.feedback_judged]
+    if cfg.feedback:
+        if ctx.feedback_text is None:
+            ctx.feedback_text = store_judgments_text(cfg.feedback)
+        files.insert(0, atomic_write_text(ctx.feedback_path, ctx.feedback_text))
+    return files
 
 
 def stage_split(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -133,9 +180,21 @@ def stage_split(cfg: PipelineConfig, ctx: Context) -> dict:
     if "llm-queries" in ctx.records:  # the LLM's natural-language queries: a family of train, dev and test
         gs = add_generated_queries(gs, GoldenSet.load(ctx.llm_dir), source=str(ctx.llm_dir))
     gs = split_by_prompt(gs, test=cfg.test, dev=cfg.dev, seed=cfg.seed)
+    family = None
+    if files := feedback_files(cfg, ctx):  # writers' feedback: a family split by time, added as it is split
+        from ..golden.feedback_family import add_feedback_family, read_feedback
+
+        read = read_feedback(files, gs.corpus, skip_unknown=cfg.feedback_skip_unknown)
+        gs, family = add_feedback_family(gs, read, test=cfg.test, dev=cfg.dev)
+        if family.get("warning"):
+            ctx.console.print(f"[yellow]warning:[/] {escape(family['warning'])}")
     gs.save(ctx.golden_dir)
     gs.export_pairs_csv(ctx.golden_dir / "pairs.csv")
-    return {"fingerprint": gs.fingerprint(), **{k: len(v) for k, v in gs.splits.items()}}
+    fingerprint = gs.fingerprint()
+    if family:  # a newer log can move a query from train to test: the stages after the split see that
+        fingerprint = sha256_text(fingerprint + json.dumps(gs.splits, sort_keys=True))[:16]
+    record = {"fingerprint": fingerprint, **{k: len(v) for k, v in gs.splits.items()}}
+    return record | ({"feedback": family} if family else {})
 
 
 def load_golden(cfg: PipelineConfig, ctx: Context) -> None:

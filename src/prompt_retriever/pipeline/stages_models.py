@@ -16,7 +16,10 @@ from .config import COMPARE_DIR, Context, PipelineConfig
 from .stages_data import reference_key
 
 # the query families a report shows beside the template test split (see evaluation/choose.py)
-FAMILY_NAMES = {"natural": "natural-language queries of the test prompts, judged against the whole corpus"}
+FAMILY_NAMES = {
+    "natural": "natural-language queries of the test prompts, judged against the whole corpus",
+    "feedback": "writers' newest requests from feedback (judged from clicks or by the owner), none trained on",
+}
 
 
 def base_eval_key(cfg: PipelineConfig, ctx: Context) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..encoding.encoder import Encoder, prompt_document
 from ..errors import InputError, LeakageError
+from ..golden.feedback_family import FEEDBACK_KINDS
 from ..golden.goldenset import GoldenSet
 from .config import TrainConfig
 
@@ -67,10 +68,21 @@ class BaseScores:
         return self.scores[self.query_row[query_id]]
 
 
+def is_natural_kind(kind: str) -> bool:
+    """Whether rows of a query kind count as natural-language for `natural_share`: the natural queries
+    (`natural`, `natural_judged`) and writers' own requests from feedback (`feedback`, `owner_judged`).
+
+    >>> is_natural_kind("owner_judged"), is_natural_kind("keywords")
+    (True, False)
+    """
+    return kind.startswith("natural") or kind in FEEDBACK_KINDS
+
+
 def select_rows(rows: list[TrainRow], cfg: TrainConfig, kinds: dict[str, str] | None = None) -> list[TrainRow]:
     """Apply the `max_rows` budget: a seeded uniform sample, kept in order. With `cfg.natural_share` and the
-    query kinds, that share of the budget is drawn from natural-language queries and the rest from the
-    others (each a seeded uniform sample; a side with too few rows gives its unused budget to the other).
+    query kinds, that share of the budget is drawn from natural-language queries (`is_natural_kind`) and the
+    rest from the others (each a seeded uniform sample; a side with too few rows gives its unused budget to
+    the other).
 
     (Spending the budget on rows the base model gets wrong first was tried and measured worse: those
     are mostly genre/theme template rows, and the model over-fitted to them, losing keyword and
@@ -82,8 +94,8 @@ def select_rows(rows: list[TrainRow], cfg: TrainConfig, kinds: dict[str, str] | 
     if cfg.natural_share is None or kinds is None:
         keep = sorted(rng.sample(range(len(rows)), cfg.max_rows))
         return [rows[i] for i in keep]
-    natural = [i for i, r in enumerate(rows) if kinds.get(r.query_id, "").startswith("natural")]
-    other = [i for i, r in enumerate(rows) if not kinds.get(r.query_id, "").startswith("natural")]
+    natural = [i for i, r in enumerate(rows) if is_natural_kind(kinds.get(r.query_id, ""))]
+    other = [i for i, r in enumerate(rows) if not is_natural_kind(kinds.get(r.query_id, ""))]
     n_nat = min(len(natural), round(cfg.max_rows * cfg.natural_share))
     n_other = min(len(other), cfg.max_rows - n_nat)
     n_nat = min(len(natural), cfg.max_rows - n_other)
