@@ -102,7 +102,18 @@ INNER_LAYERS: dict[str, list[set[str]]] = {
     "cli": [
         {"output", "options"},
         {"app", "inputs"},
-        {"corpus", "search", "queries", "evaluate", "train", "pipeline", "serve", "versions", "feedback"},
+        {
+            "corpus",
+            "search",
+            "queries",
+            "evaluate",
+            "train",
+            "pipeline",
+            "serve",
+            "versions",
+            "feedback",
+            "experiments",
+        },
         {"__init__"},
         {"__main__"},
     ],
@@ -119,8 +130,9 @@ INNER_LAYERS: dict[str, list[set[str]]] = {
         {"schemas", "batcher", "middleware", "connections", "metrics"},
         {"state", "guard"},
         {"live"},
+        {"experiment"},  # the search route calls it
         {"routes", "admin", "watch"},
-        {"events"},
+        {"events", "judging"},  # judging imports admin (check_token) and routes
         {"api"},
         {"server"},
         {"__init__"},

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..encoding.models import DEFAULT_MODEL
+from ..errors import InputError
 from .app import app
 from .inputs import RUN_OR_INDEX_CONFLICTS, load_prompts, system_and_model
 from .options import (
@@ -21,7 +22,7 @@ from .options import (
     SkipInvalidOpt,
     SystemOpt,
 )
-from .output import fail, mode, note, out, refuse_conflicts, reports_errors, safe
+from .output import fail, given_options, mode, note, out, refuse_conflicts, reports_errors, safe
 
 
 @app.command()
@@ -109,6 +110,51 @@ def serve(
             "every client has the proxy's address.",
         ),
     ] = 50.0,
+    candidate: Annotated[
+        Path | None,
+        typer.Option(
+            "--candidate",
+            help="An experiment on live traffic: this run answers --share of the searches beside the run served "
+            "(needs --feedback and --run or --runs); `experiments report` says which wins. See docs/feedback.md.",
+        ),
+    ] = None,
+    share: Annotated[
+        float, typer.Option("--share", help="With --candidate: the share of searches in the experiment, in (0, 1].")
+    ] = 0.2,
+    experiment_mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="With --candidate: interleave (both runs answer, their results team-draft interleaved) or ab "
+            "(the candidate alone answers its share).",
+        ),
+    ] = "interleave",
+    experiment_name: Annotated[
+        str | None, typer.Option("--experiment", help="With --candidate: the experiment's name (default: the run's).")
+    ] = None,
+    experiment_seed: Annotated[
+        int, typer.Option("--experiment-seed", help="With --candidate: the seed of the draws and coin flips.")
+    ] = 0,
+    explore: Annotated[
+        float | None,
+        typer.Option(
+            "--explore",
+            help="With --feedback: answer this share of searches (e.g. 0.1) with one adjacent pair of results "
+            "swapped, so that `feedback judgments` can tell how often writers look at each rank apart from how "
+            "good the prompts there are. Off by default. See docs/feedback.md.",
+        ),
+    ] = None,
+    explore_seed: Annotated[int, typer.Option("--explore-seed", help="With --explore: the seed of its draws.")] = 0,
+    judgments: Annotated[
+        Path | None,
+        typer.Option(
+            "--judgments",
+            help="Turn on the judging page /judge (needs PROMPT_RETRIEVER_ADMIN_TOKEN): you rate the top results "
+            "of a query 0/1/2 and they are saved to this JSONL file, one line per query, the file `evaluate "
+            "--judged` reads. It is your file: an existing one is read at start and extended (judging a query "
+            "again merges into its line) and rewritten whole, atomically, on each save.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API and the web page; the index is loaded or built once at start-up. SIGHUP reloads
     it; with PROMPT_RETRIEVER_ADMIN_TOKEN set, authenticated endpoints change prompts and switch runs."""
@@ -137,9 +183,12 @@ def serve(
         from ..search.versions import current_run_dir
 
         run_dir = current_run_dir(runs)  # InputError: no runs folder, or no current run in it yet
+    check_experiment_options(ctx, candidate, feedback, run_dir, share, experiment_mode, experiment_name)
+    explorer = open_explorer(ctx, explore, explore_seed, feedback)
     # before any model or index loads: a library logging first would take the root logger
     configure_logging(libraries=mode.verbose)
-    checked_admin_token()  # a token too short to be a secret: refused before anything loads
+    token = checked_admin_token()  # a token too short to be a secret: refused before anything loads
+    owner = open_judgments(judgments, token)  # a file that cannot be read or written: refused before loading
     recorder = open_feedback(feedback, feedback_queue)  # a store that cannot be opened: refused before loading
     options = dict(
         run_dir=run_dir,
@@ -155,6 +204,9 @@ def serve(
         announce=lambda line: note(f"[dim]{safe(line)}[/]"),
     )
     retriever = build_retriever(**options)
+    experiment = open_experiment(
+        candidate, reloader(**options), share, experiment_mode, experiment_name, experiment_seed
+    )
     run_server(
         retriever,
         host=host,
@@ -171,7 +223,86 @@ def serve(
         runs_dir=runs,
         feedback=recorder,
         feedback_rate=feedback_rate,
+        judgments=owner,
+        experiment=experiment,
+        explorer=explorer,
     )
+
+
+def open_explorer(ctx: typer.Context, share: float | None, seed: int, feedback: str | None):
+    """The `Explorer` of `--explore` (None: off); exit 2 for --explore without --feedback (it would only
+    change writers' answers, with no log to learn from) or --explore-seed without --explore."""
+    if share is None:
+        if "explore_seed" in given_options(ctx):
+            fail("--explore-seed seeds --explore: give --explore SHARE too, or drop it")
+        return None
+    if feedback is None:
+        fail("--explore needs --feedback STORE: explored searches are only worth their swap when the log keeps them")
+    from ..feedback.explore import Explorer
+
+    return Explorer(share, seed=seed)  # InputError for a share outside (0, 1]
+
+
+def open_judgments(path: Path | None, token: str | None):
+    """The owner's `OwnerJudgments` of `path` (None: no judging page); an error without an admin token or
+    when the file cannot be read or written, or a line of it is not a judged query."""
+    if path is None:
+        return None
+    if token is None:
+        fail("--judgments turns on the owner's judging page, which needs PROMPT_RETRIEVER_ADMIN_TOKEN set")
+    from ..feedback.owner import OwnerJudgments
+
+    owner = OwnerJudgments.load(path)
+    note(f"judging page on: /judge saves to {safe(str(owner.path))} ({len(owner)} queries judged so far)")
+    return owner
+
+
+EXPERIMENT_OPTIONS = ("share", "experiment_mode", "experiment_name", "experiment_seed")
+
+
+def check_experiment_options(
+    ctx: typer.Context,
+    candidate: Path | None,
+    feedback: str | None,
+    served: Path | None,
+    share: float,
+    mode_: str,
+    name: str | None,
+) -> None:
+    """Exit 2 for an experiment's option without --candidate; InputError for --candidate without
+    --feedback or a run `served`, a candidate that is the run served or not a complete run, or a share,
+    mode or name out of range (all before anything loads)."""
+    given = given_options(ctx)
+    if candidate is None:
+        if stray := [given[o] for o in EXPERIMENT_OPTIONS if o in given]:
+            fail(f"{', '.join(stray)} set up an experiment: give --candidate RUN too, or drop them")
+        return
+    if feedback is None:
+        fail("--candidate needs --feedback STORE: an experiment's searches and clicks are kept there")
+    if served is None:
+        fail("--candidate compares two runs: serve one with --run RUN or --runs DIR")
+    from ..search.versions import check_run
+    from ..serving.experiment import check_setup
+
+    check_setup(share, mode_, name)
+    if candidate.resolve() == served.resolve():
+        raise InputError(f"--candidate {candidate} is the run served: give another run to compare it with")
+    check_run(candidate)  # a folder that is not a complete run: a clear error before anything loads
+
+
+def open_experiment(candidate: Path | None, loader, share: float, mode_: str, name: str | None, seed: int):
+    """The `Experiment` of `candidate` (None: none), loaded with `loader`, the runs' own loader (its
+    options checked by `check_experiment_options`)."""
+    if candidate is None:
+        return None
+    from ..serving.experiment import Experiment
+
+    experiment = Experiment(loader(candidate), share=share, mode=mode_, name=name, seed=seed)
+    note(
+        f"experiment {safe(experiment.name)} on: {experiment.mode}, candidate {safe(experiment.candidate_run)}, "
+        f"share {share:g} of the searches, seed {seed}"
+    )
+    return experiment
 
 
 def open_feedback(target: str | None, capacity: int):

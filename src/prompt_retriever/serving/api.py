@@ -14,6 +14,8 @@ state the handlers read (`state`) and the routes (`routes`). Handlers stay thin 
     PUT, DELETE /api/prompts/{id}         add/update, remove a prompt   } only with an admin token
     POST /api/admin/reload                switch to another run         } (`admin`)
     POST /api/events                      what a writer did with a result (only with --feedback; `events`)
+    GET /api/experiments                  the experiments' reports (only with --feedback; `experiment`)
+    GET /judge, /api/judge/*, POST /api/judgments   the owner rates results (admin token and --judgments; `judging`)
 
 HEAD works on every GET route. Every error is JSON `{"error": ...}`: client mistakes a 4xx naming the
 problem, a 405 with `Allow`, a crash a bare 500; concurrent searches are encoded and searched together
@@ -33,10 +35,13 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from .._version import __version__
+from ..errors import InputError
 from ..search.retriever import PromptRetriever
 from .admin import add_admin_routes
 from .batcher import QueryBatcher
 from .events import RateLimiter, add_event_routes
+from .experiment import Experiment, add_experiment_routes
+from .judging import add_judging_routes
 from .live import LiveState, Loader
 from .metrics import ServiceMetrics, add_metrics
 from .middleware import (
@@ -55,6 +60,8 @@ from .schemas import ErrorOut, FacetsOut, HealthOut, HitOut, InfoOut, PromptOut,
 from .state import ServingState
 
 if TYPE_CHECKING:
+    from ..feedback.explore import Explorer
+    from ..feedback.owner import OwnerJudgments
     from ..feedback.recorder import FeedbackRecorder
 
 __all__ = [
@@ -93,13 +100,24 @@ def create_app(
     loader: Loader | None = None,
     feedback: FeedbackRecorder | None = None,
     feedback_rate: float | None = None,
+    experiment: Experiment | None = None,
+    judgments: OwnerJudgments | None = None,
+    explorer: Explorer | None = None,
 ) -> FastAPI:
     """The app serving `retriever`: searches batched `max_batch` at a time by `batch_workers` threads, the
     access log (queries in it only with `log_queries`), CORS for `cors_origins` only. With `admin_token`,
     the write and reload routes (`admin`); `loader` builds the retriever of a run to switch to (None: the
     one served at start, again). `app.state.live` is the `LiveState` the routes read. With `feedback`,
     searches are recorded and POST /api/events takes events (`events`), at most `feedback_rate` a second
-    per client address (None: `events.EVENTS_PER_SECOND`); its owner closes it."""
+    per client address (None: `events.EVENTS_PER_SECOND`); its owner closes it. With `judgments` (which
+    needs `admin_token`), the owner's judging page saves to it (`judging`). With `experiment` (which needs
+    `feedback`), searches are answered and recorded as it says (`experiment`). With `explorer` (which needs
+    `feedback`), a share of the searches outside an experiment are answered with one adjacent pair of
+    results swapped (`feedback.explore`), so the log shows prompts at neighbouring ranks."""
+    if explorer is not None and feedback is None:
+        raise InputError("exploring searches needs feedback on: the swaps are only worth it when the log keeps them")
+    if judgments is not None and admin_token is None:
+        raise InputError("the judging page is the owner's: it needs an admin token (PROMPT_RETRIEVER_ADMIN_TOKEN)")
     app = FastAPI(
         title="prompt-retriever",
         version=__version__,
@@ -121,6 +139,10 @@ def create_app(
     add_health_routes(app, live)
     add_admin_routes(app, live, admin_token)
     add_event_routes(app, feedback, RateLimiter(feedback_rate) if feedback_rate else None)
+    app.state.experiment = experiment  # None: every search answered by the run served (`routes`)
+    app.state.explorer = explorer  # None: answers in the order the system ranked them (`routes`)
+    add_experiment_routes(app, live, feedback, experiment)  # an experiment without feedback: InputError
+    add_judging_routes(app, live, admin_token, judgments)  # before the page routes: /static/judge.js first
     add_page_routes(app)
     add_metrics(app, app.state.metrics)  # last: its middleware wraps all the others
     return app

@@ -17,7 +17,10 @@ from ..settings import ADMIN_TOKEN_ENV, MIN_ADMIN_TOKEN_CHARS, admin_token
 from .live import LiveState, Loader
 
 if TYPE_CHECKING:
+    from ..feedback.explore import Explorer
+    from ..feedback.owner import OwnerJudgments
     from ..feedback.recorder import FeedbackRecorder
+    from .experiment import Experiment
 
 
 def build_retriever(
@@ -226,6 +229,9 @@ def serve(
     runs_dir: Path | None = None,
     feedback: FeedbackRecorder | None = None,
     feedback_rate: float | None = None,
+    experiment: Experiment | None = None,
+    judgments: OwnerJudgments | None = None,
+    explorer: Explorer | None = None,
 ) -> None:
     """Serve the HTTP API and web page over `retriever` until stopped. `workers` None: see
     `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
@@ -235,7 +241,10 @@ def serve(
     /api/admin/reload` load; the write and admin routes are on with `PROMPT_RETRIEVER_ADMIN_TOKEN` set.
     `runs_dir`: switch to the current run of that runs folder whenever it changes (`watch`).
     `feedback`: record searches and take events (POST /api/events, at most `feedback_rate` a second per
-    client address); closed (its queue written) at exit."""
+    client address); closed (its queue written) at exit. `experiment`: a candidate run answers its share of
+    the searches (`experiment`; it needs `feedback`). `explorer`: a share of the other searches answered with
+    one adjacent pair swapped (`feedback.explore`; it needs `feedback`). `judgments`: the owner's judging page (/judge)
+    saves to it; it needs the admin token."""
     import os
 
     import uvicorn
@@ -258,6 +267,8 @@ def serve(
         announce(f"serving {len(retriever)} prompts ({retriever.fingerprint}, {backend}) on http://{host}:{port}/")
     cpus = os.cpu_count() or 1
     workers = workers or default_workers(backend, cpus)
+    if experiment is not None:  # before tune_runtime: the candidate's index is long-lived too
+        experiment.state.retriever.encoder.set_threads(max(1, cpus // workers))
     tune_runtime(retriever, workers, cpus)
 
     def load(run_dir: Path | None) -> PromptRetriever:
@@ -274,6 +285,9 @@ def serve(
         loader=load if loader is not None else None,
         feedback=feedback,
         feedback_rate=feedback_rate,
+        judgments=judgments,
+        experiment=experiment,
+        explorer=explorer,
     )
     if feedback is not None:
         app.router.add_event_handler("shutdown", feedback.close)  # writes what is queued, then closes the store

@@ -1,0 +1,116 @@
+"""Exploration (feedback/explore.py): a seeded share of searches with one adjacent pair swapped."""
+
+from __future__ import annotations
+
+import pytest
+
+from prompt_retriever.errors import InputError
+from prompt_retriever.feedback.explore import Explorer, swap_adjacent
+
+
+def test_swap_adjacent_swaps_exactly_one_neighbouring_pair():
+    assert swap_adjacent(["a", "b", "c"], 1) == ["a", "c", "b"]
+    with pytest.raises(ValueError):
+        swap_adjacent(["a", "b"], 1)
+
+
+def test_the_share_explored_and_the_pairs_swapped_follow_the_seed():
+    ids = [f"p{i}" for i in range(10)]
+    a, b = Explorer(0.2, seed=3), Explorer(0.2, seed=3)
+    orders = [a.order(ids) for _ in range(2000)]
+    assert orders == [b.order(ids) for _ in range(2000)]  # one seed, one sequence
+    changed = [o for o in orders if o != ids]
+    assert 0.15 < len(changed) / len(orders) < 0.25
+    for o in changed:  # every answer keeps its results; exactly two neighbours trade places
+        assert sorted(o) == sorted(ids)
+        moved = [i for i, (x, y) in enumerate(zip(o, ids, strict=True)) if x != y]
+        assert len(moved) == 2 and moved[1] == moved[0] + 1
+    swapped_at = {[i for i, (x, y) in enumerate(zip(o, ids, strict=True)) if x != y][0] for o in changed}
+    assert swapped_at == set(range(9))  # every pair of ranks gets explored
+    assert a.explored == len(changed)
+
+
+def test_an_answer_of_one_result_is_never_changed_and_bad_shares_are_refused():
+    e = Explorer(1.0, seed=0)
+    assert e.order(["only"]) == ["only"] and e.order([]) == []
+    for share in (0, -0.1, 1.5):
+        with pytest.raises(InputError):
+            Explorer(share)
+
+
+def test_exploration_lets_the_click_model_tell_examination_from_attractiveness():
+    """A system that answers each query the same way every time: without exploration the click model has
+    nothing to estimate examination from (flat, plain click rates); with 30% of searches explored it finds
+    the examination the clicks were drawn with."""
+    import random
+    from datetime import timedelta
+
+    from prompt_retriever.feedback.clickmodel import estimate
+    from prompt_retriever.feedback.records import EventRecord, QueryRecord, utc
+
+    theta = (1.0, 0.7, 0.5, 0.4, 0.3)
+    rng = random.Random(11)
+    answers = {f"query {q}": [f"d{q}-{j}" for j in range(5)] for q in range(40)}
+    alpha = {(t, d): rng.uniform(0.1, 0.9) for t, ids in answers.items() for d in ids}
+
+    def log(explorer: Explorer | None):
+        queries, events = [], []
+        for n in range(6000):
+            text = f"query {n % 40}"
+            ids = explorer.order(answers[text]) if explorer else answers[text]
+            q = QueryRecord(f"q{n}", utc(2026, 1, 1) + timedelta(seconds=n), "c", text, tuple(ids), 5)
+            queries.append(q)
+            for r, d in enumerate(ids):
+                if rng.random() < theta[r] * alpha[(text, d)]:
+                    events.append(EventRecord(q.query_id, q.timestamp, "client-1", "open", d, r + 1))
+        return queries, events
+
+    flat = estimate(*log(None))
+    assert flat.theta == (1.0,) * 5
+    explored = estimate(*log(Explorer(0.3, seed=5)))
+    assert explored.theta == pytest.approx(theta, abs=0.1)
+
+
+def test_a_server_exploring_every_search_answers_with_one_pair_swapped_and_logs_that_order(
+    small_retriever, tmp_path
+):
+    """Through the real HTTP API: with `explorer` at share 1, each answer is the system's ranking with one
+    adjacent pair swapped, its ranks renumbered; the log keeps the order shown, and an event about a result
+    at its shown rank is taken."""
+    import httpx
+    from feedback_util import app_server, event, search, wait_for
+
+    from prompt_retriever.feedback import FeedbackRecorder, open_store
+    from prompt_retriever.serving.api import create_app
+
+    ranked = [h.prompt.id for h in small_retriever.search("a lighthouse keeper alone in a storm", k=5)]
+    recorder = FeedbackRecorder(open_store(tmp_path / "f.db"), max_wait=0.05)
+    try:
+        app = create_app(small_retriever, feedback=recorder, explorer=Explorer(1.0, seed=1))
+        with app_server(app) as base:
+            answers = [search(base, "a lighthouse keeper alone in a storm", k=5) for _ in range(12)]
+            for a in answers:
+                ids = [h["prompt"]["id"] for h in a["results"]]
+                assert ids != ranked and sorted(ids) == sorted(ranked)
+                assert [h["rank"] for h in a["results"]] == [1, 2, 3, 4, 5]
+            a = answers[0]
+            second = a["results"][1]["prompt"]["id"]
+            r = httpx.post(base + "/api/events", json=event(a["query_id"], "open", second, 2), timeout=10)
+            assert r.status_code == 202, r.text
+            recorder.flush()
+            q = wait_for(lambda: recorder.store.query(a["query_id"]), what="the search stored")
+            assert list(q.object_ids) == [h["prompt"]["id"] for h in a["results"]]
+    finally:
+        recorder.close()
+
+
+def test_serve_refuses_explore_without_feedback_and_a_seed_without_explore(small_corpus_path):
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app as cli
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["serve", "--corpus", str(small_corpus_path), "--explore", "0.1"])
+    assert r.exit_code == 2 and "--explore needs --feedback" in r.output
+    r = runner.invoke(cli, ["serve", "--corpus", str(small_corpus_path), "--explore-seed", "3"])
+    assert r.exit_code == 2 and "--explore-seed seeds --explore" in r.output
