@@ -174,6 +174,21 @@ def test_repeated_events_count_once_and_strays_are_ignored():
     assert result.events_used == 8 and result.events_ignored == 3 and result.searches == 4
 
 
+def test_an_answer_repeating_an_id_keeps_each_prompt_at_its_own_rank():
+    """A click on the prompt after a repeated id falls in the cell its impression was counted in (it used
+    to land at another rank, in a cell of clicks without impressions, which made the pair look shown at
+    two ranks and drove examination to 0)."""
+    log = Log()
+    for _ in range(4):
+        q = log.search("echo", ["a", "a", "b"])
+        log.act(q, "open", "b")
+    result = log.fit()
+    b = result.pairs[("echo", "b")]
+    assert (b.impressions, b.clicks, b.mean_rank, b.ctr, b.score) == (4, 4, 3.0, 1.0, 1.0)
+    assert result.pairs[("echo", "a")].mean_rank == 1.0
+    assert result.theta == (1.0, 1.0, 1.0) and result.theta_support == (0, 0, 0)  # one rank each: nothing to fit
+
+
 def test_queries_grouped_by_normalised_text():
     log = Log()
     for text in ("Haunted  Lighthouse", "haunted lighthouse", " HAUNTED lighthouse", "haunted lighthouse", "x"):

@@ -30,6 +30,18 @@ def test_the_share_explored_and_the_pairs_swapped_follow_the_seed():
     assert a.explored == len(changed)
 
 
+def test_which_searches_are_explored_does_not_depend_on_the_answers_lengths():
+    """One seed, one sequence of decisions, whatever the lengths of the answers (randrange used to draw
+    a number of words that varies with the length, shifting every later decision)."""
+    a, b = Explorer(0.5, seed=3), Explorer(0.5, seed=3)
+    lengths = [3, 10, 7, 2, 1, 20, 100, 0] * 50
+    explored_a = [a.pair(10) is not None for _ in lengths]
+    explored_b = [b.pair(n) is not None or n < 2 for n in lengths]  # fewer than two results: nothing to swap
+    assert [x for x, n in zip(explored_a, lengths, strict=True) if n >= 2] == [
+        y for y, n in zip(explored_b, lengths, strict=True) if n >= 2
+    ]
+
+
 def test_an_answer_of_one_result_is_never_changed_and_bad_shares_are_refused():
     e = Explorer(1.0, seed=0)
     assert e.order(["only"]) == ["only"] and e.order([]) == []
@@ -71,9 +83,7 @@ def test_exploration_lets_the_click_model_tell_examination_from_attractiveness()
     assert explored.theta == pytest.approx(theta, abs=0.1)
 
 
-def test_a_server_exploring_every_search_answers_with_one_pair_swapped_and_logs_that_order(
-    small_retriever, tmp_path
-):
+def test_a_server_exploring_every_search_answers_with_one_pair_swapped_and_logs_that_order(small_retriever, tmp_path):
     """Through the real HTTP API: with `explorer` at share 1, each answer is the system's ranking with one
     adjacent pair swapped, its ranks renumbered; the log keeps the order shown, and an event about a result
     at its shown rank is taken."""

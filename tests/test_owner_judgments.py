@@ -133,6 +133,28 @@ def test_a_broken_existing_file_is_an_error_naming_the_line(tmp_path, text, prob
         OwnerJudgments.load(path)
 
 
+def test_a_repeated_query_after_blank_lines_is_named_by_its_line_in_the_file(tmp_path):
+    """Blank lines are skipped, not forgotten: the lines named are those of the file (they used to be
+    counted among the non-blank lines only)."""
+    path = tmp_path / "j.jsonl"
+    rows = ["", '{"query": "q1", "relevant": {"x": 1}}', "", "", '{"query": "q2", "relevant": {"x": 1}}']
+    path.write_text("\n".join([*rows, '{"query": "Q1", "relevant": {"x": 1}}']) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"j\.jsonl:6: repeats the query of line 2 "):
+        OwnerJudgments.load(path)
+
+
+def test_a_line_keeping_a_line_separator_in_a_string_is_read_again_after_a_save(tmp_path):
+    """A save writes U+2028, U+0085 and the like raw (JSON allows them in strings); reading the file
+    again splits it at newlines only (str.splitlines split such a line in two: the server could not
+    restart on its own file)."""
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"query": "q1", "relevant": {"x": 1}, "notes": "a\\u2028b\\u0085c\\u001ed"}\r\n', encoding="utf-8")
+    OwnerJudgments.load(path).put("q1", {"y": 2})
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    again = OwnerJudgments.load(path)
+    assert again.line("q1")["notes"] == "a\u2028b\u0085c\u001ed" and again.grades("q1") == {"x": 1, "y": 2}
+
+
 def test_a_folder_or_a_fifo_is_no_judgments_file(tmp_path):
     with pytest.raises(InputError, match="not a regular file"):
         OwnerJudgments.load(tmp_path)

@@ -187,7 +187,7 @@ def _collect(queries: Iterable[QueryRecord], events: Iterable[EventRecord], conf
     log = _Log(config.max_rank)
     spellings: dict[str, Counter] = {}
     seen: dict[str, list] = {}  # key -> [searches, first, last]
-    answered: dict[str, tuple[str, tuple[str, ...]]] = {}
+    answered: dict[str, tuple[str, dict[str, int]]] = {}  # query_id -> (key, prompt id -> its rank)
     for q in queries:
         text = " ".join(q.user_query.split())
         if not text or q.query_id in answered:
@@ -196,8 +196,11 @@ def _collect(queries: Iterable[QueryRecord], events: Iterable[EventRecord], conf
         spellings.setdefault(key, Counter())[text] += 1
         s = seen.setdefault(key, [0, t, t])
         s[0], s[1], s[2] = s[0] + 1, min(s[1], t), max(s[2], t)
-        answered[q.query_id] = (key, q.object_ids)
-        for rank, object_id in enumerate(dict.fromkeys(q.object_ids), 1):  # a repeated id: its first rank
+        ranks: dict[str, int] = {}
+        for rank, object_id in enumerate(q.object_ids, 1):
+            ranks.setdefault(object_id, rank)  # a repeated id: its first rank, the others keep theirs
+        answered[q.query_id] = (key, ranks)
+        for object_id, rank in ranks.items():
             log.cell((key, object_id), rank, add=True)
     acted: dict[tuple[str, str], set[str]] = {}
     ignored = 0
@@ -208,8 +211,8 @@ def _collect(queries: Iterable[QueryRecord], events: Iterable[EventRecord], conf
             continue
         acted.setdefault((e.query_id, e.object_id), set()).add(e.action_name)
     for (query_id, object_id), names in acted.items():
-        key, ids = answered[query_id]
-        c = log.cell((key, object_id), ids.index(object_id) + 1, add=False)
+        key, ranks = answered[query_id]
+        c = log.cell((key, object_id), ranks[object_id], add=False)  # the cell its impression was counted in
         p = log.cell_pair[c]
         log.cell_clicks[c] += bool(names & CLICKS)
         log.actions.setdefault(p, Counter()).update(names)

@@ -50,11 +50,11 @@ class Explorer:
 
     def pair(self, n: int) -> int | None:
         """The 0-based first index of the pair to swap in an answer of `n` results, or None (not explored,
-        or fewer than two results). One draw per search, explored or not, so decisions do not depend on
-        the answers' lengths."""
+        or fewer than two results). The same two draws per search, explored or not and whatever `n`, so
+        decisions do not depend on the answers' lengths."""
         with self._lock:
             explore = self._rng.random() < self.share
-            i = self._rng.randrange(max(1, n - 1))
+            i = int(self._rng.random() * max(1, n - 1))  # not randrange: its number of draws varies with n
             if explore and n >= 2:
                 self.explored += 1
                 return i

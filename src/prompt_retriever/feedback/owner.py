@@ -24,6 +24,7 @@ it whole, atomically (a temporary file renamed over it), under a lock.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -70,8 +71,9 @@ def _check_line(row: object, where: str) -> dict:
     return row
 
 
-def _read_lines(path: Path) -> list[dict]:
-    """The judged lines of `path` (blank lines skipped); InputError naming the line that is not one."""
+def _read_lines(path: Path) -> list[tuple[int, dict]]:
+    """The judged lines of `path` with their line numbers (blank lines skipped); InputError naming the
+    line that is not one."""
     try:
         data = read_regular(path, MAX_FILE_BYTES)
     except OSError as exc:
@@ -81,14 +83,14 @@ def _read_lines(path: Path) -> list[dict]:
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text") from None
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # JSON lines end at \n only: a string may hold U+2028
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
-        rows.append(_check_line(row, f"{path}:{n}"))
+        rows.append((n, _check_line(row, f"{path}:{n}")))
     return rows
 
 
@@ -116,17 +118,19 @@ def _saved_grades(row: Mapping, alias: Alias | None) -> dict[str, int]:
 class OwnerJudgments:
     """The owner's judged lines of one file, in file order (see the module's docstring). Thread-safe."""
 
-    def __init__(self, path: str | Path, rows: Iterable[Mapping] = ()):
+    def __init__(self, path: str | Path, rows: Iterable[Mapping] = (), *, numbers: Iterable[int] | None = None):
+        """`numbers`: the file's line number of each row, for the errors (default 1, 2, ...)."""
         self.path = Path(path)
         self._rows: list[dict] = []
         self._index: dict[str, int] = {}  # query_key -> position in _rows
-        for n, row in enumerate(rows, 1):
+        seen_at: dict[str, int] = {}  # query_key -> its line number
+        for n, row in zip(numbers if numbers is not None else itertools.count(1), rows, strict=False):
             row = _check_line(dict(row), f"{self.path}:{n}")
             key = query_key(row["query"])
             if key in self._index:
-                first = self._index[key] + 1
+                first = seen_at[key]
                 raise InputError(f"{self.path}:{n}: repeats the query of line {first} ({row['query']!r}): merge them")
-            self._index[key] = len(self._rows)
+            self._index[key], seen_at[key] = len(self._rows), n
             self._rows.append(row)
         self._lock = threading.Lock()
 
@@ -136,7 +140,8 @@ class OwnerJudgments:
         when it cannot be read or written, or a line is not a judged query (the line named)."""
         path = Path(path).expanduser().resolve()  # a symlink: the file it names is the one rewritten
         _writable(path)
-        return cls(path, _read_lines(path) if path.exists() else ())
+        lines = _read_lines(path) if path.exists() else []
+        return cls(path, [row for _, row in lines], numbers=[n for n, _ in lines])
 
     def __len__(self) -> int:
         with self._lock:
