@@ -24,8 +24,9 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Literal
 
-from fastapi import Body, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..corpus import ID_PATTERN
@@ -76,6 +77,29 @@ class EventIn(BaseModel):
 
 class EventOut(BaseModel):
     status: Literal["queued", "dropped"]
+
+
+QUEUED, DROPPED = b'{"status":"queued"}', b'{"status":"dropped"}'  # EventOut, encoded once
+
+
+# The body's schema in the OpenAPI document (the route validates the body itself, `EventIn.model_validate_json`)
+def inlined(schema: dict) -> dict:
+    """`schema` with each `{"$ref": "#/$defs/NAME"}` replaced by that definition (no `$defs` left): the
+    OpenAPI document has no place for a body schema's own definitions."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        return [resolve(v) for v in node] if isinstance(node, list) else node
+
+    return resolve(schema)
+
+
+EVENT_BODY_DOC = {"content": {"application/json": {"schema": inlined(EventIn.model_json_schema())}}, "required": True}
 
 
 class QueueCollector:
@@ -130,22 +154,26 @@ def add_event_routes(app: FastAPI, recorder: FeedbackRecorder | None, limiter: R
     limiter = limiter or RateLimiter()
     app.state.metrics.registry.register(QueueCollector(recorder))  # the drop counter, on /metrics
 
-    async def admitted(request: Request) -> None:
-        """Before the body is validated: the client's rate, then the body's size."""
-        wait = limiter.wait_needed(request.client.host if request.client else "")
-        if wait > 0:
-            raise ApiError(429, "too many events from this address: slow down", {"Retry-After": str(math.ceil(wait))})
-        if len(await request.body()) > MAX_EVENT_BYTES:
-            raise ApiError(413, f"event body over {MAX_EVENT_BYTES} bytes")
+    refused_json = {413: f"event body over {MAX_EVENT_BYTES} bytes"}
 
     @app.post(
         "/api/events",
         response_model=EventOut,
         status_code=202,
-        dependencies=[Depends(admitted)],
         responses={413: {"model": ErrorOut}, 429: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+        openapi_extra={"requestBody": EVENT_BODY_DOC},
     )
-    async def post_event(event: EventIn = Body(...)) -> EventOut:
+    async def post_event(request: Request) -> Response:
+        wait = limiter.wait_needed(request.client.host if request.client else "")
+        if wait > 0:
+            raise ApiError(429, "too many events from this address: slow down", {"Retry-After": str(math.ceil(wait))})
+        raw = await request.body()
+        if len(raw) > MAX_EVENT_BYTES:
+            raise ApiError(413, refused_json[413])
+        try:
+            event = EventIn.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         query = recorder.recent(event.query_id)
         if query is None:  # answered by another server sharing the store, or before a restart
             try:
@@ -169,4 +197,4 @@ def add_event_routes(app: FastAPI, recorder: FeedbackRecorder | None, limiter: R
         app.state.metrics.observe_event(
             query.run, event.action_name, rank, first_of_result=first_of_result, first_of_search=first_of_search
         )
-        return EventOut(status="queued" if queued else "dropped")
+        return Response(QUEUED if queued else DROPPED, status_code=202, media_type="application/json")
