@@ -92,6 +92,13 @@ class BatchWriter:
                 self._offered, self._written, self._dropped, self._failed, self._queue.qsize(), self.capacity
             )
 
+    def pending(self) -> bool | None:
+        """Whether records queued so far are still to be written: True, False, or None when some are but
+        the writing thread has stopped (they never will be)."""
+        if not self._queue.unfinished_tasks:
+            return False
+        return True if self._thread.is_alive() else None
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every record queued so far is written (or failed); False if `timeout` passed first."""
         deadline = time.monotonic() + timeout

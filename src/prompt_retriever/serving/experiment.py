@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -241,6 +242,14 @@ def add_experiment_routes(
     if recorder is None:
         return
     numbers = served_numbers(live, experiment)
+    one_at_a_time = asyncio.Lock()  # a report reads the experiment's whole log: callers queue, threads do not
+
+    async def flushed() -> bool:
+        """Wait (on the event loop, no thread held) up to FLUSH_SECONDS for the queue to be written."""
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while (pending := recorder.writer.pending()) is True and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return pending is False
 
     @app.get("/api/experiments", response_model=ExperimentsOut)
     async def experiments(
@@ -248,12 +257,13 @@ def add_experiment_routes(
             None, alias="experiment", max_length=MAX_NAME_CHARS, description="Only this experiment (default: all)"
         ),
     ) -> ExperimentsOut:
-        flushed = await run_in_threadpool(recorder.flush, FLUSH_SECONDS)
-        try:
-            found = await run_in_threadpool(reports, recorder.store, experiment_name, numbers)
-        except InputError as exc:
-            raise ApiError(404, str(exc)) from None
-        except Exception:  # noqa: BLE001 - the store is down: the client may retry later
-            raise ApiError(503, "the feedback store is unavailable", {"Retry-After": "5"}) from None
+        async with one_at_a_time:
+            written = await flushed()
+            try:
+                found = await run_in_threadpool(reports, recorder.store, experiment_name, numbers)
+            except InputError as exc:
+                raise ApiError(404, str(exc)) from None
+            except Exception:  # noqa: BLE001 - the store is down: the client may retry later
+                raise ApiError(503, "the feedback store is unavailable", {"Retry-After": "5"}) from None
         running = experiment.name if experiment is not None else None
-        return ExperimentsOut(running=running, flushed=flushed, experiments=[r.to_dict() for r in found])
+        return ExperimentsOut(running=running, flushed=written, experiments=[r.to_dict() for r in found])
