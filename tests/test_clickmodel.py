@@ -90,12 +90,15 @@ def test_a_prompt_at_rank_5_beats_one_at_rank_1_with_the_same_clicks(seeded):
             extra.act(q, "open", "top")
         if i % 4 == 1:
             extra.act(q, "open", "deep")
-    result = extra.fit()
+    result = extra.fit(ClickModelConfig(lower_bound=False))
     top, deep = result.pairs[("fixed answer", "top")], result.pairs[("fixed answer", "deep")]
     assert top.ctr == deep.ctr == 0.25
     assert top.score == pytest.approx(0.25)
     assert deep.score == pytest.approx(0.25 / result.theta[4], rel=1e-3) and deep.score > 2 * top.score
     assert (top.grade, deep.grade) == (1, 2)
+    # graded by lower bounds (the default), 40 impressions are less sure: each a grade lower, still apart
+    sure = extra.fit()
+    assert (sure.pairs[("fixed answer", "top")].grade, sure.pairs[("fixed answer", "deep")].grade) == (0, 1)
     plain = extra.fit(correct_bias=False)
     assert plain.pairs[("fixed answer", "top")].score == plain.pairs[("fixed answer", "deep")].score
 
@@ -130,11 +133,40 @@ def test_copies_outrank_opens():
             log.act(q, "open", "opened")
             log.act(q, "copy", "copied")
             log.act(q, "use", "used")
-    pairs = {pid: e for (_, pid), e in log.fit(correct_bias=False).pairs.items()}
+    pairs = {pid: e for (_, pid), e in log.fit(ClickModelConfig(lower_bound=False), correct_bias=False).pairs.items()}
     assert pairs["opened"].clicks == pairs["copied"].clicks == pairs["used"].clicks == 2
     assert pairs["opened"].satisfied == 0 and pairs["copied"].satisfied == pairs["used"].satisfied == 0.2
     assert (pairs["opened"].grade, pairs["copied"].grade, pairs["used"].grade) == (1, 2, 2)
     assert pairs["copied"].copies == 2 and pairs["used"].uses == 2 and pairs["opened"].opens == 2
+    sure = {pid: e.grade for (_, pid), e in log.fit(correct_bias=False).pairs.items()}
+    assert sure["opened"] < sure["copied"] == sure["used"]
+
+
+def test_one_click_at_a_rank_seldom_examined_is_not_enough_evidence():
+    """Graded by lower bounds (the default), one click on a prompt always shown at rank 5 (examined a fifth
+    as often as rank 1) in 3 searches does not make it clearly relevant, as its estimate alone would; 20
+    clicks in 60 searches do."""
+    log = Log()
+    rng = random.Random(3)
+    for _ in range(600):  # shuffled answers of another query: what the examination is learnt from
+        docs = [f"s{j}" for j in range(5)]
+        rng.shuffle(docs)
+        q = log.search("shuffled", docs)
+        for r, d in enumerate(docs):
+            if rng.random() < (1.0, 0.6, 0.4, 0.3, 0.2)[r] * 0.5:
+                log.act(q, "open", d)
+    for i in range(3):
+        q = log.search("lucky", ["a", "b", "c", "d", "once"])
+        if i == 0:
+            log.act(q, "open", "once")
+    for i in range(60):
+        q = log.search("often", ["a", "b", "c", "d", "deep"])
+        if i % 3 == 0:
+            log.act(q, "open", "deep")
+    result = log.fit()
+    once, deep = result.pairs[("lucky", "once")], result.pairs[("often", "deep")]
+    assert once.score > 0.5 and once.grade < 2  # its estimate alone would make it grade 2
+    assert deep.grade == 2
 
 
 def test_thumbs_down_forces_grade_0():

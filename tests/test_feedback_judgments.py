@@ -79,10 +79,15 @@ def store_path(tmp_path, ids):
     return path
 
 
+# The hand-made log is small: graded by the rates' estimates (not their lower bounds), its grades are the
+# ones it was written for; the default, lower bounds, is checked in test_cli_judgments.
+POINT = ClickModelConfig(lower_bound=False)
+
+
 def judged_of(path) -> JudgmentsResult:
     store = open_store(path)
     try:
-        return store_judgments(store)
+        return store_judgments(store, POINT)
     finally:
         store.close()
 
@@ -112,14 +117,14 @@ def test_store_judgments(store_path, ids):
 
 def test_the_same_from_records_and_uncorrected(ids):
     qs, es = make_log(ids)
-    assert [q.to_json() for q in implicit_judgments(qs, es).queries] == [
-        q.to_json() for q in implicit_judgments(iter(qs), iter(es)).queries
+    assert [q.to_json() for q in implicit_judgments(qs, es, POINT).queries] == [
+        q.to_json() for q in implicit_judgments(iter(qs), iter(es), POINT).queries
     ]
-    plain = implicit_judgments(qs, es, correct_bias=False)
+    plain = implicit_judgments(qs, es, POINT, correct_bias=False)
     assert plain.theta == (1.0,) * 5 and not plain.corrected
     clockwork = plain.queries[1]
     assert clockwork.evidence[ids[5]]["score"] == round(2 / 3, 4)
-    strict = implicit_judgments(qs, es, ClickModelConfig(min_impressions=4))
+    strict = implicit_judgments(qs, es, ClickModelConfig(min_impressions=4, lower_bound=False))
     assert [q.query for q in strict.queries] == ["haunted lighthouse"] and strict.pairs_below_min == 6
 
 
@@ -167,7 +172,8 @@ def test_cli_judgments(store_path, tmp_path, corpus, ids):
     args = ["feedback", "judgments", "--feedback", str(store_path), "--out", str(out)]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert "2 queries judged" in res.output and "2 grade 2, 1 grade 1, 8 grade 0" in res.output
+    # graded by lower bounds (the default): the same relevant prompts, one of them less sure (1, not 2)
+    assert "2 queries judged" in res.output and "1 grade 2, 2 grade 1, 8 grade 0" in res.output
     assert "3 shown fewer than 3 times" in res.output and "2 queries without a relevant prompt" in res.output
     assert "examination by rank: 1 1.00, 2 " in res.output
     assert len(load_judged_queries(out, corpus).queries) == 2

@@ -41,7 +41,9 @@ class ClickModelConfig:
     `max_rank`: the deepest rank with its own `theta` (deeper ranks share it). EM stops after `iterations`
     or when no estimate moves more than `tolerance`. Grade 2 at `clear_click_at` attractiveness or
     `clear_satisfied_at` satisfied rate, grade 1 at `click_at` or `satisfied_at`, else 0; a pair whose
-    ratings are more than `down_share` thumbs down is 0 whatever its clicks. `action_weights`: how much a
+    ratings are more than `down_share` thumbs down is 0 whatever its clicks. With `lower_bound` (the
+    default) the rates graded are their lower bounds at `confidence` given how often the pair was examined,
+    so that one lucky click at a rank seldom looked at does not make a prompt relevant. `action_weights`: how much a
     search with that action counts as satisfied (a search counts at most 1); a dict is accepted."""
 
     min_impressions: int = 3
@@ -53,6 +55,8 @@ class ClickModelConfig:
     satisfied_at: float = 0.05
     clear_satisfied_at: float = 0.2
     down_share: float = 0.5
+    lower_bound: bool = True  # grade by each rate's lower bound at `confidence` (Jeffreys), not its estimate
+    confidence: float = 0.9  # chosen on a dev log of simulated writers (benchmarks/bench_feedback_loop.py)
     action_weights: tuple[tuple[str, float], ...] | Mapping[str, float] = DEFAULT_WEIGHTS  # a tuple once made
 
     def __post_init__(self) -> None:
@@ -62,6 +66,8 @@ class ClickModelConfig:
         for name, low in (("min_impressions", 1), ("max_rank", 1), ("iterations", 1)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise InputError(f"{name} must be a whole number of at least {low}, not {getattr(self, name)!r}")
+        if not 0.5 <= self.confidence < 1:
+            raise InputError(f"confidence must be at least 0.5 and below 1, not {self.confidence!r}")
         if not self.tolerance > 0:
             raise InputError(f"tolerance must be above 0, not {self.tolerance!r}")
         for name in ("click_at", "clear_click_at", "satisfied_at", "clear_satisfied_at", "down_share"):
@@ -259,9 +265,13 @@ def fit_pbm(
     return theta, alpha, config.iterations, False
 
 
-def grade(estimate: PairEstimate, config: ClickModelConfig) -> int:
-    """0, 1 or 2 for a pair shown at least `min_impressions` times (see `ClickModelConfig`)."""
-    return _grade(estimate.score, estimate.satisfied, estimate.thumbs_up, estimate.thumbs_down, config)
+def lower_bound(successes: np.ndarray, trials: np.ndarray, confidence: float) -> np.ndarray:
+    """The one-sided lower bound at `confidence` of each rate `successes / trials` (Jeffreys interval:
+    Beta(s + 1/2, t - s + 1/2)); trials may be fractional (expected examinations)."""
+    from scipy.stats import beta
+
+    s = np.minimum(np.maximum(successes, 0.0), trials)
+    return np.nan_to_num(beta.ppf(1.0 - confidence, s + 0.5, trials - s + 0.5))
 
 
 def _grade(score: float, satisfied: float, thumbs_up: int, thumbs_down: int, config: ClickModelConfig) -> int:
@@ -297,11 +307,18 @@ def estimate(
         alpha = np.bincount(pair, clicks, n_pairs) / np.maximum(shown, _EPS)
     exams = np.bincount(pair, n * theta[rank], n_pairs)
     n_clicks = np.bincount(pair, clicks, n_pairs)
+    sat = np.array(log.satisfied, dtype=float)
+    if config.lower_bound:  # few examinations say little: grade by what the evidence is sure of
+        alpha_low = lower_bound(np.minimum(alpha, 1.0) * exams, exams, config.confidence)
+        sat_low = lower_bound(sat, exams, config.confidence)
+    else:
+        alpha_low, sat_low = np.minimum(alpha, 1.0), np.minimum(1.0, sat / np.maximum(exams, _EPS))
     pairs: dict[tuple[str, str], PairEstimate] = {}
     for (key, object_id), p in log.pairs.items():
         acts, impressions = log.actions.get(p, _NO_ACTIONS), int(shown[p])
         score = float(min(1.0, alpha[p]))
-        satisfied = float(min(1.0, log.satisfied[p] / max(exams[p], _EPS)))
+        satisfied = float(min(1.0, sat[p] / max(exams[p], _EPS)))
+        sure = (float(alpha_low[p]), float(sat_low[p]))
         graded = impressions >= config.min_impressions
         pairs[(key, object_id)] = PairEstimate(
             impressions=impressions,
@@ -315,7 +332,7 @@ def estimate(
             ctr=float(n_clicks[p] / impressions),
             score=score,
             satisfied=satisfied,
-            grade=_grade(score, satisfied, acts["thumbs_up"], acts["thumbs_down"], config) if graded else None,
+            grade=_grade(*sure, acts["thumbs_up"], acts["thumbs_down"], config) if graded else None,
         )
     below = sum(est.grade is None for est in pairs.values())
     return ClickModelResult(
