@@ -129,3 +129,17 @@ def test_oversized_file_refused_before_reading(idx):
     with open(idx / "prompts.jsonl", "ab") as fh:
         fh.truncate(2**34)  # sparse 16 GiB: refused by its size, never read
     refused(idx, "too large")
+
+
+def test_a_prompt_file_keeping_a_line_separator_in_a_string_is_read_whole():
+    """JSON lines end at a newline only: U+2028 inside a prompt's text is part of that line (the reader
+    once split at it with `str.splitlines` and refused the index)."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    from prompt_retriever.search.persistence import parse_prompts
+
+    row = {"id": "p-1", "genre": "Horror", "theme": "Grief", "title": "Two\u2028lines", "text": "a\u0085b"}
+    blob = (_json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    [prompt] = parse_prompts(_Path("prompts.jsonl"), blob)
+    assert prompt.title == "Two\u2028lines" and prompt.text == "a\u0085b"

@@ -432,17 +432,34 @@ def read_regular(path: str | Path, limit: int) -> bytes:
     return data
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def jsonl_rows(text: str, where: str | Path, error: type[Exception] = InputError) -> list[tuple[int, Any]]:
+    """The JSON values of `text`, one a line, each with its 1-based line number (blank lines skipped).
+    Lines end at `\n` only: a JSON string may hold U+2028 or U+0085, which `str.splitlines` would split
+    at. An `error` naming `where` and the line for one that is not JSON."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((n, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}:{n}: invalid JSON: {exc.msg}") from None
     return rows
+
+
+def read_jsonl_numbered(path: str | Path) -> list[tuple[int, Any]]:
+    """`jsonl_rows` of the UTF-8 file `path` (its line ends as Python's text mode reads them)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return jsonl_rows(text, path)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON values of the JSON-lines file `path` (see `read_jsonl_numbered`)."""
+    return [row for _, row in read_jsonl_numbered(path)]
 
 
 def cache_root() -> Path:

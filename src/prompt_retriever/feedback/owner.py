@@ -25,7 +25,6 @@ it whole, atomically (a temporary file renamed over it), under a lock.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -34,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import atomic_write_jsonl, read_regular
+from ..fileio import atomic_write_jsonl, jsonl_rows, read_regular
 from .records import QueryRecord, iso, now
 
 SOURCE = "owner"
@@ -82,16 +81,7 @@ def _read_lines(path: Path) -> list[tuple[int, dict]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text") from None
-    rows = []
-    for n, line in enumerate(text.split("\n"), 1):  # JSON lines end at \n only: a string may hold U+2028
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
-        rows.append((n, _check_line(row, f"{path}:{n}")))
-    return rows
+    return [(n, _check_line(row, f"{path}:{n}")) for n, row in jsonl_rows(text, path)]
 
 
 def _writable(path: Path) -> None:

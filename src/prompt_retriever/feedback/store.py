@@ -219,14 +219,7 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             stmt = select(events).order_by(events.c.event_id)
             for row in conn.execution_options(yield_per=chunk).execute(stmt).mappings():
-                yield EventRecord(
-                    row["query_id"],
-                    as_utc(row["timestamp"]),
-                    read_text(row["client_id"]),
-                    read_text(row["action_name"]),
-                    read_text(row["object_id"]),
-                    row["position"],
-                )
+                yield _event_record(row)
 
     def experiment_names(self) -> list[str]:
         """The experiments of which searches are stored, the one that started first first."""

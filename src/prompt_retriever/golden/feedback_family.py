@@ -24,7 +24,6 @@ keeps these splits as they are; `check_leakage` checks the text rule).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any
 
 from ..corpus import Prompt, query_problem
 from ..errors import InputError
-from ..fileio import sha256_file
+from ..fileio import read_jsonl_numbered, sha256_file
 from .goldenset import SPLITS, GoldenSet, Negative, Qrels, Query, make_query_id
 from .splits import TIME_SPLIT_KINDS, check_leakage
 
@@ -133,22 +132,11 @@ def parse_line(row: Any, where: str) -> FeedbackQuery:
 
 def read_lines(path: str | Path) -> list[FeedbackQuery]:
     """Every query line of one file, checked; an error names the file and the line."""
-    out = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
-                out.append(parse_line(row, f"{path}:{n}"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        rows = read_jsonl_numbered(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read the judged-feedback file: {exc.strerror or exc}") from exc
-    return out
+    return [parse_line(row, f"{path}:{n}") for n, row in rows]
 
 
 def prompt_names(corpus: Sequence[Prompt]) -> dict[str, str]:

@@ -23,7 +23,15 @@ from ..corpus import Prompt
 from ..encoding.encoder import BACKENDS, DEFAULT_TEMPLATE, check_template
 from ..encoding.models import looks_like_path, resolve_model, weights_fingerprint
 from ..errors import IndexLoadError, InputError
-from ..fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, read_regular, sha256_bytes, sha256_file
+from ..fileio import (
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_jsonl,
+    jsonl_rows,
+    read_regular,
+    sha256_bytes,
+    sha256_file,
+)
 from .systems import SystemSpec
 
 # 2: a local model folder is named relative to the index folder (1: relative to the current folder of the
@@ -248,13 +256,7 @@ def parse_prompts(path: Path, blob: bytes) -> list[Prompt]:
         raise IndexLoadError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IndexLoadError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+    for n, row in jsonl_rows(text, path, IndexLoadError):
         if not isinstance(row, dict):
             raise IndexLoadError(f"{path}:{n}: a JSON object expected")
         bad = [k for k in PROMPT_FIELDS if not isinstance(row.get(k), str) or not row[k]]
