@@ -50,7 +50,11 @@ def test_version():
 def test_shell_completion_is_offered():
     text = help_text()
     assert "--install-completion" in text and "--show-completion" in text
-    res = runner.invoke(app, ["--show-completion", "bash"], prog_name="prompt-retriever")
+    # --show-completion is a flag that prints the script of the shell it detects among its parent processes
+    # (none when the tests run detached from a shell), so the bash script is asked for by name, through the
+    # variable the completion itself sets
+    env = {"_PROMPT_RETRIEVER_COMPLETE": "source_bash"}
+    res = runner.invoke(app, [], env=env, prog_name="prompt-retriever")
     assert res.exit_code == 0 and "complete -o default -F" in res.output and "prompt-retriever" in res.output
 
 
