@@ -308,7 +308,13 @@ def part_loop(args, work: Path) -> dict:
     from prompt_retriever.feedback.judgments import store_judgments
 
     files = loop_files(work, 42, 3, args.fold, args.writers_share)
-    seconds = {"run-base": round(loop_pipeline(work, work / "run-base", args.seed, max_rows=args.max_rows), 1)}
+    with_ref = args.loop_baseline == "base"  # noref: the baseline and its feedback runs without the reference
+    base_name = "run-base" if with_ref else "run-noref"
+    seconds = {
+        base_name: round(
+            loop_pipeline(work, work / base_name, args.seed, reference=with_ref, max_rows=args.max_rows), 1
+        )
+    }
     writers, heldout = collection_ids(work)
     corpus = writers | heldout
     typed = sw.natural_queries_of(writers, corpus)
@@ -324,7 +330,7 @@ def part_loop(args, work: Path) -> dict:
         for f in work.glob("loop.db*"):
             f.unlink()
         slog, sessions, done, children = sw.SessionLog(), {}, 0, []
-        serve = ["--run", str(work / "run-base"), "--feedback", str(db), *FEEDBACK_ARGS]
+        serve = ["--run", str(work / base_name), "--feedback", str(db), *FEEDBACK_ARGS]
         with sw.server(serve, work / "loop-server.log", nice=NICE) as base:
             for n in sizes:
                 log(f"loop: sessions {done}..{n}")
@@ -339,10 +345,12 @@ def part_loop(args, work: Path) -> dict:
         sessions_file.write_text(json.dumps(sessions))
         for child in children:
             child.wait()
-    runs = {"run-base": work / "run-base"}
+    runs = {base_name: work / base_name}
     for n in sizes:
-        out = work / f"run-feedback-{n}"
-        seconds[out.name] = round(loop_pipeline(work, out, args.seed, feedback=stores[n], max_rows=args.max_rows), 1)
+        out = work / (f"run-feedback-{n}" if with_ref else f"run-noref-feedback-{n}")
+        seconds[out.name] = round(
+            loop_pipeline(work, out, args.seed, feedback=stores[n], reference=with_ref, max_rows=args.max_rows), 1
+        )
         runs[out.name] = out
     judged = {}
     for n in sizes:
@@ -358,12 +366,13 @@ def part_loop(args, work: Path) -> dict:
     }
     judged_idx = [i for i, q in enumerate(held_queries) if q.source == "natural_judged"]
     scores_judged = {name: [s[i] for i in judged_idx] for name, s in scores.items()}
-    others = [name for name in runs if name != "run-base"]
+    others = [name for name in runs if name != base_name]
     systems = {name: json.loads((run / "system.json").read_text()) for name, run in runs.items()}
     return {
         "protocol": f"bench_collection fold {args.fold} of 3 (seed 42); collection prompts split "
-        f"{args.writers_share:g} writers / held-out by seed {args.seed}; writers search run-base's served "
-        f"system; pipelines seed {args.seed}",
+        f"{args.writers_share:g} writers / held-out by seed {args.seed}; writers search the served system of "
+        f"{'run-base' if sessions_file.exists() else base_name} (the stores are reused when they exist); baseline "
+        f"{base_name}; pipelines seed {args.seed}",
         "files": files,
         "writers_queries": len(typed),
         "heldout_queries": len(held_queries),
@@ -377,8 +386,8 @@ def part_loop(args, work: Path) -> dict:
         },
         "heldout_ndcg10": {name: round(sum(s) / len(s), 4) for name, s in scores.items()},
         "heldout_judged_ndcg10": {name: round(sum(s) / len(s), 4) for name, s in scores_judged.items()},
-        "comparisons": compare_runs(scores, "run-base", others),
-        "comparisons_judged_subset": compare_runs(scores_judged, "run-base", others),
+        "comparisons": compare_runs(scores, base_name, others),
+        "comparisons_judged_subset": compare_runs(scores_judged, base_name, others),
         "click_model": model.to_dict(),
     }
 
@@ -558,6 +567,13 @@ def main() -> None:
     ap.add_argument("--loop-sizes", default="2000,10000", help="loop: sessions before each feedback pipeline")
     ap.add_argument("--fold", type=int, default=0, help="loop/experiment: bench_collection's fold (of 3)")
     ap.add_argument("--writers-share", type=float, default=0.5)
+    ap.add_argument(
+        "--loop-baseline",
+        choices=("base", "noref"),
+        default="base",
+        help="loop: the baseline pipeline, the default (base) or without the reference collection (noref; "
+        "its feedback runs too); results go to bench_feedback_loop_loop_noref.json",
+    )
     ap.add_argument("--max-rows", type=int, default=None, help="training rows of every pipeline (default its own)")
     args = ap.parse_args()
     argv = sys.argv[1:]
@@ -599,7 +615,8 @@ def main() -> None:
         res = funcs[part](args, work / part if part == "recover" else work)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         res["command"] = " ".join(["python", *sys.argv])
-        emit(f"bench_feedback_loop_{part}{suffix}", res)
+        variant = "_noref" if part == "loop" and args.loop_baseline == "noref" else ""
+        emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
     if any(p in funcs or p == "merge" for p in parts) and all(f.exists() for f in found.values()):
         merged = {p: {k: v for k, v in json.loads(f.read_text()).items() if k not in ("env", "cpu", "benchmark")}

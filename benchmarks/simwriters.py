@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+from bench_feedback import scrape
 
 
 @dataclass(frozen=True)
@@ -189,23 +190,11 @@ def server(serve_args: list[str], log: Path, *, nice: int = 0) -> Iterator[str]:
             proc.wait()
 
 
-def writer_counts(base: str) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = httpx.get(base + "/metrics", timeout=30).text
-    return {
-        s.name.removeprefix("prompt_retriever_feedback_records_"): s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name.startswith("prompt_retriever_feedback_records_")
-    }
-
-
 def wait_written(base: str, timeout: float = 120.0) -> dict[str, float]:
     """Wait until the server's feedback queue is empty and every record offered is written (or counted)."""
     t0 = time.monotonic()
     while True:
-        c = writer_counts(base)
+        c = scrape(base)  # the feedback writer's counts from /metrics
         done = c.get("written_total", 0) + c.get("dropped_total", 0) + c.get("failed_total", 0)
         if c.get("queued", 0) == 0 and done >= c.get("offered_total", 0):
             return c
