@@ -185,7 +185,7 @@ def test_a_failed_save_or_an_unreadable_log_is_a_503_that_says_so(
                 raise RuntimeError("connection refused")
 
             monkeypatch.setattr(owner_module, "atomic_write_jsonl", full)
-            monkeypatch.setattr(recorder.store, "iter_queries", down)
+            monkeypatch.setattr(recorder.store, "queries", down)  # the log read the route makes
             r = httpx.post(base + "/api/judgments", json={**body, "query": "other"}, headers=AUTH)
             assert (
                 r.status_code == 503

@@ -153,8 +153,7 @@ def store_judgments(
     store: FeedbackStore, config: ClickModelConfig = ClickModelConfig(), *, correct_bias: bool = True
 ) -> JudgmentsResult:
     """`implicit_judgments` over everything `store` keeps."""
-    queries = (q for q, _client in store.iter_queries())
-    return implicit_judgments(queries, store.iter_events(), config, correct_bias=correct_bias)
+    return implicit_judgments(store.queries(), store.iter_events(), config, correct_bias=correct_bias)
 
 
 def check_judged_out(path: str | Path, *, force: bool = False) -> Path:

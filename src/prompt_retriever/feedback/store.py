@@ -199,6 +199,15 @@ class FeedbackStore:
             ne = conn.execute(select(func.count()).select_from(events)).scalar_one()
         return nq, ne
 
+    def queries(self, since: datetime | None = None, chunk: int = 1000) -> Iterator[QueryRecord]:
+        """The queries in time order, from `since` on when given (the queries table alone: no event read)."""
+        stmt = select(queries).order_by(queries.c.timestamp, queries.c.query_id)
+        if since is not None:
+            stmt = stmt.where(queries.c.timestamp >= since)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=chunk).execute(stmt).mappings():
+                yield _query_record(row)
+
     def iter_queries(self, chunk: int = 1000) -> Iterator[tuple[QueryRecord, str | None]]:
         """Every query in time order, with the client id of its first event (for a query sent before the
         page had an id)."""

@@ -185,8 +185,8 @@ def add_judging_routes(app: FastAPI, live: LiveState, token: str | None, judgmen
             return LoggedQueriesOut(feedback=False, days=days, queries=[])
 
         def read() -> list[LoggedQueryOut]:
-            records = (record for record, _ in recorder.store.iter_queries())
-            found = frequent_queries(records, since=now() - timedelta(days=days), limit=limit)
+            since = now() - timedelta(days=days)
+            found = frequent_queries(recorder.store.queries(since), since=since, limit=limit)
             return [
                 LoggedQueryOut(query=q.query, count=q.count, last=iso(q.last), judged=judgments.judged(q.query))
                 for q in found
