@@ -27,7 +27,7 @@ from datetime import datetime
 import numpy as np
 
 from ..errors import InputError
-from .records import ACTIONS, EventRecord, QueryRecord, as_utc
+from .records import ACTIONS, EventRecord, QueryRecord, as_utc, query_key
 
 CLICKS = frozenset({"open", "copy", "use", "thumbs_up"})  # what counts as a click on a result
 DEFAULT_WEIGHTS = (("copy", 1.0), ("use", 1.0), ("thumbs_up", 0.5))
@@ -149,11 +149,6 @@ class ClickModelResult:
     corrected: bool
 
 
-def query_key(text: str) -> str:
-    """The text searches are grouped by: whitespace collapsed, casefolded."""
-    return " ".join(text.split()).casefold()
-
-
 @dataclass
 class _Log:
     """The log in counts: impressions and clicks per (pair, rank) cell, and per-pair action counts."""
@@ -198,7 +193,7 @@ def _collect(queries: Iterable[QueryRecord], events: Iterable[EventRecord], conf
         text = " ".join(q.user_query.split())
         if not text or q.query_id in answered:
             continue
-        key, t = text.casefold(), as_utc(q.timestamp)
+        key, t = query_key(text), as_utc(q.timestamp)
         spellings.setdefault(key, Counter())[text] += 1
         s = seen.setdefault(key, [0, t, t])
         s[0], s[1], s[2] = s[0] + 1, min(s[1], t), max(s[2], t)

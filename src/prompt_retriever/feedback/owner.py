@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..fileio import atomic_write_jsonl, jsonl_rows, read_regular
-from .records import QueryRecord, iso, now
+from .records import QueryRecord, iso, now, query_key
 
 SOURCE = "owner"
 GRADES = (0, 1, 2)
@@ -42,15 +42,6 @@ NO_RELEVANT = "rate at least one result 1 or 2: a query with no relevant prompt 
 MAX_FILE_BYTES = 256 << 20  # far above any judged set typed by hand; a FIFO or /dev/zero is refused, not read
 
 Alias = Callable[[str], str | None]  # a key of a line ("relevant" may name a prompt by title) -> its prompt id
-
-
-def query_key(text: str) -> str:
-    """What makes two spellings of a query the same line: case and runs of white space ignored.
-
-    >>> query_key("  Haunted   LIGHTHOUSE ")
-    'haunted lighthouse'
-    """
-    return " ".join(text.split()).casefold()
 
 
 def _check_line(row: object, where: str) -> dict:

@@ -37,6 +37,16 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,100}$"
 QUERY_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
+def query_key(text: str) -> str:
+    """What makes two spellings of one query the same query (searches grouped, judged lines merged):
+    case and runs of white space ignored.
+
+    >>> query_key("  Haunted   LIGHTHOUSE ")
+    'haunted lighthouse'
+    """
+    return " ".join(text.split()).casefold()
+
+
 def utc(*args: int) -> datetime:
     """`datetime(*args)` in UTC."""
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..corpus import Prompt, query_problem
 from ..errors import InputError
+from ..feedback.records import query_key
 from ..fileio import read_jsonl_numbered, sha256_file
 from .goldenset import SPLITS, GoldenSet, Negative, Qrels, Query, make_query_id
 from .splits import TIME_SPLIT_KINDS, check_leakage
@@ -63,7 +64,7 @@ class FeedbackQuery:
     @property
     def key(self) -> str:
         """The text as duplicates are found: case and white space folded."""
-        return " ".join(self.text.casefold().split())
+        return query_key(self.text)
 
 
 @dataclass
@@ -236,7 +237,7 @@ def add_feedback_family(
 
     A query whose text `gs` already holds (e.g. a template query "horror") is left out and counted, so no
     query text is in two splits; the prompts judged not relevant become negatives of type `judged`."""
-    have = {" ".join(q.text.casefold().split()) for q in gs.queries}
+    have = {query_key(q.text) for q in gs.queries}
     fresh = [q for q in read.queries if q.key not in have]
     by_split, warning = time_split(fresh, test, dev)
     queries: list[Query] = []
