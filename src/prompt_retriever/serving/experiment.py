@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import InputError, PromptRetrieverError
 from ..feedback.experiments import INTERLEAVED, MODES, ExperimentRecord, OfflineNumbers, reports
+from ..feedback.explore import Explorer
 from ..feedback.interleave import CANDIDATE, CURRENT, team_draft
 from ..search.deployment import read_system
 from ..search.retriever import Hit, PromptRetriever, SearchRequest
@@ -181,12 +182,22 @@ async def plain(batcher: QueryBatcher, state: ServingState, request: SearchReque
 
 
 async def answer_search(
-    experiment: Experiment | None, batcher: QueryBatcher, state: ServingState, request: SearchRequest
+    experiment: Experiment | None,
+    batcher: QueryBatcher,
+    state: ServingState,
+    request: SearchRequest,
+    explorer: Explorer | None = None,
 ) -> Answered:
-    """What the search route calls: `request` answered by the experiment if one runs, else as usual."""
+    """What the search route calls: `request` answered by the experiment if one runs, else as usual; a
+    search outside the experiment is then explored as `explorer` says (one adjacent pair swapped, ranks
+    following the new order; `feedback.explore`). An experiment's answers keep their order."""
     if experiment is None:
-        return await plain(batcher, state, request)
-    return await experiment.search(batcher, state, request)
+        answered = await plain(batcher, state, request)
+    else:
+        answered = await experiment.search(batcher, state, request)
+    if explorer is None or answered.experiment is not None:
+        return answered
+    return replace(answered, hits=[replace(h, rank=r) for r, h in enumerate(explorer.order(answered.hits), 1)])
 
 
 # ---------------------------------------------------------------------------------------------- offline numbers

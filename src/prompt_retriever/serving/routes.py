@@ -19,7 +19,6 @@ import re
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -57,7 +56,8 @@ def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> N
     /api/facets, /api/random. The filters' documented values are those served at start. Every search
     gets a `query_id`; it is reported to `app.state.metrics` and, with feedback on, recorded by
     `app.state.feedback` (a `FeedbackRecorder`: queued, never waited for). With `app.state.experiment`
-    (an `experiment.Experiment`), it answers searches as the experiment says, and records their part in it."""
+    (an `experiment.Experiment`), it answers searches as the experiment says, and records their part in it;
+    with `app.state.explorer`, the others are explored (`experiment.answer_search`)."""
     genre_doc = filter_doc("genre", live.state.genres)
     theme_doc = filter_doc("theme", live.state.themes)
 
@@ -83,12 +83,9 @@ def add_search_routes(app: FastAPI, live: LiveState, batcher: QueryBatcher) -> N
         state = live.state
         g, t = state.filters(genre, theme)
         t0 = time.perf_counter()
-        experiment = getattr(app.state, "experiment", None)
-        answered = await answer_search(experiment, batcher, state, SearchRequest(q.strip(), k, g, t))
+        request = SearchRequest(q.strip(), k, g, t)
+        answered = await answer_search(app.state.experiment, batcher, state, request, app.state.explorer)
         hits = answered.hits
-        if answered.experiment is None and (explorer := app.state.explorer) is not None:
-            # one adjacent pair swapped, for a share of searches (feedback.explore); ranks follow the new order
-            hits = [replace(h, rank=r) for r, h in enumerate(explorer.order(hits), 1)]
         took_ms = round((time.perf_counter() - t0) * 1000, 2)
         query_id = str(uuid.uuid4())
         run = answered.run
