@@ -113,7 +113,7 @@ async def client(base: str, queries: list[str], until: float, lat: list[float], 
 
 def load_queries() -> list[str]:
     from prompt_retriever.corpus import load_corpus
-    from prompt_retriever.fileio import read_jsonl
+    from prompt_retriever.fileread import read_jsonl
     from prompt_retriever.golden.goldenset import bundled_handwritten_path
     from prompt_retriever.golden.heuristic import generate_heuristic
 

@@ -114,7 +114,7 @@ def judged_queries(prompts, *, handwritten: bool = True) -> list[SimQuery]:
             truth = {p: g for p, g in q.relevant.items() if p in ids}
             out.append(SimQuery(q.text, truth, "natural_judged", q.prompt_id))
     if handwritten:
-        from prompt_retriever.fileio import read_jsonl
+        from prompt_retriever.fileread import read_jsonl
         from prompt_retriever.golden.goldenset import bundled_handwritten_path
 
         by_title = {p.title.casefold(): p.id for p in prompts}

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import read_at_most
+from ..fileread import read_at_most
 from .collector import Collector, kind_from_file_name
 from .csvfile import parse_csv
 from .issues import CorpusError, CorpusReport

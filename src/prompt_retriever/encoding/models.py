@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, ModelNotFoundError
-from ..fileio import atomic_dir, open_regular, read_regular, sha256_file
+from ..fileio import atomic_dir, sha256_file
+from ..fileread import open_regular, read_regular
 from ..settings import ALLOW_DOWNLOAD_ENV, downloads_allowed_by_env, set_hub_offline_env
 
 if TYPE_CHECKING:

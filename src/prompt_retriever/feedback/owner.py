@@ -33,7 +33,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import atomic_write_jsonl, jsonl_rows, read_regular
+from ..fileio import atomic_write_jsonl
+from ..fileread import jsonl_rows, read_regular
 from .records import QueryRecord, iso, now, query_key
 
 SOURCE = "owner"

@@ -34,7 +34,8 @@ from typing import Any
 from ..corpus import Prompt, query_problem
 from ..errors import InputError
 from ..feedback.records import query_key
-from ..fileio import read_jsonl_numbered, sha256_file
+from ..fileio import sha256_file
+from ..fileread import read_jsonl_numbered
 from .goldenset import SPLITS, GoldenSet, Negative, Qrels, Query, make_query_id
 from .splits import TIME_SPLIT_KINDS, check_leakage
 

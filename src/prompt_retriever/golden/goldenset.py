@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..corpus import Prompt, corpus_fingerprint, csv_text, query_problem
 from ..errors import InputError, MissingError, NotFoundError
-from ..fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl, sha256_text
+from ..fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text, sha256_text
+from ..fileread import read_jsonl
 
 Qrels = dict[str, dict[str, int]]
 SPLITS = ("train", "dev", "test")

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import read_jsonl
+from ..fileread import read_jsonl
 from .goldenset import GoldenSet, Qrels, Query, make_query_id
 
 NATURAL_KIND = "natural"

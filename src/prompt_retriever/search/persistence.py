@@ -23,15 +23,8 @@ from ..corpus import Prompt
 from ..encoding.encoder import BACKENDS, DEFAULT_TEMPLATE, check_template
 from ..encoding.models import looks_like_path, resolve_model, weights_fingerprint
 from ..errors import IndexLoadError, InputError
-from ..fileio import (
-    atomic_save_npy,
-    atomic_write_json,
-    atomic_write_jsonl,
-    jsonl_rows,
-    read_regular,
-    sha256_bytes,
-    sha256_file,
-)
+from ..fileio import atomic_save_npy, atomic_write_json, atomic_write_jsonl, sha256_bytes, sha256_file
+from ..fileread import jsonl_rows, read_regular
 from .systems import SystemSpec
 
 # 2: a local model folder is named relative to the index folder (1: relative to the current folder of the
@@ -51,7 +44,7 @@ MAX_DRIFT_BYTES = 64 << 20  # plus 2 KB per prompt: ids and digests of the promp
 def read_limited(path: Path, limit: int) -> bytes:
     """The bytes of a regular file no larger than `limit`, or one clear IndexLoadError. Checked on the
     descriptor, opened without blocking (symlinks to /dev/zero, FIFOs, devices refused at once), and read
-    at most `limit + 1` bytes (`fileio.read_regular`)."""
+    at most `limit + 1` bytes (`fileread.read_regular`)."""
     try:
         return read_regular(path, limit)
     except InputError as exc:

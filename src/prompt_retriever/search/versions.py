@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import IndexLoadError, InputError, PromptRetrieverError
-from ..fileio import atomic_write_json, read_regular
+from ..fileio import atomic_write_json
+from ..fileread import read_regular
 from .deployment import SYSTEM_FILE, inside_run, read_system, run_model
 from .live import locked
 from .persistence import read_manifest
