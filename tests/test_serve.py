@@ -17,7 +17,10 @@ def test_serve_command_end_to_end(tmp_path):
 
     res = CliRunner().invoke(app, ["index", "--out", str(tmp_path / "idx"), "--corpus", str(DATA / "small_corpus.txt")])
     assert res.exit_code == 0, res.output
-    with running_server("--index", str(tmp_path / "idx")) as base:
+    bad = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "idx"), "--event-loop", "twisted"])
+    assert bad.exit_code == 2 and "twisted" in bad.output
+    # uvloop here; every other server test runs the default asyncio loop
+    with running_server("--index", str(tmp_path / "idx"), "--event-loop", "uvloop") as base:
         r = httpx.get(base + "/api/search", params={"q": "robot mechanic", "k": 2})
         assert r.status_code == 200 and r.json()["results"][0]["prompt"]["title"] == "Orbit of Small Repairs"
         assert httpx.get(base + "/api/facets").json()["total"] == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,13 @@ from .options import (
     SystemOpt,
 )
 from .output import fail, given_options, mode, note, out, refuse_conflicts, reports_errors, safe
+
+
+class EventLoop(StrEnum):
+    """`serve --event-loop`: uvicorn's `loop` setting."""
+
+    asyncio = "asyncio"
+    uvloop = "uvloop"
 
 
 @app.command()
@@ -89,6 +97,14 @@ def serve(
             "so clients that reconnect at once cannot make the server busy refusing them.",
         ),
     ] = 2.0,
+    event_loop: Annotated[
+        EventLoop,
+        typer.Option(
+            help="The server's event loop. asyncio accepts a burst of new connections at once, so a visitor "
+            "is not answered after all of it; uvloop serves a few percent more searches a second when "
+            "saturated (see the README's serving table).",
+        ),
+    ] = EventLoop.asyncio,
     allow_download: AllowDownloadOpt = False,
     skip_invalid: SkipInvalidOpt = False,
     engine: EngineOpt = "auto",
@@ -219,6 +235,7 @@ def serve(
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
         refuse_delay=refuse_delay,
+        event_loop=event_loop.value,
         loader=reloader(**options) if runs is None else current_loader(runs, reloader(**options)),
         runs_dir=runs,
         feedback=recorder,

@@ -22,6 +22,10 @@ MAX_URL_BYTES = 8 * 1024
 MAX_CONNECTIONS = 1024
 MAX_PER_IP = 512
 MAX_PIPELINE = 16  # requests queued behind the one in progress, per connection
+MAX_QUEUED_PER_IP = 32  # pipelined requests queued on all of one address's connections together
+MAX_QUEUED = 256  # pipelined requests queued on all connections together
+PIPELINING_BURST = 32  # new connections pipelining from their first read, per address at once ...
+PIPELINING_RATE = 64.0  # ... and a second after that; the others are refused (429)
 LINGER = 1.0  # seconds a refused connection stays open (write side shut) so the client reads the answer
 REFUSE_DELAY = 2.0  # seconds a connection refused at accept waits for its answer (reading paused)
 
@@ -56,8 +60,19 @@ class ConnectionGuard:
         refuse_delay: float = REFUSE_DELAY,
         max_held: int | None = None,
         max_pipeline: int = MAX_PIPELINE,
+        max_queued_per_ip: int | None = None,
+        max_queued: int | None = None,
+        pipelining_burst: int = PIPELINING_BURST,
+        pipelining_rate: float = PIPELINING_RATE,
     ):
+        self.pipelining_burst, self.pipelining_rate = max(1, pipelining_burst), max(1e-3, pipelining_rate)
+        self._full_at: dict[str, float] = {}  # by address: when its pipelining bucket is full again
         self.max_pipeline = max(1, max_pipeline)
+        # defaults: MAX_QUEUED_PER_IP and MAX_QUEUED, never more than the connection caps
+        self.max_queued_per_ip = max(
+            1, min(max_per_ip, MAX_QUEUED_PER_IP) if max_queued_per_ip is None else max_queued_per_ip
+        )
+        self.max_queued = max(1, min(max_connections, MAX_QUEUED) if max_queued is None else max_queued)
         self.queued = 0  # pipelined requests waiting behind the one in progress, on every connection
         self.queued_per_ip: Counter[str] = Counter()
         self.refuse_delay = max(0.0, refuse_delay)
@@ -121,13 +136,15 @@ class ConnectionGuard:
 
     def set_queued(self, conn, n: int) -> bool:
         """Record that `conn` has `n` requests queued behind the one in progress. False, and nothing
-        changes, when that would pass its address's share (`max_per_ip`) or the total (`max_connections`);
+        changes, when that would pass its address's share (`max_queued_per_ip`) or the total (`max_queued`);
         shrinking always succeeds."""
         ip = getattr(conn, "_guard_ip", None)
         old = getattr(conn, "_guard_queued", 0)
         delta = n - old
         if delta > 0 and (
-            ip is None or self.queued_per_ip[ip] + delta > self.max_per_ip or self.queued + delta > self.max_connections
+            ip is None
+            or self.queued_per_ip[ip] + delta > self.max_queued_per_ip
+            or self.queued + delta > self.max_queued
         ):
             return False
         if delta and ip is not None:
@@ -136,6 +153,21 @@ class ConnectionGuard:
             if self.queued_per_ip[ip] <= 0:
                 del self.queued_per_ip[ip]
         conn._guard_queued = n
+        return True
+
+    def take_pipelining(self, ip: str, now: float | None = None) -> bool:
+        """May a new connection from `ip` whose first read holds several requests go on? At most
+        `pipelining_burst` at once, then `pipelining_rate` a second (a token bucket per address, kept as the
+        time it is full again). Connections sending one request at a time are never counted, so clients
+        behind one address (a proxy, a NAT) are not slowed by an attacker sharing it."""
+        now = time.monotonic() if now is None else now
+        interval = 1.0 / self.pipelining_rate
+        full_at = max(self._full_at.get(ip, now), now) + interval
+        if full_at - now > self.pipelining_burst * interval + 1e-9:
+            return False
+        self._full_at[ip] = full_at
+        if len(self._full_at) > 4096:  # forget the addresses whose buckets are full again
+            self._full_at = {a: t for a, t in self._full_at.items() if t > now}
         return True
 
     def hold(self, ip: str) -> bool:

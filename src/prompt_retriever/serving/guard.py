@@ -1,7 +1,8 @@
 """Connection limits uvicorn lacks: a deadline for the request head, a cap on its size, connection caps
-per client address and in total, and JSON for every error the HTTP layer answers itself.
+per client address and in total, a rate for new pipelining connections, and JSON for every error the
+HTTP layer answers itself.
 
-uvicorn (httptools parser, uvloop) closes idle keep-alive connections, but a new connection that sends
+uvicorn (httptools parser) closes idle keep-alive connections, but a new connection that sends
 nothing, or one header line a second (slowloris), is held forever; its `limit_concurrency` then answers
 everyone else 503; and httptools buffers a header of any size. `GuardedHttpToolsProtocol` is uvicorn's
 own `HttpToolsProtocol` with a few hooks, so normal traffic takes the same fast path:
@@ -19,18 +20,24 @@ own `HttpToolsProtocol` with a few hooks, so normal traffic takes the same fast 
   and one address can be many clients: with 200 idle sockets, 200 slowloris and the well-behaved clients
   all on 127.0.0.1, a per-address cap of 64 refused the well-behaved ones too;
 - HTTP pipelining: uvicorn queues every request it parses behind the one in progress, and one read
-  (256 KB with uvloop) holds thousands of small ones: one connection sending `GET /healthz` back to back
-  grew the server by ~115 MB/s, and 100 connections each sending one 259 KB burst blocked the event
-  loop for more than 10 s. Here at most `max_pipeline` (16) requests wait behind the one in progress on a
-  connection, and queued requests count toward caps of their own as large as the connection caps (at
-  most `max_per_ip` queued per address, `max_connections` in all), so requests in flight stay bounded by
-  twice the connection caps. Reading stays paused while requests are queued (uvicorn's own flow control:
-  it pauses when it queues one but resumes after every answer). A request past a cap stops the parser
-  at once (the rest of that read is never parsed): the requests already accepted are answered, the last
-  with `connection: close`, and the connection closes; one whose client does not read those answers is
+  (256 KB) holds thousands of small ones: one connection sending `GET /healthz` back to back grew the
+  server by ~115 MB/s, and 100 connections each sending one 259 KB burst blocked the event loop for
+  more than 10 s. Here at most `max_pipeline` (16) requests wait behind the one in progress on a
+  connection, `max_queued_per_ip` (32) on one address's connections and `max_queued` (256) in all.
+  Reading stays paused while requests are queued (uvicorn's own flow control: it pauses when it queues
+  one but resumes after every answer). A request past a cap stops the parser at once (the rest of that
+  read is never parsed): the request in progress is answered with `connection: close`, the queued ones
+  are dropped unanswered, and the connection closes; one whose client does not read that answer is
   reset once found stuck at two checks `header_timeout` apart. A pipelining client retries unanswered
   requests on a new connection (RFC 9112, 9.3.2), so this costs a well-behaved one a reconnect, never a
-  wrong answer.
+  wrong answer; answering the queued ones too made a burst of such connections 17 times dearer than
+  the same connections with one request each;
+- bursts of pipelining connections: a new connection whose first read holds several requests (no
+  browser or proxy sends that) is counted against its address's bucket, `pipelining_burst` (32) at once
+  and `pipelining_rate` (64) a second; past it, it is refused (429) unparsed. 100 such connections
+  every 2 s, parsed all at once, made a visitor's new connection wait behind all of them. Connections
+  sending one request at a time are never counted, so clients sharing an address with an attacker (a
+  proxy, a NAT) are not slowed by this cap.
 
 Refusals are written as JSON, the write side is shut (the client reads the answer, not a reset) and
 the connection is dropped a second later. A connection refused at accept (429, 503), or closed to make
@@ -120,6 +127,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._guard_queued = 0  # requests in uvicorn's `pipeline`, as counted by the guard
         self._lost = False
         self._lingering = False  # over the pipelining cap and answered: write side shut, closing soon
+        self._running: Any = None  # the request whose answer is in progress (uvicorn keeps no reference)
+        self._first_read = True
 
     # --------------------------------------------------------------- connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -211,6 +220,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # read and dropped until the connection closes
+        if self._first_read:
+            self._first_read = False
+            if data.count(b"\r\n\r\n") > 1 and not self.guard.take_pipelining(self._ip()):
+                self.guard.note("pipelining connections over the per-address rate (429)", self._ip())
+                self._hold(429, "too many pipelining connections from your address: try again in a few seconds")
+                return
         if self._in_head:
             self._head_bytes += len(data)
             self._arm()  # a keep-alive connection whose next request starts now
@@ -256,17 +271,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             depth = len(self.pipeline) + 1
             if depth > self.guard.max_pipeline or not self.guard.set_queued(self, depth):
                 self._pipeline_full()
-        super().on_headers_complete()
+            super().on_headers_complete()
+        else:  # uvicorn starts this one at once
+            super().on_headers_complete()
+            self._running = self.cycle
 
     def _pipeline_full(self) -> None:
-        """A pipelined request past a cap: answer the requests already accepted, the last one with
-        `connection: close`, read nothing more, and stop parsing what was read (see the module doc)."""
+        """A pipelined request past a cap: answer the request in progress with `connection: close`, drop
+        the queued ones unanswered, read nothing more, and stop parsing what was read (see the module doc)."""
         self.guard.note("pipelining connections closed over the queue cap", self._ip())
         self._refused = True
         self._disarm()
         self.flow.pause_reading()
-        self.cycle.keep_alive = False  # the newest accepted request: uvicorn closes after its answer ...
-        self.cycle.transport = _LingeringClose(self)  # ... and the close lets the answers arrive first
+        self.pipeline.clear()  # never started: a pipelining client sends them again on a new connection
+        self.guard.set_queued(self, 0)
+        self._running.keep_alive = False  # uvicorn closes after this answer ...
+        self._running.transport = _LingeringClose(self)  # ... and the close lets the answer arrive first
         self._watch_unread(False)
         raise _PipelineFull  # httptools stops; uvicorn's 400 for the parser error is dropped (refused)
 
@@ -310,6 +330,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self._running = self.pipeline[-1][0] if self.pipeline else None  # the one uvicorn starts next
         super().on_response_complete()  # starts the next queued request, if any, and resumes reading
         self.guard.set_queued(self, len(self.pipeline))
         if (self.pipeline or (self._refused and not self._lingering)) and not self.transport.is_closing():

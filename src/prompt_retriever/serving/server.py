@@ -225,6 +225,7 @@ def serve(
     max_connections_per_ip: int = 512,
     refuse_delay: float = 2.0,
     max_pipeline: int = 16,
+    event_loop: str = "asyncio",
     loader: Loader | None = None,
     runs_dir: Path | None = None,
     feedback: FeedbackRecorder | None = None,
@@ -237,7 +238,10 @@ def serve(
     `default_workers`. `announce` gets the one-line "serving ... on http://host:port/" before start-up.
     `header_timeout`, `max_connections`, `max_connections_per_ip`, `refuse_delay`, `max_pipeline` (requests
     queued behind the one in progress on a connection): the connection guard's limits (`serving.guard`;
-    request heads are also capped at 16 KB). `loader` (see `reloader`): what SIGHUP and `POST
+    request heads are also capped at 16 KB). `event_loop`: "asyncio" (default: it accepts every waiting
+    connection at once, where uvloop took one per loop turn, so a visitor's connection waited behind a
+    burst of others) or "uvloop" (a few percent more requests a second when saturated).
+    `loader` (see `reloader`): what SIGHUP and `POST
     /api/admin/reload` load; the write and admin routes are on with `PROMPT_RETRIEVER_ADMIN_TOKEN` set.
     `runs_dir`: switch to the current run of that runs folder whenever it changes (`watch`).
     `feedback`: record searches and take events (POST /api/events, at most `feedback_rate` a second per
@@ -307,5 +311,6 @@ def serve(
         http=guarded_protocol(guard),  # uvicorn's httptools protocol plus the connection guard
         ws="none",  # no WebSocket routes: upgrade requests are answered as plain HTTP
         timeout_keep_alive=5,
+        loop=event_loop,
         limit_concurrency=None,  # the guard caps connections (per address and in total) instead
     )
