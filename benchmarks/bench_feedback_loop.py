@@ -52,6 +52,13 @@ results misjudged); the true judgments are known to the simulator only. Every se
    generalisation, not memorised (query, prompt) pairs; the baseline is what the run would have been
    without feedback, same seed and settings; the held-out prompts may still be shown (and clicked) in
    writers' sessions, as in a real collection, but their own queries never are.
+3b. future (`--parts future`, after loop: it reads loop's runs): the writers' own later requests. Each
+   feedback run's feedback family is split by time as the pipeline splits it (the queries last typed
+   after every query it trained on go to test; their texts are never trained on, though other requests
+   for the same prompts are: that is what learning from one's writers means). Both runs are scored on
+   that test split with the simulator's true judgments (not the click-made ones), paired as in 3, Holm
+   over the sizes. The simulated writers draw their queries from one fixed set at random, so "later" is
+   a random share of the texts here; real writers' later requests may differ more from their earlier ones.
 
 Results: `results/bench_feedback_loop_<part>.json` per part as it finishes, and
 `results/bench_feedback_loop.json` (all parts present), each printed as one JSON line, with the CPU model
@@ -392,6 +399,50 @@ def part_loop(args, work: Path) -> dict:
     }
 
 
+def feedback_test_texts(run: Path) -> list[str]:
+    """The feedback family's test split of a run's golden set: the writers' newest requests, never trained on."""
+    test_ids = {line.split("\t")[0] for line in (run / "golden" / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    rows = [json.loads(line) for line in (run / "golden" / "queries.jsonl").read_text().splitlines() if line]
+    return [r["text"] for r in rows if r["_id"] in test_ids and r["metadata"]["kind"] == "feedback"]
+
+
+def part_future(args, work: Path) -> dict:
+    """Part 3b, the writers' later requests: for each feedback run of part 3, its feedback family's test
+    split (the queries last typed after every query it trained on; their texts never trained on), scored
+    with the simulator's true judgments, the baseline against that run; Holm over the session counts.
+    Reads the runs part 3 made (run it first)."""
+    from prompt_retriever.evaluation.stats import bootstrap_ci, holm, paired_randomization_test
+
+    writers, heldout = collection_ids(work)
+    typed = {q.text.casefold(): q for q in sw.natural_queries_of(writers, writers | heldout)}
+    with_ref = args.loop_baseline == "base"
+    base_name = "run-base" if with_ref else "run-noref"
+    rows, pvalues = [], []
+    for n in args.loop_sizes:
+        name = f"run-feedback-{n}" if with_ref else f"run-noref-feedback-{n}"
+        queries = [typed[t.casefold()] for t in feedback_test_texts(work / name)]
+        scores = {
+            r: [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(work / r, queries), queries, strict=True)]
+            for r in (base_name, name)
+        }
+        diff = bootstrap_ci([x - y for x, y in zip(scores[name], scores[base_name], strict=True)])
+        pvalues.append(paired_randomization_test(scores[name], scores[base_name]))
+        rows.append(
+            {"sessions": n, "run": name, "vs": base_name, "queries": len(queries),
+             "prompts": len({q.prompt_id for q in queries}),
+             "ndcg10": {r: round(sum(v) / len(v), 4) for r, v in scores.items()},
+             "diff": round(diff.mean, 4), "ci": [round(diff.lo, 4), round(diff.hi, 4)]}
+        )  # fmt: skip
+    for row, p, p_holm in zip(rows, pvalues, holm(pvalues), strict=True):
+        row |= {"p": round(p, 4), "p_holm": round(p_holm, 4)}
+    return {
+        "protocol": "each feedback run's feedback-family test split (time split: the queries last typed after "
+        "every query it trained on, texts never trained on), scored with the simulator's true judgments "
+        "(each natural query's source prompt, 2; or its full judgments); baseline = the run the writers searched",
+        "comparisons": rows,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- part 2
 
 
@@ -547,7 +598,11 @@ def run_trial(args, work, runs_dir, *, current, candidate, mode, seed, queries, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="recover,experiment,loop", help="comma-separated: recover, experiment, loop")
+    ap.add_argument(
+        "--parts",
+        default="recover,experiment,loop",
+        help="comma-separated: recover, experiment, loop, future (3b: reads loop's runs)",
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes and a small training budget (smoke run)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--work", type=Path, default=None, help="default runs/bench_feedback_loop[-quick]")
@@ -596,7 +651,7 @@ def main() -> None:
     args.work_dir = work
     suffix = "_quick" if args.quick else ""
     parts = [p for p in args.parts.split(",") if p]
-    funcs = {"recover": part_recover, "experiment": part_experiment, "loop": part_loop}
+    funcs = {"recover": part_recover, "experiment": part_experiment, "loop": part_loop, "future": part_future}
     for part in parts:
         if part == "merge":
             continue
@@ -610,15 +665,15 @@ def main() -> None:
             )
             continue
         if part not in funcs:
-            raise SystemExit(f"unknown part {part!r}: one of {', '.join(PARTS)}, merge")
+            raise SystemExit(f"unknown part {part!r}: one of {', '.join(funcs)}, merge")
         t0 = time.perf_counter()
         res = funcs[part](args, work / part if part == "recover" else work)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         res["command"] = " ".join(["python", *sys.argv])
-        variant = "_noref" if part == "loop" and args.loop_baseline == "noref" else ""
+        variant = "_noref" if part in ("loop", "future") and args.loop_baseline == "noref" else ""
         emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
-    if any(p in funcs or p == "merge" for p in parts) and all(f.exists() for f in found.values()):
+    if any(p in PARTS or p == "merge" for p in parts) and all(f.exists() for f in found.values()):
         merged = {p: {k: v for k, v in json.loads(f.read_text()).items() if k not in ("env", "cpu", "benchmark")}
                   for p, f in found.items()}  # fmt: skip
         emit(f"bench_feedback_loop{suffix}", {"parts": merged, "cpu": cpu_info()})
