@@ -87,6 +87,31 @@ def test_replay_joins_training_only_and_never_with_held_out_prompts(collection):
         merge_replay(merged, ref.replay)
 
 
+def test_replay_leaves_out_queries_whose_text_is_held_out(collection):
+    """A reference query typed like one of the collection's dev or test queries (another kind, so another
+    id) would train on a held-out text: it is left out and counted."""
+    from dataclasses import replace
+
+    from prompt_retriever.golden.goldenset import Query, make_query_id
+    from prompt_retriever.golden.splits import check_leakage
+
+    gs, reference = collection
+    ref = load_reference([reference], bundled_natural_path(), seed=1)
+    dev_text = gs.query_by_id[gs.splits["dev"][0]].text
+    test_text = gs.query_by_id[gs.splits["test"][0]].text
+    queries, qrels = list(ref.replay.queries), dict(ref.replay.qrels)
+    for i, text in enumerate((f"  {dev_text.upper()} ", test_text.replace(" ", "  "))):
+        old = queries[i]
+        new = Query(make_query_id("natural", text), text, "natural", old.source_id)
+        queries[i], qrels[new.id] = new, qrels.pop(old.id)
+    train = [q.id for q in queries]
+    replay = replace(ref.replay, queries=queries, qrels=qrels, splits={"train": train})
+    merged = merge_replay(gs, replay)
+    assert merged.manifest["replay"]["left_out_as_held_out_texts"] == 2
+    assert len(merged.splits["train"]) == len(gs.splits["train"]) + len(queries) - 2
+    check_leakage(merged)  # raised before: the same text in train and in dev or test
+
+
 def test_a_length_bucket_without_enough_dev_queries_is_served_by_the_dense_side_alone(collection):
     gs, _ = collection
     (system,) = build_systems(["hybrid-adaptive"], gs.corpus)

@@ -124,18 +124,33 @@ def load_reference(
     return Reference(replay, proxy, tuple(sorted(held)), source)
 
 
+def _text_key(text: str) -> str:
+    """A query's text as `splits.check_leakage` compares it: case and spacing aside."""
+    return " ".join(text.casefold().split())
+
+
 def merge_replay(gs: GoldenSet, replay: GoldenSet) -> GoldenSet:
     """A new golden set for training: `gs` plus the replay prompts (train prompts) and their queries (train
-    split). `gs`'s dev and test splits are unchanged; nothing passed in is changed."""
+    split). `gs`'s dev and test splits are unchanged; a replay query whose text (case and spacing aside) is
+    a dev or test query's is left out (counted in the manifest), so no held-out text is trained on; nothing
+    passed in is changed."""
     if clash := {p.id for p in replay.corpus} & {p.id for p in gs.corpus}:
         raise InputError(f"replay prompts clash with the collection's own ids, e.g. {sorted(clash)[0]}")
     have = {q.id for q in gs.queries}
-    queries = [q for q in replay.queries if q.id not in have]
+    held_ids = {qid for name in ("dev", "test") for qid in gs.splits.get(name, [])}
+    held = {_text_key(q.text) for q in gs.queries if q.id in held_ids}
+    fresh = [q for q in replay.queries if q.id not in have]
+    queries = [q for q in fresh if _text_key(q.text) not in held]
     splits = {k: list(v) for k, v in gs.splits.items()}
     splits["train"] = [*splits.get("train", []), *(q.id for q in queries)]
     manifest = dict(gs.manifest)
     source = replay.manifest.get("source")
-    manifest["replay"] = {"source": source, "prompts": len(replay.corpus), "queries": len(queries)}
+    manifest["replay"] = {
+        "source": source,
+        "prompts": len(replay.corpus),
+        "queries": len(queries),
+        "left_out_as_held_out_texts": len(fresh) - len(queries),
+    }
     out = GoldenSet(
         [*gs.corpus, *replay.corpus],
         [*gs.queries, *queries],
