@@ -19,13 +19,15 @@ def tiny_config(tmp_path: Path, corpus: Path, **kw) -> PipelineConfig:
     return PipelineConfig(
         corpus=[corpus],
         out=tmp_path / "run",
-        test=0.25,
-        dev=0.25,
         train=TrainConfig(max_steps=2, batch_size=4, hard_negatives=1, max_rows=16),
         n_bootstrap=200,
         n_permutations=200,
         plots=False,
-        **({"reference_corpus": [DATA / "reference20.txt"], "reference_queries": DATA / "reference20.jsonl"} | kw),
+        **(
+            {"test": 0.25, "dev": 0.25}
+            | {"reference_corpus": [DATA / "reference20.txt"], "reference_queries": DATA / "reference20.jsonl"}
+            | kw
+        ),
     )
 
 
@@ -104,6 +106,22 @@ def test_pipeline_resumes_after_an_interruption_and_skips_unchanged_stages(tmp_p
     corpus.write_text(corpus.read_text().replace("every night the lamp", "each night the lamp"))
     fourth = run_pipeline(tiny_config(tmp_path, corpus, until="queries"), quiet)
     assert fourth["ran"] == ["corpus", "queries"]
+
+
+def test_a_new_split_changes_the_split_fingerprint_so_the_model_is_not_reused(tmp_path):
+    """The stages after the split (training, evaluation, the choice) are keyed by the split's fingerprint.
+    It hashed the queries only, so `--test 0.5` after a run with 0.25 reused the model trained on prompts
+    that the new test split holds: evaluated on its own training data."""
+    corpus = tmp_path / "golden12.txt"
+    shutil.copy(DATA / "golden12.txt", corpus)
+    quiet = Console(quiet=True)
+    split = tmp_path / "run" / "stages" / "split.json"
+    run_pipeline(tiny_config(tmp_path, corpus, until="split"), quiet)
+    first = json.loads(split.read_text())["result"]["fingerprint"]
+    assert run_pipeline(tiny_config(tmp_path, corpus, until="split", test=0.5), quiet)["ran"] == ["split"]
+    assert json.loads(split.read_text())["result"]["fingerprint"] != first
+    assert run_pipeline(tiny_config(tmp_path, corpus, until="split"), quiet)["ran"] == ["split"]
+    assert json.loads(split.read_text())["result"]["fingerprint"] == first  # the same split, the same print
 
 
 def test_pipeline_rejects_bad_corpus_and_unknown_stage(tmp_path):

@@ -190,9 +190,9 @@ def stage_split(cfg: PipelineConfig, ctx: Context) -> dict:
             ctx.console.print(f"[yellow]warning:[/] {escape(family['warning'])}")
     gs.save(ctx.golden_dir)
     gs.export_pairs_csv(ctx.golden_dir / "pairs.csv")
-    fingerprint = gs.fingerprint()
-    if family:  # a newer log can move a query from train to test: the stages after the split see that
-        fingerprint = sha256_text(fingerprint + json.dumps(gs.splits, sort_keys=True))[:16]
+    # the queries and which split each is in: a new --test/--dev/--seed, or a newer feedback log moving a
+    # query from train to test, must retrain and re-evaluate, never reuse a model trained on today's test
+    fingerprint = sha256_text(gs.fingerprint() + json.dumps(gs.splits, sort_keys=True))[:16]
     record = {"fingerprint": fingerprint, **{k: len(v) for k, v in gs.splits.items()}}
     return record | ({"feedback": family} if family else {})
 
