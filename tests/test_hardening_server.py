@@ -381,15 +381,39 @@ def test_guard_holds_at_most_max_held_refusals():
     assert ConnectionGuard(max_connections=5).max_held == 5  # default: as many as the total cap
 
 
+@contextlib.contextmanager
+def guarded_uvicorn(app, guard):
+    """uvicorn in a thread, serving `app` through the guard's protocol on the asyncio loop (as `serve`
+    does); yields its port."""
+    import uvicorn
+
+    from prompt_retriever.serving.guard import guarded_protocol
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=guarded_protocol(guard), log_level="error", loop="asyncio"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture()
 def slow_server():
     """uvicorn with the guard (2 connections per address, 0.5 s refuse delay) over an app that takes 3 s to
     answer, so that connections can be busy with a request: only then is a newcomer refused."""
     import asyncio
 
-    import uvicorn
-
-    from prompt_retriever.serving.guard import ConnectionGuard, guarded_protocol
+    from prompt_retriever.serving.guard import ConnectionGuard
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -398,19 +422,9 @@ def slow_server():
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    port = free_port()
     guard = ConnectionGuard(max_connections=8, max_per_ip=2, refuse_delay=0.5)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=guarded_protocol(guard), log_level="error")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield port, guard
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with guarded_uvicorn(app, guard) as port:
+        yield port, guard
 
 
 def test_refusal_at_accept_is_held_so_a_reconnect_storm_stays_small(slow_server):
@@ -618,9 +632,8 @@ def test_guard_counts_pipelining_connections_per_address():
 def small_bucket_server():
     """uvicorn with the guard (2 pipelining connections per address at once, then 1 a second; refusals
     answered after 0.3 s) over an app that answers at once."""
-    import uvicorn
 
-    from prompt_retriever.serving.guard import ConnectionGuard, guarded_protocol
+    from prompt_retriever.serving.guard import ConnectionGuard
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -628,21 +641,9 @@ def small_bucket_server():
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    port = free_port()
     guard = ConnectionGuard(refuse_delay=0.3, pipelining_burst=2, pipelining_rate=1.0)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=guarded_protocol(guard), log_level="error", loop="asyncio"
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield port
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with guarded_uvicorn(app, guard) as port:
+        yield port
 
 
 def test_a_burst_of_pipelining_connections_is_refused_past_the_address_rate(small_bucket_server):
