@@ -406,6 +406,29 @@ def feedback_test_texts(run: Path) -> list[str]:
     return [r["text"] for r in rows if r["_id"] in test_ids and r["metadata"]["kind"] == "feedback"]
 
 
+def family_selection(work: Path, base_name: str, sizes: list[int], typed: list[sw.SimQuery]) -> dict:
+    """Which of the writers' queries the feedback family holds, against how the baseline (the run they
+    searched) answers them: its NDCG@10 on all of them, on those in the family and on the others, and how
+    many it missed entirely (no relevant prompt in its top 10) in and out of the family."""
+    scores = [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(work / base_name, typed), typed, strict=True)]
+
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    out = {"writers_queries": len(typed), "baseline_ndcg10_all": mean(scores),
+           "baseline_missed_all": sum(s == 0 for s in scores)}  # fmt: skip
+    for n in sizes:
+        run = work / (f"run-feedback-{n}" if base_name == "run-base" else f"run-noref-feedback-{n}")
+        rows = [json.loads(x) for x in (run / "golden" / "queries.jsonl").read_text().splitlines() if x]
+        family = {r["text"].casefold() for r in rows if r["metadata"]["kind"] == "feedback"}
+        inside = [s for q, s in zip(typed, scores, strict=True) if q.text.casefold() in family]
+        outside = [s for q, s in zip(typed, scores, strict=True) if q.text.casefold() not in family]
+        out[str(n)] = {"in_family": len(inside), "baseline_ndcg10_in_family": mean(inside),
+                       "baseline_ndcg10_not_in_family": mean(outside),
+                       "baseline_missed_in_family": sum(s == 0 for s in inside)}  # fmt: skip
+    return out
+
+
 def part_future(args, work: Path) -> dict:
     """Part 3b, the writers' later requests: for each feedback run of part 3, its feedback family's test
     split (the queries last typed after every query it trained on; their texts never trained on), scored
@@ -436,6 +459,7 @@ def part_future(args, work: Path) -> dict:
     for row, p, p_holm in zip(rows, pvalues, holm(pvalues), strict=True):
         row |= {"p": round(p, 4), "p_holm": round(p_holm, 4)}
     return {
+        "selection": family_selection(work, base_name, args.loop_sizes, list(typed.values())),
         "protocol": "each feedback run's feedback-family test split (time split: the queries last typed after "
         "every query it trained on, texts never trained on), scored with the simulator's true judgments "
         "(each natural query's source prompt, 2; or its full judgments); baseline = the run the writers searched",
