@@ -285,8 +285,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.pause_reading()
         self.pipeline.clear()  # never started: a pipelining client sends them again on a new connection
         self.guard.set_queued(self, 0)
-        self._running.keep_alive = False  # uvicorn closes after this answer ...
-        self._running.transport = _LingeringClose(self)  # ... and the close lets the answer arrive first
+        running = self._running if self._running is not None else self.cycle  # (always set; kept safe)
+        running.keep_alive = False  # uvicorn closes after this answer ...
+        running.transport = _LingeringClose(self)  # ... and the close lets the answer arrive first
         self._watch_unread(False)
         raise _PipelineFull  # httptools stops; uvicorn's 400 for the parser error is dropped (refused)
 
