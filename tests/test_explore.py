@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prompt_retriever.errors import InputError
-from prompt_retriever.feedback.explore import Explorer, swap_adjacent
+from prompt_retriever.feedback.explore import Explorer, insert_from_below, swap_adjacent
 
 
 def test_swap_adjacent_swaps_exactly_one_neighbouring_pair():
@@ -123,4 +123,66 @@ def test_serve_refuses_explore_without_feedback_and_a_seed_without_explore(small
     r = runner.invoke(cli, ["serve", "--corpus", str(small_corpus_path), "--explore", "0.1"])
     assert r.exit_code == 2 and "--explore needs --feedback" in r.output
     r = runner.invoke(cli, ["serve", "--corpus", str(small_corpus_path), "--explore-seed", "3"])
-    assert r.exit_code == 2 and "--explore-seed seeds --explore" in r.output
+    assert r.exit_code == 2 and "--explore-seed belongs to --explore" in r.output
+    r = runner.invoke(cli, ["serve", "--corpus", str(small_corpus_path), "--explore-depth", "5"])
+    assert r.exit_code == 2 and "--explore-depth belongs to --explore" in r.output
+    r = runner.invoke(
+        cli,
+        ["serve", "--corpus", str(small_corpus_path), "--feedback", "f.db", "--explore", "0.1", "--explore-depth", "5",
+         "--candidate", str(small_corpus_path.parent)],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "--explore-depth and --candidate conflict" in r.output
+
+
+def test_exploring_from_below_shows_one_result_from_under_the_page_in_its_lower_half():
+    """With a depth, an explored search shows result k+1..k+depth at a rank in the lower half of the k
+    shown; the decision is made before the search, three draws a search whatever k, so one seed gives one
+    sequence of decisions."""
+    assert insert_from_below(list("abcdefgh"), k=4, below=2, at=3) == ["a", "b", "c", "g"]
+    assert insert_from_below(list("abcdefgh"), k=4, below=0, at=2) == ["a", "b", "e", "c"]
+    with pytest.raises(ValueError):
+        insert_from_below(list("abcde"), k=4, below=1, at=2)  # nothing that far below
+    a, b = Explorer(0.5, seed=4, depth=20), Explorer(0.5, seed=4, depth=20)
+    moves = [a.from_below(10) for _ in range(400)]
+    ks = [10, 3, 7, 1] * 100  # another k changes where, never whether or from how far below
+    assert [m and m[0] for m in moves] == [m and m[0] for m in (b.from_below(k) for k in ks)]
+    shown = [m for m in moves if m is not None]
+    assert 150 < len(shown) < 250 and a.explored == len(shown)
+    assert {below for below, _ in shown} == set(range(20)) and {at for _, at in shown} == set(range(5, 10))
+    with pytest.raises(InputError):
+        Explorer(0.1, depth=51)
+
+
+def test_a_server_exploring_from_below_shows_a_missed_prompt_and_logs_the_order_shown(small_retriever, tmp_path):
+    """Through the real HTTP API: with depth 3 at share 1, each answer is the system's top 4 with one of
+    its results 5-7 shown in the lower half; the log keeps the order shown, and an event on that prompt
+    at its shown rank is taken."""
+    import httpx
+    from feedback_util import app_server, event, search, wait_for
+
+    from prompt_retriever.feedback import FeedbackRecorder, open_store
+    from prompt_retriever.serving.api import create_app
+
+    query = "a lighthouse keeper alone in a storm"
+    ranked = [h.prompt.id for h in small_retriever.search(query, k=7)]
+    recorder = FeedbackRecorder(open_store(tmp_path / "f.db"), max_wait=0.05)
+    try:
+        app = create_app(small_retriever, feedback=recorder, explorer=Explorer(1.0, seed=1, depth=3))
+        with app_server(app) as base:
+            answers = [search(base, query, k=4) for _ in range(10)]
+            for a in answers:
+                ids = [h["prompt"]["id"] for h in a["results"]]
+                (new,) = set(ids) - set(ranked[:4])
+                assert new in ranked[4:7] and ids.index(new) in (2, 3), ids
+                assert [i for i in ids if i != new] == [i for i in ranked[:4] if i in ids]
+                assert [h["rank"] for h in a["results"]] == [1, 2, 3, 4]
+            a = answers[0]
+            ids = [h["prompt"]["id"] for h in a["results"]]
+            (new,) = set(ids) - set(ranked[:4])
+            r = httpx.post(base + "/api/events", json=event(a["query_id"], "open", new, ids.index(new) + 1), timeout=10)
+            assert r.status_code == 202, r.text
+            recorder.flush()
+            q = wait_for(lambda: recorder.store.query(a["query_id"]), what="the search stored")
+            assert list(q.object_ids) == ids
+    finally:
+        recorder.close()

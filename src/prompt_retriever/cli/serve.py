@@ -161,6 +161,17 @@ def serve(
         ),
     ] = None,
     explore_seed: Annotated[int, typer.Option("--explore-seed", help="With --explore: the seed of its draws.")] = 0,
+    explore_depth: Annotated[
+        int,
+        typer.Option(
+            "--explore-depth",
+            min=0,
+            max=50,
+            help="With --explore: instead of a swap, show one of the DEPTH results below the page in the lower "
+            "half of an explored answer, so prompts the system ranks too low can still be clicked and judged "
+            "(0: swap neighbours). Not with --candidate.",
+        ),
+    ] = 0,
     judgments: Annotated[
         Path | None,
         typer.Option(
@@ -199,8 +210,8 @@ def serve(
         from ..search.versions import current_run_dir
 
         run_dir = current_run_dir(runs)  # InputError: no runs folder, or no current run in it yet
+    explorer = open_explorer(ctx, explore, explore_seed, explore_depth, feedback, candidate)
     check_experiment_options(ctx, candidate, feedback, run_dir, share, experiment_mode, experiment_name)
-    explorer = open_explorer(ctx, explore, explore_seed, feedback)
     # before any model or index loads: a library logging first would take the root logger
     configure_logging(libraries=mode.verbose)
     token = checked_admin_token()  # a token too short to be a secret: refused before anything loads
@@ -246,18 +257,24 @@ def serve(
     )
 
 
-def open_explorer(ctx: typer.Context, share: float | None, seed: int, feedback: str | None):
+def open_explorer(
+    ctx: typer.Context, share: float | None, seed: int, depth: int, feedback: str | None, candidate: Path | None
+):
     """The `Explorer` of `--explore` (None: off); exit 2 for --explore without --feedback (it would only
-    change writers' answers, with no log to learn from) or --explore-seed without --explore."""
+    change writers' answers, with no log to learn from), --explore-seed or --explore-depth without
+    --explore, or --explore-depth with --candidate (an experiment's answers are never explored)."""
     if share is None:
-        if "explore_seed" in given_options(ctx):
-            fail("--explore-seed seeds --explore: give --explore SHARE too, or drop it")
+        for name, flag in (("explore_seed", "--explore-seed"), ("explore_depth", "--explore-depth")):
+            if name in given_options(ctx):
+                fail(f"{flag} belongs to --explore: give --explore SHARE too, or drop it")
         return None
     if feedback is None:
         fail("--explore needs --feedback STORE: explored searches are only worth their swap when the log keeps them")
+    if depth and candidate is not None:
+        fail("--explore-depth and --candidate conflict: searches in an experiment are never explored")
     from ..feedback.explore import Explorer
 
-    return Explorer(share, seed=seed)  # InputError for a share outside (0, 1]
+    return Explorer(share, seed=seed, depth=depth)  # InputError for a share outside (0, 1]
 
 
 def open_judgments(path: Path | None, token: str | None):

@@ -8,9 +8,17 @@ flat and the click model falls back to plain click rates. One swap of neighbours
 2017; Wang et al., WSDM 2018 use the same kind of intervention) costs a writer little: the two results
 trade places, nothing leaves the page, and only `share` of the searches are touched.
 
+A swap never shows a writer anything the system ranked below the page, so clicks can only confirm what
+it already found: a query whose relevant prompts the system ranks 11th or lower never gets a click, and
+never a judgment. With `depth` D > 0 an explored search instead shows one result drawn from the D below
+the page (ranks k+1..k+D) at a random rank in the lower half of the answer, the results below it moved
+down one and the last left out: the system's misses get their chance to be clicked.
+
 >>> rng = Explorer(0.5, seed=7)
 >>> rng.order(["a", "b", "c", "d"])                          # doctest: +SKIP
 ['a', 'c', 'b', 'd']
+>>> insert_from_below(["a", "b", "c", "d", "e", "f"], k=4, below=1, at=2)
+['a', 'b', 'f', 'c']
 """
 
 from __future__ import annotations
@@ -34,16 +42,32 @@ def swap_adjacent(items: Sequence[T], i: int) -> list[T]:
     return out
 
 
+def insert_from_below(items: Sequence[T], k: int, below: int, at: int) -> list[T]:
+    """The first `k` of `items` with `items[k + below]` shown at 0-based position `at`: the ones from `at`
+    on move down one and the k-th is left out."""
+    if not (0 <= at < k and below >= 0 and k + below < len(items)):
+        raise ValueError(f"no item {k + below} below the first {k} of {len(items)} to show at {at}")
+    out = list(items[:k])
+    out.insert(at, items[k + below])
+    return out[:k]
+
+
 class Explorer:
     """Decides, for each search in turn, whether it is explored (a `share` of them, drawn from a random
-    generator seeded with `seed`) and which adjacent pair is swapped (uniform over the pairs shown).
+    generator seeded with `seed`) and how: which adjacent pair is swapped (uniform over the pairs shown;
+    `depth` 0), or which of the `depth` results below the page is shown where (`from_below`).
     Thread-safe: the draws are taken under a lock, so one seed gives one sequence of decisions."""
 
-    def __init__(self, share: float, *, seed: int = 0):
+    MAX_DEPTH = 50
+
+    def __init__(self, share: float, *, seed: int = 0, depth: int = 0):
         if not 0.0 < share <= 1.0:
             raise InputError(f"the explored share must be in (0, 1], got {share}")
+        if not 0 <= depth <= self.MAX_DEPTH:
+            raise InputError(f"the exploration depth must be in 0..{self.MAX_DEPTH}, got {depth}")
         self.share = share
         self.seed = seed
+        self.depth = depth
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.explored = 0
@@ -58,6 +82,20 @@ class Explorer:
             if explore and n >= 2:
                 self.explored += 1
                 return i
+        return None
+
+    def from_below(self, k: int) -> tuple[int, int] | None:
+        """For `depth` > 0, decided before the search (which then asks for k + depth results): None (not
+        explored) or (below, at): show result k + below (0-based, below < depth) at 0-based rank `at`, in
+        the lower half of the k shown. Three draws per search whatever k, like `pair`."""
+        with self._lock:
+            explore = self._rng.random() < self.share
+            below = int(self._rng.random() * max(1, self.depth))
+            half = k // 2
+            at = half + int(self._rng.random() * max(1, k - half))
+            if explore and self.depth > 0 and k >= 1:
+                self.explored += 1
+                return below, at
         return None
 
     def order(self, items: Sequence[T]) -> list[T]:

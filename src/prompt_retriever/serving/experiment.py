@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import InputError, PromptRetrieverError
 from ..feedback.experiments import INTERLEAVED, MODES, ExperimentRecord, OfflineNumbers, reports
-from ..feedback.explore import Explorer
+from ..feedback.explore import Explorer, insert_from_below
 from ..feedback.interleave import CANDIDATE, CURRENT, team_draft
 from ..search.deployment import read_system
 from ..search.retriever import Hit, PromptRetriever, SearchRequest
@@ -190,7 +190,20 @@ async def answer_search(
 ) -> Answered:
     """What the search route calls: `request` answered by the experiment if one runs, else as usual; a
     search outside the experiment is then explored as `explorer` says (one adjacent pair swapped, ranks
-    following the new order; `feedback.explore`). An experiment's answers keep their order."""
+    following the new order; `feedback.explore`). An experiment's answers keep their order. An explorer
+    with a depth (no experiment running) decides first and, for an explored search, asks for `depth` more
+    results, one of which it shows in the lower half of the answer (`insert_from_below`)."""
+    if experiment is None and explorer is not None and explorer.depth:
+        move = explorer.from_below(request.k)
+        if move is None:
+            return await plain(batcher, state, request)
+        deeper = await plain(batcher, state, replace(request, k=request.k + explorer.depth))
+        below, at = move
+        if request.k + below < len(deeper.hits):
+            hits = insert_from_below(deeper.hits, request.k, below, at)
+        else:  # fewer results than that below the page (a filter, a small corpus): the page as it is
+            hits = deeper.hits[: request.k]
+        return replace(deeper, hits=[replace(h, rank=r) for r, h in enumerate(hits, 1)])
     if experiment is None:
         answered = await plain(batcher, state, request)
     else:
