@@ -144,13 +144,15 @@ def test_exploring_from_below_shows_one_result_from_under_the_page_in_its_lower_
         insert_from_below(list("abcde"), k=4, below=1, at=2)  # nothing that far below
     a, b = Explorer(0.5, seed=4, depth=20), Explorer(0.5, seed=4, depth=20)
     moves = [a.from_below(10) for _ in range(400)]
-    ks = [10, 3, 7, 1] * 100  # another k changes where, never whether or from how far below
+    ks = [10, 3, 7, 2] * 100  # another k (of 2 or more) changes where, never whether or from how far below
     assert [m and m[0] for m in moves] == [m and m[0] for m in (b.from_below(k) for k in ks)]
     shown = [m for m in moves if m is not None]
     assert 150 < len(shown) < 250 and a.explored == len(shown)
     assert {below for below, _ in shown} == set(range(20)) and {at for _, at in shown} == set(range(5, 10))
     with pytest.raises(InputError):
         Explorer(0.1, depth=51)
+    one = Explorer(1.0, seed=2, depth=5)
+    assert [one.from_below(1) for _ in range(20)] == [None] * 20  # k = 1: the top result is never replaced
 
 
 def test_a_server_exploring_from_below_shows_a_missed_prompt_and_logs_the_order_shown(small_retriever, tmp_path):

@@ -674,6 +674,36 @@ def test_a_burst_of_pipelining_connections_is_refused_past_the_address_rate(smal
     assert exchange(port, burst, "127.0.6.2").startswith(b"HTTP/1.1 200")  # another address's bucket
 
 
+def test_a_pipelining_connection_refused_past_the_rate_is_counted_out_and_never_evicted_twice():
+    """A connection refused for the pipelining rate was held while still counted as waiting, so a newcomer
+    from its address could evict it: held a second time, and one place of `max_held` was lost for good."""
+    from prompt_retriever.serving.connections import ConnectionGuard
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guard = ConnectionGuard(max_per_ip=1, refuse_delay=0.5, pipelining_burst=1, pipelining_rate=0.01)
+    two = HEALTHZ + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with guarded_uvicorn(app, guard) as port:
+        assert exchange(port, two, "127.0.7.1").count(b"HTTP/1.1 200") == 2  # the address's one token
+        with connect(port, "127.0.7.1") as held:
+            held.sendall(two)
+            time.sleep(0.2)
+            assert guard.held == 1
+            with connect(port, "127.0.7.1") as newcomer:  # the address's cap is 1: the held one is not in it
+                newcomer.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert read_until_closed(newcomer, 5.0)[0].startswith(b"HTTP/1.1 200")
+            data, _ = read_until_closed(held, 5.0)
+            assert data.startswith(b"HTTP/1.1 429"), data
+        end = time.monotonic() + 5.0
+        while (guard.held or guard.total) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert (guard.held, guard.total) == (0, 0)
+
+
 # ------------------------------------------------------------------ browser-facing headers, redirects
 WEB = Path(__file__).parents[1] / "src" / "prompt_retriever" / "serving" / "web"
 

@@ -87,13 +87,14 @@ class Explorer:
     def from_below(self, k: int) -> tuple[int, int] | None:
         """For `depth` > 0, decided before the search (which then asks for k + depth results): None (not
         explored) or (below, at): show result k + below (0-based, below < depth) at 0-based rank `at`, in
-        the lower half of the k shown. Three draws per search whatever k, like `pair`."""
+        the lower half of the k shown (never for k < 2: the top result always stays). Three draws per
+        search whatever k, like `pair`."""
         with self._lock:
             explore = self._rng.random() < self.share
             below = int(self._rng.random() * max(1, self.depth))
             half = k // 2
             at = half + int(self._rng.random() * max(1, k - half))
-            if explore and self.depth > 0 and k >= 1:
+            if explore and self.depth > 0 and k >= 2:  # k = 1 has no lower half: its one result stays
                 self.explored += 1
                 return below, at
         return None
