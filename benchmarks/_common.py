@@ -76,3 +76,23 @@ def percentile(values: list[float], q: float) -> float:
     import numpy as np
 
     return float(np.percentile(np.asarray(values), q))
+
+
+def wait_ready(base: str, proc, log: Path, what: str = "", every: float = 0.5, limit: float = 900.0) -> float:
+    """Poll `base`/readyz until it answers 200 (seconds taken); exit with the end of the server's `log`
+    when the process `proc` ends first or `limit` seconds pass. `what`: the server, named in the error."""
+    import time
+
+    import httpx
+
+    t0 = time.monotonic()
+    while True:
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return time.monotonic() - t0
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() - t0 > limit:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise SystemExit(f"server did not start{f' ({what})' if what else ''}: {log}\n{tail}")
+        time.sleep(every)

@@ -42,8 +42,8 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import cpu_info, emit, percentile
-from bench_load import load_queries, make_corpus, rss_mb, wait_ready
+from _common import cpu_info, emit, percentile, wait_ready
+from bench_load import load_queries, make_corpus, rss_mb
 
 
 async def client(base: str, queries: list[str], until: float, events: bool, out: dict, seed: int) -> None:

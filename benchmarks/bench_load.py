@@ -78,7 +78,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import cpu_info, emit, percentile
+from _common import cpu_info, emit, percentile, wait_ready
 
 
 def rss_mb(pid: int) -> float:
@@ -191,20 +191,6 @@ async def run_load(base: str, clients: int, seconds: float, pid: int, queries: l
         "rss_mb_start": mem_start,
         "rss_mb_end": rss_mb(pid),
     }
-
-
-def wait_ready(base: str, proc: subprocess.Popen, log: Path) -> float:
-    t0 = time.monotonic()
-    while True:
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return time.monotonic() - t0
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() - t0 > 900:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise SystemExit(f"server did not start: {log}\n{tail}")
-        time.sleep(1)
 
 
 def measure(label: str, serve_args: list[str], args, queries: list[str], work: Path, port: int) -> dict:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+from _common import wait_ready
 from bench_feedback import scrape
 
 
@@ -169,17 +170,7 @@ def server(serve_args: list[str], log: Path, *, nice: int = 0) -> Iterator[str]:
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=fh)
     try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 900:
-                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                raise RuntimeError(f"server did not start ({' '.join(serve_args)}): {log}\n{tail}")
-            time.sleep(0.5)
+        wait_ready(base, proc, log, " ".join(serve_args))
         yield base
     finally:
         proc.terminate()
