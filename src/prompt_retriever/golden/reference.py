@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..corpus import Prompt, load_corpus
 from ..errors import InputError
+from ..feedback.records import query_key
 from .goldenset import GoldenSet, Qrels, Query, make_query_id
 from .natural import NaturalQuery, read_natural_queries
 
@@ -124,11 +125,6 @@ def load_reference(
     return Reference(replay, proxy, tuple(sorted(held)), source)
 
 
-def _text_key(text: str) -> str:
-    """A query's text as `splits.check_leakage` compares it: case and spacing aside."""
-    return " ".join(text.casefold().split())
-
-
 def merge_replay(gs: GoldenSet, replay: GoldenSet) -> GoldenSet:
     """A new golden set for training: `gs` plus the replay prompts (train prompts) and their queries (train
     split). `gs`'s dev and test splits are unchanged; a replay query whose text (case and spacing aside) is
@@ -138,9 +134,9 @@ def merge_replay(gs: GoldenSet, replay: GoldenSet) -> GoldenSet:
         raise InputError(f"replay prompts clash with the collection's own ids, e.g. {sorted(clash)[0]}")
     have = {q.id for q in gs.queries}
     held_ids = {qid for name in ("dev", "test") for qid in gs.splits.get(name, [])}
-    held = {_text_key(q.text) for q in gs.queries if q.id in held_ids}
+    held = {query_key(q.text) for q in gs.queries if q.id in held_ids}
     fresh = [q for q in replay.queries if q.id not in have]
-    queries = [q for q in fresh if _text_key(q.text) not in held]
+    queries = [q for q in fresh if query_key(q.text) not in held]
     splits = {k: list(v) for k, v in gs.splits.items()}
     splits["train"] = [*splits.get("train", []), *(q.id for q in queries)]
     manifest = dict(gs.manifest)

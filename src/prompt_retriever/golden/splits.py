@@ -15,6 +15,7 @@ import random
 from collections import defaultdict
 
 from ..errors import InputError, LeakageError
+from ..feedback.records import query_key
 from .goldenset import SPLITS, GoldenSet, Query
 
 TIME_SPLIT_KINDS = ("feedback", "owner_judged")  # query kinds split by time (feedback_family.py), kept as given
@@ -102,7 +103,7 @@ def check_leakage(gs: GoldenSet) -> None:
     qmap = gs.query_by_id
     for name, ids in gs.splits.items():
         for qid in ids:
-            key = " ".join(qmap[qid].text.casefold().split())
+            key = query_key(qmap[qid].text)
             if key in seen and seen[key] != name:
                 raise LeakageError(f"query {qmap[qid].text!r} is in splits {seen[key]} and {name}")
             seen[key] = name

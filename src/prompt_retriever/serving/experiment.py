@@ -203,14 +203,19 @@ async def answer_search(
             hits = insert_from_below(deeper.hits, request.k, below, at)
         else:  # fewer results than that below the page (a filter, a small corpus): the page as it is
             hits = deeper.hits[: request.k]
-        return replace(deeper, hits=[replace(h, rank=r) for r, h in enumerate(hits, 1)])
+        return replace(deeper, hits=ranked(hits))
     if experiment is None:
         answered = await plain(batcher, state, request)
     else:
         answered = await experiment.search(batcher, state, request)
     if explorer is None or answered.experiment is not None:
         return answered
-    return replace(answered, hits=[replace(h, rank=r) for r, h in enumerate(explorer.order(answered.hits), 1)])
+    return replace(answered, hits=ranked(explorer.order(answered.hits)))
+
+
+def ranked(hits: list[Hit]) -> list[Hit]:
+    """`hits` in the order given, their ranks renumbered 1, 2, ... to match it."""
+    return [replace(h, rank=r) for r, h in enumerate(hits, 1)]
 
 
 # ---------------------------------------------------------------------------------------------- offline numbers
