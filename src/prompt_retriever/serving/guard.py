@@ -140,8 +140,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm()
 
     def _hold(self, status: int, message: str) -> None:
-        """Refused at accept: answer after `refuse_delay`, reading nothing meanwhile (see the module doc)."""
+        """Refused (at accept, or a pipelining connection past its address's rate): answer after
+        `refuse_delay`, reading nothing meanwhile (see the module doc). Counted out of the caps first, so a
+        held connection is never evicted and held again."""
         self._refused = True
+        self.guard.release(self)
+        self._disarm()
         if self.guard.refuse_delay <= 0:
             self._refuse(status, message)
         elif not self._pause_then(lambda: self._refuse(status, message)):
@@ -168,8 +172,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def evict(self) -> None:
         """Closed to make room for a new connection (this one was idle or slow). One that never finished a
         request is held `refuse_delay` first (see the module doc); an idle keep-alive one closes at once."""
-        if self._held:  # already waiting for its refusal (held once, counted once)
-            return
         self._refused = True
         self._disarm()
         if self.cycle is not None or not self._pause_then(self.transport.close):
@@ -226,8 +228,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._first_read = False
             if data.count(b"\r\n\r\n") > 1 and not self.guard.take_pipelining(self._ip()):
                 self.guard.note("pipelining connections over the per-address rate (429)", self._ip())
-                self.guard.release(self)  # counted out now, as one refused at accept: never evicted while held
-                self._disarm()
                 self._hold(429, "too many pipelining connections from your address: try again in a few seconds")
                 return
         if self._in_head:
