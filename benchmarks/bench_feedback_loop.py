@@ -354,7 +354,7 @@ def part_loop(args, work: Path) -> dict:
             child.wait()
     runs = {base_name: work / base_name}
     for n in sizes:
-        out = work / (f"run-feedback-{n}" if with_ref else f"run-noref-feedback-{n}")
+        out = feedback_run(work, n, with_ref)
         seconds[out.name] = round(
             loop_pipeline(work, out, args.seed, feedback=stores[n], reference=with_ref, max_rows=args.max_rows), 1
         )
@@ -399,30 +399,37 @@ def part_loop(args, work: Path) -> dict:
     }
 
 
-def feedback_test_texts(run: Path) -> list[str]:
-    """The feedback family's test split of a run's golden set: the writers' newest requests, never trained on."""
-    test_ids = {line.split("\t")[0] for line in (run / "golden" / "qrels" / "test.tsv").read_text().splitlines()[1:]}
-    rows = [json.loads(line) for line in (run / "golden" / "queries.jsonl").read_text().splitlines() if line]
-    return [r["text"] for r in rows if r["_id"] in test_ids and r["metadata"]["kind"] == "feedback"]
+def feedback_run(work: Path, n: int, with_ref: bool) -> Path:
+    """Part 3's feedback run after `n` sessions (of the default baseline, or of the noref one)."""
+    return work / (f"run-feedback-{n}" if with_ref else f"run-noref-feedback-{n}")
 
 
-def family_selection(work: Path, base_name: str, sizes: list[int], typed: list[sw.SimQuery]) -> dict:
+def feedback_family(run: Path) -> tuple[list[str], list[str]]:
+    """(the texts of every query of the feedback family in a run's golden set, those of its test split: the
+    writers' newest requests, never trained on)."""
+    from prompt_retriever.golden import GoldenSet
+
+    gs = GoldenSet.load(run / "golden")
+    test = set(gs.splits.get("test", []))
+    family = [q for q in gs.queries if q.kind == "feedback"]
+    return [q.text for q in family], [q.text for q in family if q.id in test]
+
+
+def family_selection(base: dict[str, float], families: dict[int, list[str]]) -> dict:
     """Which of the writers' queries the feedback family holds, against how the baseline (the run they
-    searched) answers them: its NDCG@10 on all of them, on those in the family and on the others, and how
-    many it missed entirely (no relevant prompt in its top 10) in and out of the family."""
-    scores = [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(work / base_name, typed), typed, strict=True)]
+    searched) answers them (`base`: its NDCG@10 by casefolded query text): on all of them, on those in the
+    family and on the others, and how many it missed entirely (no relevant prompt in its top 10)."""
 
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
 
-    out = {"writers_queries": len(typed), "baseline_ndcg10_all": mean(scores),
+    scores = list(base.values())
+    out = {"writers_queries": len(scores), "baseline_ndcg10_all": mean(scores),
            "baseline_missed_all": sum(s == 0 for s in scores)}  # fmt: skip
-    for n in sizes:
-        run = work / (f"run-feedback-{n}" if base_name == "run-base" else f"run-noref-feedback-{n}")
-        rows = [json.loads(x) for x in (run / "golden" / "queries.jsonl").read_text().splitlines() if x]
-        family = {r["text"].casefold() for r in rows if r["metadata"]["kind"] == "feedback"}
-        inside = [s for q, s in zip(typed, scores, strict=True) if q.text.casefold() in family]
-        outside = [s for q, s in zip(typed, scores, strict=True) if q.text.casefold() not in family]
+    for n, texts in families.items():
+        family = {t.casefold() for t in texts}
+        inside = [s for t, s in base.items() if t in family]
+        outside = [s for t, s in base.items() if t not in family]
         out[str(n)] = {"in_family": len(inside), "baseline_ndcg10_in_family": mean(inside),
                        "baseline_ndcg10_not_in_family": mean(outside),
                        "baseline_missed_in_family": sum(s == 0 for s in inside)}  # fmt: skip
@@ -436,22 +443,24 @@ def part_future(args, work: Path) -> dict:
     Reads the runs part 3 made (run it first)."""
     from prompt_retriever.evaluation.stats import bootstrap_ci, holm, paired_randomization_test
 
+    def ndcgs(run: Path, queries: list[sw.SimQuery]) -> list[float]:
+        return [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(run, queries), queries, strict=True)]
+
     writers, heldout = collection_ids(work)
     typed = {q.text.casefold(): q for q in sw.natural_queries_of(writers, writers | heldout)}
     with_ref = args.loop_baseline == "base"
     base_name = "run-base" if with_ref else "run-noref"
-    rows, pvalues = [], []
+    base = dict(zip(typed, ndcgs(work / base_name, list(typed.values())), strict=True))  # searched once
+    rows, pvalues, families = [], [], {}
     for n in args.loop_sizes:
-        name = f"run-feedback-{n}" if with_ref else f"run-noref-feedback-{n}"
-        queries = [typed[t.casefold()] for t in feedback_test_texts(work / name)]
-        scores = {
-            r: [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(work / r, queries), queries, strict=True)]
-            for r in (base_name, name)
-        }
-        diff = bootstrap_ci([x - y for x, y in zip(scores[name], scores[base_name], strict=True)])
-        pvalues.append(paired_randomization_test(scores[name], scores[base_name]))
+        run = feedback_run(work, n, with_ref)
+        families[n], test = feedback_family(run)
+        queries = [typed[t.casefold()] for t in test]
+        scores = {base_name: [base[q.text.casefold()] for q in queries], run.name: ndcgs(run, queries)}
+        diff = bootstrap_ci([x - y for x, y in zip(scores[run.name], scores[base_name], strict=True)])
+        pvalues.append(paired_randomization_test(scores[run.name], scores[base_name]))
         rows.append(
-            {"sessions": n, "run": name, "vs": base_name, "queries": len(queries),
+            {"sessions": n, "run": run.name, "vs": base_name, "queries": len(queries),
              "prompts": len({q.prompt_id for q in queries}),
              "ndcg10": {r: round(sum(v) / len(v), 4) for r, v in scores.items()},
              "diff": round(diff.mean, 4), "ci": [round(diff.lo, 4), round(diff.hi, 4)]}
@@ -459,7 +468,7 @@ def part_future(args, work: Path) -> dict:
     for row, p, p_holm in zip(rows, pvalues, holm(pvalues), strict=True):
         row |= {"p": round(p, 4), "p_holm": round(p_holm, 4)}
     return {
-        "selection": family_selection(work, base_name, args.loop_sizes, list(typed.values())),
+        "selection": family_selection(base, families),
         "protocol": "each feedback run's feedback-family test split (time split: the queries last typed after "
         "every query it trained on, texts never trained on), scored with the simulator's true judgments "
         "(each natural query's source prompt, 2; or its full judgments); baseline = the run the writers searched",
