@@ -3,7 +3,10 @@ held-out genres as the natural dev family), joint fusion tuning, and the base-mo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from rich.console import Console
 
 from prompt_retriever import load_corpus
 from prompt_retriever.corpus import bundled_corpus_paths, write_corpus
@@ -14,6 +17,8 @@ from prompt_retriever.golden import generate_heuristic, split_by_prompt
 from prompt_retriever.golden.heuristic import HeuristicConfig
 from prompt_retriever.golden.natural import bundled_natural_path, read_natural_queries
 from prompt_retriever.golden.reference import load_reference, merge_replay, proxy_genres
+from prompt_retriever.pipeline.config import Context
+from prompt_retriever.pipeline.stages_models import reference_facts
 from prompt_retriever.search.runs import Run
 from prompt_retriever.search.systems import System, length_buckets
 from prompt_retriever.training import TrainConfig
@@ -110,6 +115,11 @@ def test_replay_leaves_out_queries_whose_text_is_held_out(collection):
     assert merged.manifest["replay"]["left_out_as_held_out_texts"] == 2
     assert len(merged.splits["train"]) == len(gs.splits["train"]) + len(queries) - 2
     check_leakage(merged)  # raised before: the same text in train and in dev or test
+    # the report quotes what was trained on, not the reference's count before the left-outs
+    ctx = Context(Path("unused"), Console(), [], golden=gs, reference=replace(ref, replay=replay))
+    facts = reference_facts(ctx)
+    assert facts["replay"]["queries"] == len(queries) - 2 == ref.describe()["replay"]["queries"] - 2
+    assert facts["replay"]["left_out_as_held_out_texts"] == 2 and facts["proxy"] == ref.describe()["proxy"]
 
 
 def test_a_length_bucket_without_enough_dev_queries_is_served_by_the_dense_side_alone(collection):

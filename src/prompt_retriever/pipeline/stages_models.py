@@ -75,6 +75,16 @@ def training_golden(ctx: Context) -> GoldenSet:
     return merge_replay(ctx.golden, ctx.reference.replay) if ctx.reference else ctx.golden
 
 
+def reference_facts(ctx: Context) -> dict:
+    """The reference collection as the report quotes it, its replay part counted as trained on: without
+    the replay queries `merge_replay` leaves out because their text is one of the collection's held-out
+    queries (their number kept beside it)."""
+    assert ctx.reference is not None
+    merged = training_golden(ctx).manifest["replay"]
+    replay = {k: merged[k] for k in ("prompts", "queries", "left_out_as_held_out_texts")}
+    return {**ctx.reference.describe(), "replay": replay}
+
+
 def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
     from ..training import train, train_soup
 
@@ -102,7 +112,7 @@ def stage_train(cfg: PipelineConfig, ctx: Context) -> dict:
         }
     res = train(training_golden(ctx), ctx.model_dir, tcfg, progress=ctx.progress, golden_dir=str(ctx.golden_dir))
     return {
-        **({"replay": ctx.reference.describe()["replay"]} if ctx.reference else {}),
+        **({"replay": reference_facts(ctx)["replay"]} if ctx.reference else {}),
         "rows": res.rows,
         "steps": res.steps,
         "seconds": round(res.seconds, 1),

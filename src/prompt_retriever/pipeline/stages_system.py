@@ -17,7 +17,7 @@ from ..search.retriever import system_label
 from .config import Context, PipelineConfig
 from .report import final_report
 from .stages_data import reference_key
-from .stages_models import primary_golden
+from .stages_models import primary_golden, reference_facts
 
 
 def choose_key(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -80,7 +80,7 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
             "excluded": choice.excluded,
             "base": cfg.base,
         },
-        **({"reference": ctx.reference.describe()} if ctx.reference else {}),
+        **({"reference": reference_facts(ctx)} if ctx.reference else {}),
         "dev_ndcg@10": choice.mean[chosen.name],
         "dev": choice.dev[chosen.name],
         "test_ndcg@10": test_all,
