@@ -1,6 +1,7 @@
 """The served hybrid on the engine (`search/engine.py` over Qdrant Edge) against today's exact path, by size.
 
 python benchmarks/bench_served.py [--sizes 648,2000,5000,10000,100000] [--queries 200] [--name bench_served]
+    [--real R] [--m M --ef-construct E --ef F] [--keep DIR]
 
 Corpus and queries as benchmarks/bench_engine.py makes them (texts recombined from the bundled prompts'
 words, vectors the bundled model's embeddings of the bundled prompts plus Gaussian noise, the bundled
@@ -17,7 +18,9 @@ Per size, single query, in this process, one path after the other on the same co
 - exact: today's path, `systems.system_run` over full score matrices (numpy matrix product over every
   embedding, bm25s over every document, candidate fusion with whole-corpus bounds) - what
   `PromptRetriever` serves with `--engine exact` and what evaluation measures;
-- engine: `EngineSearch.run` over an `EdgeIndex` (HNSW `HnswParams()` defaults);
+- engine: `EngineSearch.run` over an `EdgeIndex` (HNSW `HnswParams()` defaults unless `--m`,
+  `--ef-construct`, `--ef` say otherwise; `--keep DIR` keeps each size's index and reuses it next time,
+  for sizes whose build takes longer than the measurement);
 p50/p99 of each, their ratio, overlap@10 of the engine's results with the exact ones (dense and hybrid),
 build times and resident memory growth.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import shutil
 import tempfile
@@ -67,7 +71,7 @@ def real_vectors(corpus, real: int, sigma: float, seed: int = 0) -> np.ndarray:
 
 
 def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
-    from prompt_retriever.search.edge import EdgeIndex
+    from prompt_retriever.search.edge import EdgeIndex, HnswParams
     from prompt_retriever.search.engine import EngineSearch, LocalScores
     from prompt_retriever.search.runs import filter_mask
     from prompt_retriever.search.systems import BM25System, SystemSpec, system_run
@@ -95,17 +99,30 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
         )["q"]
         return sorted(run.items(), key=lambda kv: -kv[1])
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-served-"))
-    base = rss_mb()
-    t = time.perf_counter()
-    index = EdgeIndex.create(folder / "idx", vecs.shape[1])
-    index.upsert(corpus, vecs)
-    row["engine_upsert_s"] = round(time.perf_counter() - t, 2)
-    t = time.perf_counter()
-    index.optimize()
-    index.persist()
-    row["engine_optimize_s"] = round(time.perf_counter() - t, 2)
-    row["engine_rss_mb"] = round(rss_mb() - base, 1)
+    hnsw = HnswParams(m=args.m, ef_construct=args.ef_construct, ef=args.ef)
+    kept = args.keep / f"n{n}-real{args.real}-sigma{args.sigma}-m{args.m}-efc{args.ef_construct}" if args.keep else None
+    folder = kept or Path(tempfile.mkdtemp(prefix="bench-served-"))
+    if kept and (kept / "build.json").exists():  # built by an earlier invocation with the same inputs
+        index = EdgeIndex.open(kept / "idx")
+        index.hnsw = hnsw
+        if index.terms.n_docs != n:
+            raise SystemExit(f"{kept}: holds {index.terms.n_docs} prompts, not {n}")
+        row.update(json.loads((kept / "build.json").read_text()), engine_reused=str(kept))
+    else:
+        base = rss_mb()
+        t = time.perf_counter()
+        index = EdgeIndex.create(folder / "idx", vecs.shape[1], hnsw=hnsw)
+        index.upsert(corpus, vecs)
+        row["engine_upsert_s"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        index.optimize()
+        index.persist()
+        row["engine_optimize_s"] = round(time.perf_counter() - t, 2)
+        row["engine_rss_mb"] = round(rss_mb() - base, 1)
+        if kept:
+            keys = ("engine_upsert_s", "engine_optimize_s", "engine_rss_mb")
+            (kept / "build.json").write_text(json.dumps({k: row[k] for k in keys}))
+    row["segments"] = index.shard.info().segments_count
     gc.collect()
 
     depths = args.max_depths
@@ -144,11 +161,15 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
         }
         print(n, kind, row[kind], flush=True)
     index.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    if not kept:
+        shutil.rmtree(folder, ignore_errors=True)
     return row
 
 
 def main() -> None:
+    from prompt_retriever.search.edge import HnswParams
+
+    HNSW_DEFAULTS = HnswParams()  # noqa: N806
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="648,2000,5000,10000,100000")
     ap.add_argument("--queries", type=int, default=200)
@@ -167,6 +188,15 @@ def main() -> None:
         help="also measure the hybrid with BM25 scored in process beside the engine's dense side (LocalScores)",
     )
     ap.add_argument("--max-depths", default="50,200,800", help="EngineSearch max_depth values to measure")
+    ap.add_argument("--m", type=int, default=HNSW_DEFAULTS.m, help="HNSW graph degree")
+    ap.add_argument("--ef-construct", type=int, default=HNSW_DEFAULTS.ef_construct, help="HNSW build beam")
+    ap.add_argument("--ef", type=int, default=HNSW_DEFAULTS.ef, help="HNSW search beam")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each size's engine index in a folder under this one and reuse it in a later invocation "
+        "with the same size, --real, --sigma, --m and --ef-construct (its build times are the first run's)",
+    )
     ap.add_argument("--name", default="bench_served")
     args = ap.parse_args()
     args.alphas = tuple(float(a) for a in args.alphas.split(","))
@@ -187,6 +217,7 @@ def main() -> None:
             "queries": args.queries,
             "sigma": args.sigma,
             "real_embeddings": args.real,
+            "hnsw": {"m": args.m, "ef_construct": args.ef_construct, "ef": args.ef},
             "sizes": sizes,
         },
     )
