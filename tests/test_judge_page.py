@@ -270,7 +270,7 @@ def test_the_owner_picks_a_logged_query_rates_with_buttons_and_keys_and_saves(sm
     messages: list[str] = []
     try:
         with app_server(judge_app(small_retriever, path, feedback=recorder)) as base, sync_playwright() as p:
-            for q in ["ghost in a lighthouse", "ghost in a lighthouse", "robot"]:
+            for q in ["ghost in a lighthouse", "ghost in a lighthouse", "robot", "Straße der Geister"]:
                 search(base, q)
             assert recorder.flush(10)
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -285,7 +285,8 @@ def test_the_owner_picks_a_logged_query_rates_with_buttons_and_keys_and_saves(sm
             assert page.evaluate("sessionStorage.getItem('prompt-retriever.admin-token')") == TOKEN
             assert page.evaluate("localStorage.length") == 0 and page.input_value("#token") == ""
             options = page.eval_on_selector_all("#logged option", "os => os.map(o => o.value)")
-            assert options == ["", "ghost in a lighthouse", "robot"]  # the most searched first
+            # the most searched first, then the most recent
+            assert options == ["", "ghost in a lighthouse", "Straße der Geister", "robot"]
             page.select_option("#logged", "ghost in a lighthouse")
             page.wait_for_selector("#results .card")
             ids = page.eval_on_selector_all("#results .card", "cards => cards.map(c => c.dataset.id)")
@@ -301,10 +302,18 @@ def test_the_owner_picks_a_logged_query_rates_with_buttons_and_keys_and_saves(sm
             expect(page.locator("#status")).to_have_text(re.compile(r"^Saved"))  # no string eval: the CSP
             assert "not saved" not in page.text_content("#progress")
             assert page.eval_on_selector("#logged", "s => s.options[1].textContent").startswith("✓ ")
+            # typed otherwise: the server's query key (case folded, spaces collapsed) marks the logged query
+            page.fill("#jq", "  STRASSE   der  GEISTER ")
+            page.click("#query-form button[type=submit]")
+            page.wait_for_selector("#results .card")
+            cards.nth(0).locator(".grade[data-grade='2']").click()
+            page.click("#save")
+            expect(page.locator("#status")).to_have_text(re.compile(r"^Saved"))
+            expect(page.locator("#logged option").nth(2)).to_have_text(re.compile("^✓ Straße der Geister"))
             browser.close()
     finally:
         recorder.close()
-    (line,) = lines(path)
+    line, _typed = lines(path)
     assert line["query"] == "ghost in a lighthouse" and line["source"] == "owner"
     assert line["relevant"] == {ids[0]: 2, ids[2]: 1} and line["nonrelevant"] == [ids[1]]
     assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages

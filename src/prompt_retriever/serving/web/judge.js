@@ -91,11 +91,15 @@
     }
   }
 
-  function markJudged(query) {
-    for (const o of logged.options) {
-      if (o.value && o.value.toLowerCase() === query.toLowerCase() && !o.textContent.startsWith("✓ ")) {
-        o.textContent = "✓ " + o.textContent;
-      }
+  async function markJudged() {
+    // the server says which logged queries are judged (its query key: case folded, runs of white space
+    // as one), so the list is read again rather than compared here with another rule
+    const picked = logged.value;
+    try {
+      await loadQueries();
+      logged.value = picked;
+    } catch (e) {
+      if (!(e instanceof Refused)) showError("Saved, but the log could not be read again: " + e.message);
     }
   }
 
@@ -209,7 +213,7 @@
       const nRel = Object.keys(out.relevant).length;
       statusEl.textContent = "Saved “" + out.query + "”: " + nRel + " relevant, " + out.nonrelevant.length +
         " not relevant (" + out.queries + " queries judged in the file).";
-      markJudged(out.query);
+      await markJudged();
     } catch (e) {
       if (!(e instanceof Refused)) showError("Not saved: " + e.message);
     } finally {
