@@ -305,7 +305,7 @@ def test_the_owner_picks_a_logged_query_rates_with_buttons_and_keys_and_saves(sm
             # typed otherwise: the server's query key (case folded, spaces collapsed) marks the logged query
             page.fill("#jq", "  STRASSE   der  GEISTER ")
             page.click("#query-form button[type=submit]")
-            page.wait_for_selector("#results .card")
+            expect(page.locator("#status")).to_contain_text("results for “STRASSE der GEISTER”")
             cards.nth(0).locator(".grade[data-grade='2']").click()
             page.click("#save")
             expect(page.locator("#status")).to_have_text(re.compile(r"^Saved"))
