@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..corpus import Prompt
+from ..feedback.records import query_key
 from .goldenset import GoldenSet, Negative, Qrels, Query, make_query_id
 from .keywords import TfidfKeywords, synonyms
 
@@ -59,7 +60,7 @@ class QueryBuilder:
 
     def add(self, kind: str, text: str, rels: dict[str, int], source_id: str | None = None) -> str | None:
         text = " ".join(text.split())
-        key = text.casefold()
+        key = query_key(text)
         if not text or not rels:
             return None
         if key in self.by_text:  # same string from two places: one query, judgments merged

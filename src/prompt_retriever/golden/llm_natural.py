@@ -23,6 +23,7 @@ from importlib import resources
 
 from ..corpus import Prompt
 from ..errors import InputError, LLMError
+from ..feedback.records import query_key
 from ..llm import REDACTED, ChatClient
 from .goldenset import GoldenSet
 from .heuristic import QueryBuilder, make_negatives
@@ -303,7 +304,7 @@ def _reject(
         return "contained the API key", ""
     if found := check_natural_query(query, prompt, df, min_df):
         return found
-    if " ".join(query.split()).casefold() in b.by_text:
+    if query_key(query) in b.by_text:
         return "duplicate query", ""
     if near := next((k for k in kept if near_duplicate(query, k)), None):
         return "near-duplicate of the prompt's queries", near
