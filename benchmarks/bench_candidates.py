@@ -8,17 +8,21 @@ whole corpus's min-max bounds (`search.candidates`): every candidate's fused sco
 and a query whose best 10 the threshold bound cannot settle (or that ties at the cut) is fused over the
 whole corpus instead. So NDCG@10 must equal full-corpus fusion's (the old formula, computed here directly)
 on every family; what depth changes is how many queries fall back, which is what an engine pays (it would
-have to ask for more candidates). `identical` counts queries whose run differs from the full-corpus one
-in any prompt, order or score (must be 0). Weights: tuned on dev with full-corpus fusion (`fixed`), or
-(`--retune`) tuned on dev at each depth as a pipeline does (`tune_alpha` fuses at the system's depth).
+have to ask for more candidates). `one_round` is NDCG@10 when no query falls back: each query's union's
+best 10 without the proof, what an engine serves in one round at that depth (`EngineSearch(max_depth=
+depth)`), and `one_round_delta` its cost against full-corpus fusion. `identical` counts queries whose
+run differs from the full-corpus one in any prompt, order or score (must be 0). Weights: tuned on dev
+with full-corpus fusion (`fixed`), or (`--retune`) tuned on dev at each depth as a pipeline does
+(`tune_alpha` fuses at the system's depth).
 
 The golden set is generated as the tests do (heuristic template queries plus the bundled natural
 queries, split by prompt); a query family is a query kind (every template kind, `natural`,
 `natural_judged`). The default depth is chosen on dev only: the smallest depth at which at most
 `--max-fallback` of the dev queries fall back for want of depth, for both hybrids, with every dev delta 0
-and every dev run identical; test numbers are reported after. Fallbacks under "full" are those with every
-prompt a candidate: ties at the 10th place (an alpha-0 bucket, pure BM25, with fewer than 10 matches: its
-10th place is one of many prompts scoring 0), which no depth avoids. Writes `results/bench_candidates[_retuned].json`.
+and every dev run identical; test numbers are reported after. For want of depth: beyond the queries that
+fall back at the deepest depth measured too, which no depth short of the whole corpus settles (an alpha-0
+bucket, pure BM25, with fewer than 10 matches: its 10th place is one of many prompts scoring 0). Writes
+`results/bench_candidates[_retuned].json`.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def measure(model: str, gs, depths: tuple[int, ...], retune: bool = False) -> di
             qrels = {q.id: gs.qrels[q.id] for q in queries}
             row: dict = {"queries": len(queries)}
             for kind in ("hybrid", "hybrid-adaptive"):
-                scores, fell, reasons, differ = {}, {}, {}, {}
+                scores, fell, reasons, differ, one_round = {}, {}, {}, {}, {}
                 for depth in (n, *depths):
                     alpha, alphas = weights[depth]
                     w = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=adaptive.bounds)
@@ -119,11 +123,16 @@ def measure(model: str, gs, depths: tuple[int, ...], retune: bool = False) -> di
                     fell[key], reasons[key] = len(fallen), fallback_reasons(fusion, fallen, w, 10)
                     differ[key] = sum(list(run[q].items()) != list(full[q].items()) for q in qids)
                     scores[key] = evaluate(full if depth == n else run, qrels, ["ndcg@10"])["ndcg@10"]
+                    if depth != n:  # the union's best 10 without the proof: what one round over an engine serves
+                        unproven = {q: fusion.candidates[q].fuse(w[q], 10, proven=False) for q in qids}
+                        one_round[key] = evaluate(unproven, qrels, ["ndcg@10"])["ndcg@10"]
                 row[kind] = {k: round(v, 5) for k, v in scores.items()} | {
                     "delta": {k: round(v - scores["full"], 5) for k, v in scores.items() if k != "full"},
                     "fallbacks": fell,
                     "fallback_reasons": reasons,
                     "not_identical": differ,
+                    "one_round": {k: round(v, 5) for k, v in one_round.items()},
+                    "one_round_delta": {k: round(v - scores["full"], 5) for k, v in one_round.items()},
                 }
             table[fam] = row
         out["splits"][split] = table
@@ -145,16 +154,21 @@ def totals(result: dict, split: str, depth: int) -> dict:
         "fallbacks_at_full_depth": {s: sum(r[s]["fallbacks"]["full"] for r in rows) for s in kinds},
         "worst_delta": min(r[s]["delta"][str(depth)] for r in rows for s in kinds),
         "not_identical": sum(r[s]["not_identical"][str(depth)] for r in rows for s in kinds),
+        # one round without the proof (each query's union's best 10): its worst family and hybrid
+        "one_round_worst_delta": min(r[s]["one_round_delta"][str(depth)] for r in rows for s in kinds),
     }
 
 
 def choose_depth(result: dict, depths: tuple[int, ...], max_fallback: float) -> int | None:
-    """The smallest depth at which at most `max_fallback` of the dev queries fall back for want of depth
-    (beyond those that fall back with every prompt a candidate), for each hybrid, every dev delta 0 and
-    every dev run identical to full-corpus fusion's."""
+    """The smallest depth at which at most `max_fallback` of the dev queries fall back for want of depth,
+    for each hybrid, every dev delta 0 and every dev run identical to full-corpus fusion's. For want of
+    depth: beyond those that fall back at the deepest depth measured too (no depth short of the whole
+    corpus settles those, e.g. a pure-BM25 bucket's query with fewer than 10 matches, whose 10th place is
+    one of many prompts scoring 0)."""
+    deepest = totals(result, "dev", max(depths))["fallbacks"]
     for depth in depths:
         t = totals(result, "dev", depth)
-        extra = [t["fallbacks"][s] - t["fallbacks_at_full_depth"][s] for s in t["fallbacks"]]
+        extra = [t["fallbacks"][s] - deepest[s] for s in t["fallbacks"]]
         if t["worst_delta"] == 0 and t["not_identical"] == 0 and max(extra) <= max_fallback * t["queries"]:
             return depth
     return None

@@ -1,7 +1,7 @@
 """The served hybrid on the engine (`search/engine.py` over Qdrant Edge) against today's exact path, by size.
 
 python benchmarks/bench_served.py [--sizes 648,2000,5000,10000,100000] [--queries 200] [--name bench_served]
-    [--real R] [--m M --ef-construct E --ef F] [--keep DIR]
+    [--real R] [--m M --ef-construct E --ef F] [--keep DIR] [--fusion corpus|candidates]
 
 Corpus and queries as benchmarks/bench_engine.py makes them (texts recombined from the bundled prompts'
 words, vectors the bundled model's embeddings of the bundled prompts plus Gaussian noise, the bundled
@@ -12,7 +12,10 @@ query-adaptive hybrid (`hybrid-adaptive`, the kind `make run` chooses) with fixe
 `--alphas` and candidate depth `SystemSpec`'s default, plus dense alone. The engine's hybrid is measured
 at each `--max-depths` (how deep a query whose threshold proof fails may ask before its candidates'
 best answer it unproven; 50 = one round, no deepening); with `--local` also with BM25 scored in process
-(bm25s over every prompt) beside the engine's dense side (`engine.LocalScores`).
+(bm25s over every prompt) beside the engine's dense side (`engine.LocalScores`). With `--fusion
+candidates` the hybrid is instead the union's best (`SystemSpec.fusion`), each `--max-depths` value its
+depth: one round on the engine, the same union fused from full matrices on the exact path, so overlap@10
+compares one definition computed two ways (what is left is the HNSW graph's approximation).
 
 Per size, single query, in this process, one path after the other on the same corpus:
 - exact: today's path, `systems.system_run` over full score matrices (numpy matrix product over every
@@ -34,6 +37,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +85,12 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
         vecs = real_vectors(corpus, args.real, args.sigma)
     ids = [p.id for p in corpus]
     order = {pid: i for i, pid in enumerate(ids)}
-    spec = SystemSpec("hybrid-adaptive", alphas=args.alphas)
+    spec = SystemSpec("hybrid-adaptive", alphas=args.alphas, fusion=args.fusion)
+    # each measured hybrid's spec: with fusion "candidates" a `--max-depths` value is the system's depth
+    # (one round, and the exact path fuses the same union), with "corpus" how deep the proof may go
+    specs = {
+        f"hybrid-adaptive@{d}": replace(spec, depth=d) if args.fusion == "candidates" else spec for d in args.max_depths
+    }
     row: dict = {"prompts": n}
 
     base = rss_mb()
@@ -94,8 +103,19 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
         text = qtexts[i]
         dense = qvecs[i : i + 1] @ vecs.T
         scores = bm25.scores([text]) if kind != "dense" else None
+        sp = specs.get(kind.replace("-local", ""), SystemSpec("dense") if kind == "dense" else spec)
         run = system_run(
-            kind, ["q"], ids, dense, scores, K, depth=spec.depth, texts=[text], alphas=spec.alphas, bounds=spec.bounds
+            sp.kind,
+            ["q"],
+            ids,
+            dense,
+            scores,
+            K,
+            depth=sp.depth,
+            texts=[text],
+            alphas=sp.alphas,
+            bounds=sp.bounds,
+            fusion=sp.fusion,
         )["q"]
         return sorted(run.items(), key=lambda kv: -kv[1])
 
@@ -138,18 +158,18 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
     genres, themes = [p.genre for p in corpus], [p.theme for p in corpus]
     local = LocalScores(vecs, ids, bm25.scores, lambda g, t: filter_mask(genres, themes, g, t))
     for d in depths:
-        searches[f"hybrid-adaptive@{d}"] = EngineSearch(index, spec, order, max_depth=d)
+        sp = specs[f"hybrid-adaptive@{d}"]
+        searches[f"hybrid-adaptive@{d}"] = EngineSearch(index, sp, order, max_depth=d)
         if args.local:
-            searches[f"hybrid-adaptive-local@{d}"] = EngineSearch(index, spec, order, max_depth=d, local=local)
+            searches[f"hybrid-adaptive-local@{d}"] = EngineSearch(index, sp, order, max_depth=d, local=local)
 
     items = list(range(len(qtexts)))
     local_kinds = [f"hybrid-adaptive-local@{d}" for d in depths] if args.local else []
     for kind in ("dense", *(f"hybrid-adaptive@{d}" for d in depths), *local_kinds):
-        base_kind = kind.split("@")[0].removesuffix("-local")
-        timed(lambda i, kind=base_kind: exact(i, kind), items[:20])  # warm-up
+        timed(lambda i, kind=kind: exact(i, kind), items[:20])  # warm-up
         timed(lambda i, kind=kind: engine(i, kind), items)  # warm-up: pages the shard in
         searches[kind].unproven = 0
-        want, lat_exact = timed(lambda i, kind=base_kind: exact(i, kind), items)
+        want, lat_exact = timed(lambda i, kind=kind: exact(i, kind), items)
         got, lat_engine = timed(lambda i, kind=kind: engine(i, kind), items)
         row[kind] = {
             "unproven_queries": searches[kind].unproven,
@@ -187,7 +207,17 @@ def main() -> None:
         action="store_true",
         help="also measure the hybrid with BM25 scored in process beside the engine's dense side (LocalScores)",
     )
-    ap.add_argument("--max-depths", default="50,200,800", help="EngineSearch max_depth values to measure")
+    ap.add_argument(
+        "--max-depths",
+        default="50,200,800",
+        help="EngineSearch max_depth values to measure (with --fusion candidates: the system's depths)",
+    )
+    ap.add_argument(
+        "--fusion",
+        default="corpus",
+        choices=("corpus", "candidates"),
+        help="the hybrid's fusion (SystemSpec.fusion): candidates = the union's best, one round on the engine",
+    )
     ap.add_argument("--m", type=int, default=HNSW_DEFAULTS.m, help="HNSW graph degree")
     ap.add_argument("--ef-construct", type=int, default=HNSW_DEFAULTS.ef_construct, help="HNSW build beam")
     ap.add_argument("--ef", type=int, default=HNSW_DEFAULTS.ef, help="HNSW search beam")
@@ -213,6 +243,7 @@ def main() -> None:
             "engine": f"qdrant-edge-py {version('qdrant-edge-py')}",
             "system": "hybrid-adaptive",
             "alphas": list(args.alphas),
+            "fusion": args.fusion,
             "k": K,
             "queries": args.queries,
             "sigma": args.sigma,

@@ -24,7 +24,14 @@ SPECS = [
     SystemSpec("hybrid-rrf", depth=10),
     SystemSpec("hybrid-adaptive", alphas=(0.2, 0.5, 0.7, 0.9), depth=10),
     SystemSpec("hybrid-adaptive", alphas=(0.0, 0.0, 1.0, 1.0), depth=5),  # alpha 0 and 1: ties and deepening
+    # the union's best, in one round (no proof, no deepening)
+    SystemSpec("hybrid", alpha=0.6, depth=10, fusion="candidates"),
+    SystemSpec("hybrid-adaptive", alphas=(0.0, 0.0, 1.0, 1.0), depth=5, fusion="candidates"),
 ]
+
+
+def spec_id(spec: SystemSpec) -> str:
+    return f"{spec.kind}-{spec.depth}" + ("" if spec.fusion == "corpus" else f"-{spec.fusion}")
 
 
 def unit_vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:

@@ -19,6 +19,7 @@ from prompt_retriever.evaluation.systems import (
     WeightedFusionSystem,
     alpha_grid_scores,
     build_systems,
+    tune_alpha,
 )
 from prompt_retriever.search import PromptRetriever, SearchRequest
 from prompt_retriever.search.candidates import (
@@ -237,3 +238,98 @@ def test_depth_is_recorded_validated_and_defaults_for_old_records(small_prompts,
     old = PromptRetriever.from_run(run)
     assert old.system.depth == DEFAULT_DEPTH and old.system.alpha == 0.3
     assert old.search("lighthouse", k=2)
+
+
+# -- fusion "candidates": the union's best is the system itself --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["hybrid", "hybrid-adaptive"])
+def test_candidate_fusion_is_the_unions_best_and_differs_from_the_corpus_fusion(prompts, matrices, kind):
+    """Each query's best among the union of each side's top `depth` and nothing else (no fallback over
+    the whole corpus), scored as the corpus fusion scores them; at a small depth some queries differ."""
+    dense, bm25 = matrices
+    ids = [p.id for p in prompts]
+    args = dict(alpha=0.3, texts=TEXTS, alphas=ALPHAS)
+    differ = 0
+    for genre, theme in FILTERS:
+        mask = mask_of(prompts, genre, theme)
+        run = system_run(kind, QIDS, ids, dense, bm25, 10, mask=mask, depth=2, fusion="candidates", **args)
+        corpus = system_run(kind, QIDS, ids, dense, bm25, 10, mask=mask, depth=2, **args)
+        want = reference(kind, ids, dense, bm25, 10, mask, 0.3)
+        identical(corpus, want)
+        d_top, b_top = candidate_lists(QIDS, ids, dense, bm25, 10, mask)  # depth = max(depth, k)
+        for q in QIDS:
+            assert set(run[q]) <= set(d_top[q]) | set(b_top[q])
+            assert all(run[q][p] == want[q][p] for p in set(run[q]) & set(want[q]))  # the same fused scores
+            differ += list(run[q]) != list(want[q])
+        assert fused_run(kind, QIDS, ids, dense, bm25, 10, mask, depth=2, fusion="candidates", **args) == (run, [])
+    assert differ > 0
+
+
+@pytest.mark.parametrize("kind", ["hybrid", "hybrid-adaptive"])
+def test_a_candidate_fusion_system_is_tuned_chosen_and_served_as_measured(prompts, kind):
+    """build_systems(fusion="candidates"): the servable spec carries the fusion, and the retriever answers
+    (exact path and engine) what the system's search scores; tuning scores the union's best."""
+    qrels = {"q1": {prompts[0].id: 1}, "q2": {prompts[5].id: 2}, "q5": {prompts[9].id: 1}}
+    dev = ([(q, t) for q, t in QUERIES if q in qrels], qrels)
+    (system,) = build_systems([kind], prompts, dev=dev, depth=2, fusion="candidates")
+    assert system.report_extra["fusion"] == "candidates"
+    assert system.servable()[0].fusion == "candidates" and system.servable()[0].depth == 2
+    corpus = build_systems([kind], prompts, depth=2)[0]
+    for s in (system, corpus):  # weights that use both sides (tuned ones may be 0 or 1, one side alone)
+        s.alpha, s.alphas = 0.3, ALPHAS
+    spec, model = system.servable()
+    served = PromptRetriever(model, system=spec).index(prompts)
+    engine = PromptRetriever(model, system=spec).index(prompts).use_engine("edge")
+    differ = 0
+    for genre, theme in FILTERS:
+        mask = mask_of(prompts, genre, theme)
+        want = system.search(QUERIES, 10, mask)
+        differ += want != corpus.search(QUERIES, 10, mask)  # the fusion is what differs
+        requests = [SearchRequest(t, 10, genre, theme) for t in TEXTS]
+        for way in (served, engine):
+            for qid, hits in zip(QIDS, way.search_requests(requests), strict=True):
+                assert [h.prompt.id for h in hits] == rank(want[qid])
+                assert [h.score for h in hits] == pytest.approx([want[qid][h.prompt.id] for h in hits], abs=1e-5)
+    assert differ > 0
+
+
+def test_fusion_is_recorded_validated_and_chooses_the_engine_by_size(small_prompts, tmp_path):
+    from prompt_retriever.search.engine_open import AUTO_MIN_PROMPTS_CANDIDATES, resolve_engine
+    from prompt_retriever.search.spec import system_problem
+
+    spec = SystemSpec("hybrid-adaptive", alphas=ALPHAS, depth=20, fusion="candidates")
+    assert SystemSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["fusion"] == "candidates"
+    assert "fusion" not in SystemSpec("hybrid").to_dict()  # the default is not written: old files read the same
+    assert SystemSpec.from_dict({"kind": "hybrid"}).fusion == "corpus"
+    for bad in ("whole", 1, None):
+        assert "fusion" in system_problem({"kind": "hybrid", "fusion": bad})
+        with pytest.raises(InputError, match="fusion"):
+            SystemSpec.from_dict({"kind": "hybrid", "fusion": bad})
+    with pytest.raises(InputError, match="fusion"):
+        build_systems(["hybrid"], small_prompts, fusion="whole")
+    run = tmp_path / "run"
+    PromptRetriever(system=spec).index(small_prompts).save_run(run, {"label": "mine"})
+    assert json.loads((run / "system.json").read_text())["fusion"] == "candidates"
+    assert PromptRetriever.from_run(run).system == spec
+    n = AUTO_MIN_PROMPTS_CANDIDATES
+    assert resolve_engine("auto", n, "hybrid-adaptive", "candidates") == "edge"
+    assert resolve_engine("auto", n - 1, "hybrid", "candidates") == "exact"
+    assert resolve_engine("auto", 10**7, "hybrid-adaptive") == "exact"  # the corpus fusion stays in process
+    assert resolve_engine("auto", 10**7, "hybrid-rrf", "candidates") == "exact"
+
+
+def test_tuning_a_candidate_fusion_scores_the_unions_best(prompts, sides):
+    from prompt_retriever.evaluation.metrics import per_query
+
+    dense, bm25 = sides
+    qrels = {"q1": {prompts[0].id: 1}, "q2": {prompts[5].id: 2}, "q5": {prompts[9].id: 1}, "q7": {prompts[3].id: 1}}
+    dev = [(q, t) for q, t in QUERIES if q in qrels]
+    qids, texts = [q for q, _ in dev], [t for _, t in dev]
+    union = ExactFusion(qids, dense.ids, dense.scores(texts), bm25.scores(texts), 10)  # depth max(2, k)
+    grid = (0.0, 0.3, 0.7, 1.0)
+    got = alpha_grid_scores(dense, bm25, dev, qrels, "ndcg@10", grid, 2, fusion="candidates")
+    assert got == {a: per_query(union.union_best(a, 10), qrels, ["ndcg@10"])["ndcg@10"] for a in grid}
+    system = WeightedFusionSystem(dense, bm25, depth=2, fusion="candidates")
+    _, by_alpha = tune_alpha(system, dev, qrels, grid=grid)
+    assert by_alpha == {a: sum(v.values()) / len(v) for a, v in got.items()}

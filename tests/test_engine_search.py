@@ -5,7 +5,7 @@ bundled model, the bundled corpus (below the engine's indexing threshold, so its
 from __future__ import annotations
 
 import pytest
-from engine_util import SPECS
+from engine_util import SPECS, spec_id
 
 from prompt_retriever.corpus import Prompt, load_corpus
 from prompt_retriever.errors import InputError
@@ -39,7 +39,7 @@ def same_hits(got, want):
     assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.kind}-{s.depth}")
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_the_engine_answers_what_the_exact_path_answers(exact, spec, tmp_path):
     exact.system = spec
     exact._bm25 = None
@@ -186,7 +186,7 @@ def test_the_qdrant_engine_needs_a_server(small_corpus_path, tmp_path):
         PromptRetriever(system="bm25").index(load_corpus()[:5]).use_engine("qdrant", tmp_path / "q")
 
 
-@pytest.mark.parametrize("spec", SPECS[2:3] + SPECS[4:], ids=lambda s: f"{s.kind}-{s.depth}")
+@pytest.mark.parametrize("spec", SPECS[2:3] + SPECS[4:], ids=spec_id)
 def test_the_engine_with_bm25_in_process_answers_what_the_exact_path_answers(exact, spec, tmp_path):
     """`LocalScores`: the dense side from the engine, BM25 from full rows in process (`candidates_local`)."""
     from prompt_retriever.search.engine import EngineSearch, LocalScores

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from engine_util import BM25_QUERIES, SPECS, assert_bm25_equal, unit_vectors
+from engine_util import BM25_QUERIES, SPECS, assert_bm25_equal, spec_id, unit_vectors
 
 from prompt_retriever.corpus import load_corpus
 from prompt_retriever.errors import InputError
@@ -78,7 +78,7 @@ def test_bm25_candidates_equal_bm25system(indexes, bundled):
     assert len(qdrant.bm25_candidates(["lighthouse keeper"], depth=5)[0]) == 5
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.kind}-{s.depth}")
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_engine_search_over_qdrant_equals_over_edge(indexes, bundled, vectors, spec):
     qdrant, edge = indexes
     order = {p.id: i for i, p in enumerate(bundled)}

@@ -53,7 +53,8 @@ EngineOpt = Annotated[
         "--engine",
         help=f"Where searches run: {ENGINES_HELP}. exact: in process over every prompt; edge: a Qdrant Edge "
         "index (HNSW, BM25 as sparse vectors) kept beside the index folder; auto: edge for a dense system of "
-        "10,000 prompts or more, else exact; qdrant: a Qdrant server (serve --qdrant-url). See docs/engines.md.",
+        "10,000 prompts or more and for a hybrid fusing candidates (pipeline --fusion candidates) of 100,000 or "
+        "more, else exact; qdrant: a Qdrant server (serve --qdrant-url). See docs/engines.md.",
     ),
 ]
 AllowDownloadOpt = Annotated[

@@ -83,6 +83,15 @@ def pipeline(
     llm_base_url: LlmBaseUrlOpt = None,
     llm_model: LlmModelOpt = None,
     judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
+    fusion: Annotated[
+        str,
+        typer.Option(
+            help="What the weighted hybrids fuse: corpus (every prompt, min-max over the whole corpus) or "
+            "candidates (only each side's top 50, still normalised over the whole corpus): the system an "
+            "engine (serve --engine edge) answers in one round at any size, chosen and measured that way.",
+            metavar="FUSION",
+        ),
+    ] = "corpus",
     feedback: Annotated[
         str | None,
         typer.Option(
@@ -138,7 +147,10 @@ def pipeline(
     The LLM endpoint defaults to PROMPT_RETRIEVER_LLM_BASE_URL and PROMPT_RETRIEVER_LLM_MODEL.
     """
     from ..pipeline import PipelineConfig, other_corpus_run, run_pipeline
+    from ..search.spec import FUSIONS
 
+    if fusion not in FUSIONS:
+        fail(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
     if not reference and (reference_corpus or reference_queries):
         fail("--no-reference conflicts with --reference-corpus/--reference-queries: give one or the other")
     llm_base_url = llm_base_url or llm_base_url_from_env()
@@ -178,5 +190,6 @@ def pipeline(
         n_bootstrap=bootstrap,
         n_permutations=permutations,
         plots=plots,
+        fusion=fusion,
     )
     run_pipeline(cfg, out, progress=not mode.quiet)

@@ -54,21 +54,27 @@ def alpha_grid_scores(
     depth: int = DEFAULT_DEPTH,
     *,
     adaptive: bool = False,
+    fusion: str = "corpus",
 ) -> dict[float, dict[str, float]]:
     """`metric` of every dev query under each weight of `grid`: alpha * dense + (1 - alpha) * BM25 fused
     as the system searches (`search.candidates.ExactFusion`: each side's top `depth`, the whole corpus's
-    normalisation, the same run as full-corpus fusion). `adaptive`: weighted in float32, as the
-    query-adaptive hybrid weighs every query (`candidates.query_alphas`)."""
+    normalisation, the same run as full-corpus fusion; `fusion` "candidates": the union's best, as
+    `systems.fused_run` fuses it). `adaptive`: weighted in float32, as the query-adaptive hybrid weighs
+    every query (`candidates.query_alphas`)."""
     import numpy as np
 
     from .metrics import per_query
 
     texts = [t for _, t in dev_queries]
     qids = [q for q, _ in dev_queries]
-    fusion = ExactFusion(qids, dense_system.ids, dense_system.scores(texts), bm25_system.scores(texts), depth)
     k = int(metric.split("@")[1]) if "@" in metric else 100
+    dense, bm25 = dense_system.scores(texts), bm25_system.scores(texts)
     weight = np.float32 if adaptive else float
-    return {a: per_query(fusion.fuse(weight(a), k)[0], dev_qrels, [metric])[metric] for a in grid}
+    if fusion == "candidates":
+        union = ExactFusion(qids, dense_system.ids, dense, bm25, max(depth, k))
+        return {a: per_query(union.union_best(weight(a), k), dev_qrels, [metric])[metric] for a in grid}
+    exact = ExactFusion(qids, dense_system.ids, dense, bm25, depth)
+    return {a: per_query(exact.fuse(weight(a), k)[0], dev_qrels, [metric])[metric] for a in grid}
 
 
 # A dev set to tune a fusion weight on: a fusion system (its dense and BM25 sides over one collection), the
@@ -90,7 +96,7 @@ def joint_grid_scores(
             continue
         adaptive = isinstance(system, AdaptiveFusionSystem)
         args = (system.dense, system.bm25, queries, qrels, metric, grid, system.depth)
-        scores = alpha_grid_scores(*args, adaptive=adaptive)
+        scores = alpha_grid_scores(*args, adaptive=adaptive, fusion=system.fusion)
         for a in grid:
             per_alpha[a].update({f"{i}:{q}": v for q, v in scores[a].items()})
         ids += [f"{i}:{q}" for q, _ in queries]
@@ -182,6 +188,7 @@ def build_systems(
     show_progress: bool = False,
     names: Mapping[str, str] | None = None,
     depth: int = DEFAULT_DEPTH,
+    fusion: str = "corpus",
 ) -> list[System]:
     """Systems from specs: `bm25`, a model name or folder (dense), `hybrid[:MODEL]` (weighted fusion,
     alpha tuned on `dev` queries/qrels when given, else 0.5), `hybrid-adaptive[:MODEL]` (weighted fusion
@@ -189,7 +196,8 @@ def build_systems(
 
     BM25 and each model's corpus embedding are built once, however many specs use them. `names` maps a
     spec to its system's name (default: the spec); a model's name applies to its dense system wherever
-    that is used. `depth`: each side's candidates in the hybrids' fusion (`search.candidates`)."""
+    that is used. `depth`: each side's candidates in the hybrids' fusion (`search.candidates`); `fusion`:
+    what the weighted hybrids fuse (`search.spec.FUSIONS`: the whole corpus, or only those candidates)."""
     names = names or {}
     dense_cache: dict[str, DenseSystem] = {}
     bm25: list[BM25System] = []
@@ -213,14 +221,14 @@ def build_systems(
             out.append(get_bm25())
         elif kind == "hybrid":
             system = WeightedFusionSystem(
-                get_dense(model or default_model), get_bm25(), name=names.get(spec, spec), depth=depth
+                get_dense(model or default_model), get_bm25(), name=names.get(spec, spec), depth=depth, fusion=fusion
             )
             if dev is not None and dev[0]:
                 tune_alpha(system, dev[0], dev[1])
             out.append(system)
         elif kind == "hybrid-adaptive":
             system = AdaptiveFusionSystem(
-                get_dense(model or default_model), get_bm25(), name=names.get(spec, spec), depth=depth
+                get_dense(model or default_model), get_bm25(), name=names.get(spec, spec), depth=depth, fusion=fusion
             )
             if dev is not None and dev[0]:
                 tune_adaptive(system, dev[0], dev[1])

@@ -29,6 +29,9 @@ class PipelineConfig:
     dev: float = 0.1
     base: str = DEFAULT_MODEL
     systems: tuple[str, ...] = ("bm25", "hybrid", "hybrid-adaptive")
+    # what the weighted hybrids fuse (`search.spec.FUSIONS`): "candidates" chooses and measures the system
+    # an engine serves in one round at any size (`serve --engine edge`), "corpus" fuses every prompt
+    fusion: str = "corpus"
     train: TrainConfig = field(default_factory=TrainConfig)
     natural: bool = True  # add the natural-language queries of the corpus's prompts (see golden/natural.py)
     natural_queries: Path | None = None  # a natural-query file; None: the bundled one

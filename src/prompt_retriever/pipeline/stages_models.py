@@ -30,7 +30,12 @@ def base_eval_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "seed": cfg.seed,
         "boot": cfg.n_bootstrap,
         "perm": cfg.n_permutations,
-    }
+    } | fusion_key(cfg)
+
+
+def fusion_key(cfg: PipelineConfig) -> dict:
+    """The hybrids' fusion as a stage input, only when not the default (runs made before it keep their key)."""
+    return {"fusion": cfg.fusion} if cfg.fusion != "corpus" else {}
 
 
 def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -45,7 +50,9 @@ def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
         *[f"{x}:{cfg.base}" if x.startswith("hybrid") else x for x in cfg.systems if x != "bm25"],
     ]
     with task("embedding", unit="texts", enabled=ctx.progress):  # one bar for the stage's encode calls
-        systems = build_systems(list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_judged(), show_progress=ctx.progress)
+        systems = build_systems(
+            list(dict.fromkeys(specs)), gs.corpus, dev=gs.dev_judged(), show_progress=ctx.progress, fusion=cfg.fusion
+        )
         rep = evaluate_systems(
             gs,
             systems,

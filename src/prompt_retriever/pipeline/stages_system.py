@@ -17,17 +17,21 @@ from ..search.retriever import system_label
 from .config import Context, PipelineConfig
 from .report import final_report
 from .stages_data import reference_key
-from .stages_models import primary_golden, reference_facts
+from .stages_models import fusion_key, primary_golden, reference_facts
 
 
 def choose_key(cfg: PipelineConfig, ctx: Context) -> dict:
-    return {
-        "golden": ctx.records["split"]["fingerprint"],
-        "base": model_fingerprint(cfg.base),
-        "model": model_fingerprint(str(ctx.model_dir)),
-        "systems": cfg.systems,
-        "format": "system/3",
-    } | reference_key(cfg, ctx)
+    return (
+        {
+            "golden": ctx.records["split"]["fingerprint"],
+            "base": model_fingerprint(cfg.base),
+            "model": model_fingerprint(str(ctx.model_dir)),
+            "systems": cfg.systems,
+            "format": "system/3",
+        }
+        | reference_key(cfg, ctx)
+        | fusion_key(cfg)
+    )
 
 
 def stage_choose(cfg: PipelineConfig, ctx: Context) -> dict:
@@ -50,14 +54,17 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
     specs, names, _, _ = comparison_plan(cfg.base, model, extras)
     proxy = None
     if ctx.reference is None:
-        systems = build_systems(specs, gs.corpus, dev=gs.dev_judged(), names=names, show_progress=ctx.progress)
+        systems = build_systems(
+            specs, gs.corpus, dev=gs.dev_judged(), names=names, show_progress=ctx.progress, fusion=cfg.fusion
+        )
     else:  # fusion weights tuned on the collection's dev queries and the reference's natural ones jointly
         from ..evaluation.choose import Proxy
         from ..evaluation.systems import tune_jointly
 
         ref = ctx.reference.proxy
-        systems = build_systems(specs, gs.corpus, names=names, show_progress=ctx.progress)
-        proxy = Proxy(build_systems(specs, ref.corpus, names=names, show_progress=ctx.progress), ref)
+        systems = build_systems(specs, gs.corpus, names=names, show_progress=ctx.progress, fusion=cfg.fusion)
+        twins = build_systems(specs, ref.corpus, names=names, show_progress=ctx.progress, fusion=cfg.fusion)
+        proxy = Proxy(twins, ref)
         tune_jointly(list(zip(systems, proxy.systems, strict=True)), gs.dev_judged(), ref.dev_judged())
     choice = choose_system(systems, gs, proxy=proxy, base=cfg.base)
     chosen = next(s for s in systems if s.name == choice.name)

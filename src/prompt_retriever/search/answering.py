@@ -68,7 +68,7 @@ def exact_hits(
     bm25: np.ndarray,
 ) -> list[list[Hit]]:
     """BM25 and the hybrids from full score matrices (requests x prompts): per group, the run of
-    `systems.system_run`, the function evaluation uses (the weighted hybrids fuse the whole corpus)."""
+    `systems.system_run`, the function evaluation uses (the weighted hybrids fuse as `spec.fusion` says)."""
     texts = [r.query for r in requests]
     ids = [p.id for p in prompts]
     genres, themes = [p.genre for p in prompts], [p.theme for p in prompts]
@@ -89,6 +89,7 @@ def exact_hits(
             texts=[texts[i] for i in idx],
             alphas=spec.alphas,
             bounds=spec.bounds,
+            fusion=spec.fusion,
         )
         for i, qid in zip(idx, qids, strict=True):
             out[i] = hits_of(run[qid], by_id)

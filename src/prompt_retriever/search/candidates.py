@@ -269,6 +269,14 @@ class ExactFusion:
             [q], self.ids, fused_row(alpha, self.dense[i], self.bm25[i])[None, :], k, mask=self.mask
         )[q]
 
+    def union_best(self, alphas: Mapping[str, Alpha] | float, k: int) -> Run:
+        """Each query's union's best `k`, without the proof (`fusion="candidates"`, see `spec.FUSIONS`):
+        what an engine answers in one round at this depth."""
+        return {
+            q: c.fuse(alphas[q] if isinstance(alphas, Mapping) else alphas, k, proven=False)
+            for q, c in self.candidates.items()
+        }
+
     def fuse(self, alphas: Mapping[str, Alpha] | float, k: int) -> tuple[Run, list[str]]:
         """The run (queries in order) and the queries that were fused over the whole corpus."""
         run, fallen = fuse_candidates(self.candidates, alphas, k)

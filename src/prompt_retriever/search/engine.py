@@ -3,7 +3,9 @@ arithmetic as `systems.system_run`, over the engine's candidate lists.
 
 - `dense`, `bm25`: the engine's top `k` among the prompts the filter allows (filters run in the engine).
 - `hybrid-rrf`: reciprocal rank fusion of each side's top `depth` (`fusion.rrf`), as `systems.rrf_run`.
-- `hybrid`, `hybrid-adaptive`: candidate fusion (`candidates`): the union of each side's top `depth`,
+- `hybrid`, `hybrid-adaptive` with `fusion` "candidates" (`spec.FUSIONS`): the union's best `k` at the
+  spec's `depth`, in one round: the system itself, as `systems.system_run` computes it from full matrices.
+- `hybrid`, `hybrid-adaptive` (fusion "corpus"): candidate fusion (`candidates`): the union of each side's top `depth`,
   every member with both of its scores (the engine scores the members the other side did not list),
   normalised with the whole corpus's per-query bounds (the top-1 of each side and of the negated dense
   query; `EdgeIndex.bm25_lowest`), and the threshold check of `candidates.Candidates.fuse`. A query
@@ -137,6 +139,7 @@ class EngineSearch:
         run: Run = {}
         todo = list(range(len(qids)))
         depth = max(spec.depth, k)
+        one_round = spec.fusion == "candidates"  # the system is the union's best: no proof, no deepening
         rows = self.local.bm25_rows(list(texts)) if self.local is not None else None
         bounds: dict[int, tuple[Bounds, Bounds]] = {}  # the whole corpus's bounds: asked once, not per round
         while todo:
@@ -149,6 +152,9 @@ class EngineSearch:
             last = depth >= self.max_depth
             for i, c in zip(todo, cands, strict=True):
                 bounds[i] = (c.dense_bounds, c.bm25_bounds)
+                if one_round:
+                    run[qids[i]] = c.fuse(alphas[qids[i]], k, proven=False)
+                    continue
                 got = c.fuse(alphas[qids[i]], k)
                 if got is None and last:  # as deep as allowed: the union's best, unproven
                     got = c.fuse(alphas[qids[i]], k, proven=False)

@@ -27,21 +27,30 @@ from .qdrant_index import META, STATS, QdrantIndex, location_of
 # -- which engine, and where its index lives ------------------------------------------------------------
 ENGINES = ("auto", "exact", "edge", "qdrant")
 # `auto` serves the dense system of at least this many prompts from the engine, smaller ones exactly in
-# process (where the matrix product is faster). BM25 and the hybrids stay in process: bm25s beats the
-# engine's sparse search at every size measured, and the hybrids' candidate fusion over the engine was
-# not faster than the exact path up to the largest size measured without losing quality (see
+# process (where the matrix product is faster). BM25 and the whole-corpus hybrids stay in process: bm25s
+# beats the engine's sparse search at every size measured, and proving the whole-corpus fusion from the
+# engine's candidates was not faster than the exact path at any size measured, up to 1M (see
 # benchmarks/bench_served.py, benchmarks/bench_engine.py and docs/engines.md).
 AUTO_MIN_PROMPTS = 10_000
+# ... and a weighted hybrid whose fusion is "candidates" (`spec.FUSIONS`: the union's best, which the engine
+# answers in one round) from this many: at 100,000 prompts one round over the engine was about as fast as
+# the in-process path (p50 14 ms against 20-25 ms, p99 40 against 31-60), at 1,000,000 four times faster
+# (p50 19 against 81 ms; docs/engines.md).
+AUTO_MIN_PROMPTS_CANDIDATES = 100_000
 # BM25 drift tolerated under live updates before every document vector is rewritten (`EdgeIndex.max_drift`)
 LIVE_MAX_DRIFT = 0.01
 
 
-def resolve_engine(engine: str, n_prompts: int, kind: str = "dense") -> str:
-    """`exact` or `edge` for `engine` (`auto`: edge for a dense system of `AUTO_MIN_PROMPTS` or more)."""
+def resolve_engine(engine: str, n_prompts: int, kind: str = "dense", fusion: str = "corpus") -> str:
+    """`exact` or `edge` for `engine` (`auto`: edge for a dense system of `AUTO_MIN_PROMPTS` or more, and
+    for a weighted hybrid fusing candidates of `AUTO_MIN_PROMPTS_CANDIDATES` or more)."""
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
     if engine == "auto":
-        return "edge" if kind == "dense" and n_prompts >= AUTO_MIN_PROMPTS else "exact"
+        if kind == "dense":
+            return "edge" if n_prompts >= AUTO_MIN_PROMPTS else "exact"
+        weighted = kind in ("hybrid", "hybrid-adaptive") and fusion == "candidates"
+        return "edge" if weighted and n_prompts >= AUTO_MIN_PROMPTS_CANDIDATES else "exact"
     return engine
 
 

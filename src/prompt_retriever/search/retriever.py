@@ -143,7 +143,7 @@ class PromptRetriever(RetrieverFiles):
         defaults to one beside the index folder this was loaded from, else a temporary folder. The engine
         index is opened when it was built from these prompts and this model, else built from the stored
         embeddings (no re-encoding)."""
-        engine = resolve_engine(engine, len(self.prompts), self.system.kind)
+        engine = resolve_engine(engine, len(self.prompts), self.system.kind, self.system.fusion)
         if engine == "exact":
             if self.engine is not None:
                 self.engine = None

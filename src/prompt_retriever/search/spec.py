@@ -14,6 +14,11 @@ from ..errors import InputError
 from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH
 
 KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive")
+# How the weighted hybrids fuse: `corpus`, every prompt (min-max over the whole corpus; candidates of each
+# side's top `depth` only where they prove the same answer); `candidates`, the union of each side's top
+# `depth` and nothing else (still normalised with the whole corpus's bounds): what an engine answers in one
+# round at any size, so a run chosen and measured this way is served from the engine as measured.
+FUSIONS = ("corpus", "candidates")
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,8 @@ class SystemSpec:
     min-max normalised), `hybrid-rrf` (reciprocal rank fusion of the two, k_rrf) or `hybrid-adaptive` (the
     weighted hybrid with one alpha per query-length bucket, `alphas` and `bounds`). `depth`: how many
     candidates each side of a hybrid gives its fusion (`candidates`); a stored system without it gets
-    `DEFAULT_DEPTH`.
+    `DEFAULT_DEPTH`. `fusion`: what the weighted hybrids fuse (`FUSIONS`); a stored system without it
+    fuses the whole corpus.
     """
 
     kind: str = "dense"
@@ -33,10 +39,13 @@ class SystemSpec:
     depth: int = DEFAULT_DEPTH
     alphas: tuple[float, ...] = ()  # hybrid-adaptive: alpha per query-length bucket
     bounds: tuple[int, ...] = ADAPTIVE_BOUNDS
+    fusion: str = "corpus"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise InputError(f"unknown system {self.kind!r}: use {', '.join(KINDS)}")
+        if self.fusion not in FUSIONS:
+            raise InputError(f"unknown fusion {self.fusion!r}: use {', '.join(FUSIONS)}")
         object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
         object.__setattr__(self, "bounds", tuple(int(b) for b in self.bounds))
         if not all(0.0 <= a <= 1.0 for a in (self.alpha, *self.alphas)):
@@ -55,11 +64,16 @@ class SystemSpec:
             raise InputError(f"a system must be an object, got {type(data).__name__}")
         if problem := system_problem(data):
             raise InputError(problem)
-        known = {"kind", "alpha", "k_rrf", "depth", "alphas", "bounds"}
+        known = {"kind", "alpha", "k_rrf", "depth", "alphas", "bounds", "fusion"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as stored; `fusion` only when it is not the default (files written before it existed
+        read the same)."""
+        out = asdict(self)
+        if out["fusion"] == "corpus":
+            del out["fusion"]
+        return out
 
     @property
     def uses_bm25(self) -> bool:
@@ -84,10 +98,13 @@ def _is_unit(value: object) -> bool:
 def system_problem(data: dict) -> str | None:
     """What is wrong with a stored system's fields (None: nothing): `kind` one of `KINDS`, `alpha` and
     each of `alphas` a number in [0, 1], `k_rrf` and `depth` integers from 1, `bounds` increasing
-    integers, one alpha per bucket."""
+    integers, one alpha per bucket, `fusion` one of `FUSIONS`."""
     kind = data.get("kind", "dense")
     if not isinstance(kind, str) or kind not in KINDS:
         return f"kind {kind!r:.40}: use one of {', '.join(KINDS)}"
+    fusion = data.get("fusion", "corpus")
+    if not isinstance(fusion, str) or fusion not in FUSIONS:
+        return f"fusion {fusion!r:.40}: use one of {', '.join(FUSIONS)}"
     if "alpha" in data and not _is_unit(data["alpha"]):
         return f"alpha {data['alpha']!r:.40}: a number in [0, 1] expected"
     for name, top in (("k_rrf", MAX_K_RRF), ("depth", MAX_DEPTH)):

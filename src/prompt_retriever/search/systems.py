@@ -98,11 +98,16 @@ def fused_run(
     texts: Sequence[str] = (),
     alphas: Sequence[float] = (),
     bounds: Sequence[int] = ADAPTIVE_BOUNDS,
+    fusion: str = "corpus",
 ) -> tuple[Run, list[str]]:
     """A weighted hybrid's run (`hybrid`, `hybrid-adaptive`) fused over each side's top `depth` among the
     prompts `mask` allows (`candidates.ExactFusion`): always the full-corpus fusion's run. Also returns the
-    queries whose candidates could not prove it and were fused over the whole corpus."""
+    queries whose candidates could not prove it and were fused over the whole corpus. `fusion`
+    "candidates": the union's best `k` of every query, proven or not (`candidate_fusion_run`), none fused
+    over the whole corpus."""
     weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
+    if fusion == "candidates":
+        return ExactFusion(qids, ids, dense, bm25, max(depth, k), mask).union_best(weights, k), []
     return ExactFusion(qids, ids, dense, bm25, depth, mask).fuse(weights, k)
 
 
@@ -119,10 +124,30 @@ def full_fusion_run(
     texts: Sequence[str] = (),
     alphas: Sequence[float] = (),
     bounds: Sequence[int] = ADAPTIVE_BOUNDS,
+    depth: int = DEFAULT_DEPTH,
+    fusion: str = "corpus",
 ) -> Run:
     """A weighted hybrid's run from full score matrices, fused over the whole corpus (`candidates.fused_row`,
     as `ExactFusion.full` fuses). Candidate fusion (`fused_run`, an engine's `EngineSearch`) is proven
-    equal to it; with the full matrices already computed, fusing every prompt is the cheaper way there."""
+    equal to it; with the full matrices already computed, fusing every prompt is the cheaper way there.
+    `fusion` "candidates": each query's union of each side's top `depth` instead (`fused_run`), the system
+    an engine answers in one round."""
+    if fusion == "candidates":
+        return fused_run(
+            kind,
+            qids,
+            ids,
+            dense,
+            bm25,
+            k,
+            mask,
+            depth=depth,
+            alpha=alpha,
+            texts=texts,
+            alphas=alphas,
+            bounds=bounds,
+            fusion=fusion,
+        )[0]
     weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
     return {
         q: run_from_scores([q], ids, fused_row(weights[q], dense[i], bm25[i])[None, :], k, mask=mask)[q]
@@ -131,11 +156,20 @@ def full_fusion_run(
 
 
 def weighted_run(
-    qids, ids, dense: np.ndarray, bm25: np.ndarray, alpha: float, k: int, mask=None, *, depth: int = DEFAULT_DEPTH
+    qids,
+    ids,
+    dense: np.ndarray,
+    bm25: np.ndarray,
+    alpha: float,
+    k: int,
+    mask=None,
+    *,
+    depth: int = DEFAULT_DEPTH,
+    fusion: str = "corpus",
 ) -> Run:
     """alpha * dense + (1 - alpha) * bm25, each min-max normalised over the whole corpus, then restricted
-    by `mask` (`full_fusion_run`; `depth` is what an engine's candidate fusion takes from each side)."""
-    return full_fusion_run("hybrid", qids, ids, dense, bm25, k, mask, alpha=alpha)
+    by `mask` (`full_fusion_run`; `depth` is what candidate fusion takes from each side)."""
+    return full_fusion_run("hybrid", qids, ids, dense, bm25, k, mask, alpha=alpha, depth=depth, fusion=fusion)
 
 
 def adaptive_run(
@@ -150,11 +184,23 @@ def adaptive_run(
     mask=None,
     *,
     depth: int = DEFAULT_DEPTH,
+    fusion: str = "corpus",
 ) -> Run:
     """The query-adaptive hybrid: each query's alpha comes from its length bucket (short keyword queries
     lean on BM25, long descriptive ones on the dense model); fused as `weighted_run`."""
     return full_fusion_run(
-        "hybrid-adaptive", qids, ids, dense, bm25, k, mask, texts=texts, alphas=alphas, bounds=bounds
+        "hybrid-adaptive",
+        qids,
+        ids,
+        dense,
+        bm25,
+        k,
+        mask,
+        texts=texts,
+        alphas=alphas,
+        bounds=bounds,
+        depth=depth,
+        fusion=fusion,
     )
 
 
@@ -180,19 +226,21 @@ def system_run(
     texts: Sequence[str] = (),
     alphas: Sequence[float] = (),
     bounds: Sequence[int] = ADAPTIVE_BOUNDS,
+    fusion: str = "corpus",
 ) -> Run:
     """The run of a system of `kind` from its component score matrices (queries x prompts); the hybrids
-    fuse each side's top `depth` (`candidates`), the adaptive hybrid also reads the query `texts`."""
+    fuse each side's top `depth` (`candidates`; the weighted ones as `fusion` says, `spec.FUSIONS`), the
+    adaptive hybrid also reads the query `texts`."""
     if kind == "dense":
         return dense_run(qids, ids, dense, k, mask)
     if kind == "bm25":
         return bm25_run(qids, ids, bm25, k, mask)
     if kind == "hybrid":
-        return weighted_run(qids, ids, dense, bm25, alpha, k, mask, depth=depth)
+        return weighted_run(qids, ids, dense, bm25, alpha, k, mask, depth=depth, fusion=fusion)
     if kind == "hybrid-rrf":
         return rrf_run(qids, ids, dense, bm25, k, k_rrf=k_rrf, depth=depth, mask=mask)
     if kind == "hybrid-adaptive":
-        return adaptive_run(qids, ids, texts, dense, bm25, alphas, bounds, k, mask, depth=depth)
+        return adaptive_run(qids, ids, texts, dense, bm25, alphas, bounds, k, mask, depth=depth, fusion=fusion)
     raise InputError(f"unknown system kind {kind!r}: use {', '.join(KINDS)}")
 
 
@@ -311,27 +359,36 @@ class WeightedFusionSystem(System):
         name: str | None = None,
         *,
         depth: int = DEFAULT_DEPTH,
+        fusion: str = "corpus",
     ):
         if not 0.0 <= alpha <= 1.0:
             raise InputError("alpha must be in [0, 1]")
         if depth < 1:
             raise InputError("depth must be at least 1")
-        self.dense, self.bm25, self.alpha, self.depth = dense, bm25, alpha, depth
+        SystemSpec("hybrid", fusion=fusion)  # an unknown fusion: the spec's InputError, here
+        self.dense, self.bm25, self.alpha, self.depth, self.fusion = dense, bm25, alpha, depth, fusion
         self.name = name or "hybrid-weighted"
         self.tuning: dict | None = None  # set by `tune_alpha`: the split and the metric per alpha
 
     @property
     def report_extra(self) -> dict:
-        return {"alpha": self.alpha, "depth": self.depth, **(self.tuning or {"tuned_on": "none (no dev split)"})}
+        return {
+            "alpha": self.alpha,
+            "depth": self.depth,
+            **({"fusion": self.fusion} if self.fusion != "corpus" else {}),
+            **(self.tuning or {"tuned_on": "none (no dev split)"}),
+        }
 
     def servable(self) -> tuple[SystemSpec, str | None]:
-        return SystemSpec("hybrid", alpha=self.alpha, depth=self.depth), self.dense.model
+        return SystemSpec("hybrid", alpha=self.alpha, depth=self.depth, fusion=self.fusion), self.dense.model
 
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
         qids = [q for q, _ in queries]
         texts = [t for _, t in queries]
         dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
-        return weighted_run(qids, self.dense.ids, dense, bm25, self.alpha, k, mask, depth=self.depth)
+        return weighted_run(
+            qids, self.dense.ids, dense, bm25, self.alpha, k, mask, depth=self.depth, fusion=self.fusion
+        )
 
 
 class AdaptiveFusionSystem(System):
@@ -348,10 +405,13 @@ class AdaptiveFusionSystem(System):
         name: str | None = None,
         *,
         depth: int = DEFAULT_DEPTH,
+        fusion: str = "corpus",
     ):
         if depth < 1:
             raise InputError("depth must be at least 1")
+        SystemSpec("hybrid-adaptive", fusion=fusion)  # an unknown fusion: the spec's InputError, here
         self.dense, self.bm25, self.bounds, self.depth = dense, bm25, tuple(bounds), depth
+        self.fusion = fusion
         self.alphas = tuple(alphas) if alphas is not None else (0.5,) * (len(self.bounds) + 1)
         if len(self.alphas) != len(self.bounds) + 1 or not all(0.0 <= a <= 1.0 for a in self.alphas):
             raise InputError("one alpha in [0, 1] per length bucket")
@@ -361,10 +421,13 @@ class AdaptiveFusionSystem(System):
     @property
     def report_extra(self) -> dict:
         extra = {"alphas": list(self.alphas), "bounds": list(self.bounds), "depth": self.depth}
+        extra |= {"fusion": self.fusion} if self.fusion != "corpus" else {}
         return extra | (self.tuning or {"tuned_on": "none"})
 
     def servable(self) -> tuple[SystemSpec, str | None]:
-        spec = SystemSpec("hybrid-adaptive", alphas=self.alphas, bounds=self.bounds, depth=self.depth)
+        spec = SystemSpec(
+            "hybrid-adaptive", alphas=self.alphas, bounds=self.bounds, depth=self.depth, fusion=self.fusion
+        )
         return spec, self.dense.model
 
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
@@ -372,4 +435,4 @@ class AdaptiveFusionSystem(System):
         texts = [t for _, t in queries]
         dense, bm25 = self.dense.scores(texts), self.bm25.scores(texts)
         args = (qids, self.dense.ids, texts, dense, bm25, self.alphas, self.bounds, k, mask)
-        return adaptive_run(*args, depth=self.depth)
+        return adaptive_run(*args, depth=self.depth, fusion=self.fusion)
