@@ -102,6 +102,17 @@ def test_pipeline_resumes_after_an_interruption_and_skips_unchanged_stages(tmp_p
     third = run_pipeline(tiny_config(tmp_path, corpus), quiet)
     assert third["ran"] == [] and len(third["skipped"]) == 8
 
+    # hybrids fusing candidates only: the same model, the systems compared and chosen again that way
+    candidates = run_pipeline(tiny_config(tmp_path, corpus, fusion="candidates"), quiet)
+    assert candidates["ran"] == ["base-eval", "compare", "choose", "report"]  # the model is not retrained
+    system = json.loads((run / "system.json").read_text())
+    if system["kind"] in ("hybrid", "hybrid-adaptive"):
+        assert system["fusion"] == "candidates" and "top 50 candidates" in system["label"]
+    else:  # not a weighted hybrid: nothing to fuse, nothing recorded
+        assert "fusion" not in system
+    compared = json.loads((run / "reports" / "compare" / "primary" / "report.json").read_text())
+    assert compared["systems"]["hybrid-adaptive (fine-tuned (model))"]["extra"]["fusion"] == "candidates"
+
     # an edited corpus reruns everything downstream of it
     corpus.write_text(corpus.read_text().replace("every night the lamp", "each night the lamp"))
     fourth = run_pipeline(tiny_config(tmp_path, corpus, until="queries"), quiet)

@@ -86,10 +86,12 @@ def comparison_plan(
 
 
 def _systems(
-    gs: GoldenSet, baseline: str, candidate: str, extras: Sequence[str], show_progress: bool
+    gs: GoldenSet, baseline: str, candidate: str, extras: Sequence[str], show_progress: bool, fusion: str
 ) -> tuple[list[System], list[tuple[str, str]], SystemNames]:
     specs, names, pairs, who = comparison_plan(baseline, candidate, extras)
-    systems = build_systems(specs, gs.corpus, dev=gs.dev_judged(), names=names, show_progress=show_progress)
+    systems = build_systems(
+        specs, gs.corpus, dev=gs.dev_judged(), names=names, show_progress=show_progress, fusion=fusion
+    )
     return systems, pairs, who
 
 
@@ -110,14 +112,15 @@ def compare(
     golden_dir: str | None = None,
     show_progress: bool = False,
     make_plots: bool = True,
+    fusion: str = "corpus",
 ) -> CompareResult:
     """Compare the systems on `split` of `gs`, on `second` (an independent query set, e.g. hand-written
     queries, named `second_name`; its test split, else all of it) and on each of `families` (a family key,
     its name and a golden set holding that family's queries of `split`). Reports go to `out_dir/KEY/`, the
-    summary to `out_dir/summary.json` and `summary.md`."""
+    summary to `out_dir/summary.json` and `summary.md`. `fusion`: the weighted hybrids' (`build_systems`)."""
     out = Path(out_dir)
     with task("embedding", unit="texts", enabled=show_progress):  # one bar for every encode call below
-        systems, pairs, names = _systems(gs, baseline, candidate, extras, show_progress)
+        systems, pairs, names = _systems(gs, baseline, candidate, extras, show_progress, fusion)
         kw = dict(baseline=baseline, seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations, pairs=pairs)
         primary = evaluate_systems(gs, systems, split=split, golden_dir=golden_dir, **kw)
         second_rep = None

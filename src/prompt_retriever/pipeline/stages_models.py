@@ -138,7 +138,7 @@ def compare_key(cfg: PipelineConfig, ctx: Context) -> dict:
         "seed": cfg.seed,
         "boot": cfg.n_bootstrap,
         "perm": cfg.n_permutations,
-    }
+    } | fusion_key(cfg)
 
 
 def family_name(gs: GoldenSet, family: str) -> str:
@@ -179,6 +179,7 @@ def stage_compare(cfg: PipelineConfig, ctx: Context) -> dict:
         golden_dir=str(ctx.golden_dir),
         show_progress=ctx.progress,
         make_plots=cfg.plots,
+        fusion=cfg.fusion,
     )
     cand = res.primary.system(res.names.candidate)
     update_card_with_test(

@@ -72,6 +72,8 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
     tuned = Path(used or "").name == ctx.model_dir.name
     short = cfg.base.rstrip("/").split("/")[-1]
     label = system_label(spec.kind, f"fine-tuned {short}" if tuned else f"{short} (base)")
+    if spec.fusion == "candidates" and spec.kind in ("hybrid", "hybrid-adaptive"):
+        label += f" over each side's top {spec.depth} candidates"
     test_queries = primary_golden(gs).split_queries("test")  # the report's primary test split
     run = chosen.search([(q.id, q.text) for q in test_queries], 10)
     test_all = evaluate(run, {q.id: gs.qrels[q.id] for q in test_queries}, ["ndcg@10"])["ndcg@10"]
