@@ -5,6 +5,7 @@ fused over the whole corpus), the same in evaluation, tuning and serving."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -243,26 +244,40 @@ def test_depth_is_recorded_validated_and_defaults_for_old_records(small_prompts,
 # -- fusion "candidates": the union's best is the system itself --------------------------------------------
 
 
+def unions_best(kind, ids, dense, bm25, mask, depth, k):
+    """The candidates system by hand: each side's top `depth` among the allowed prompts (BM25: matches),
+    their union scored from the reference fused row, its best `k` by score, ties by corpus position."""
+    fused = reference(kind, ids, dense, bm25, len(ids), None, 0.3)  # every prompt, unmasked, with scores
+    allowed = range(len(ids)) if mask is None else np.flatnonzero(mask)
+    out = {}
+    for i, q in enumerate(QIDS):
+        d = sorted(allowed, key=lambda j: (-dense[i, j], j))[:depth]
+        b = [j for j in sorted(allowed, key=lambda j: (-bm25[i, j], j)) if bm25[i, j] > 0][:depth]
+        union = sorted(set(d) | set(b), key=lambda j: (-fused[q][ids[j]], j))[:k]
+        out[q] = {ids[j]: fused[q][ids[j]] for j in union}
+    return out
+
+
 @pytest.mark.parametrize("kind", ["hybrid", "hybrid-adaptive"])
 def test_candidate_fusion_is_the_unions_best_and_differs_from_the_corpus_fusion(prompts, matrices, kind):
     """Each query's best among the union of each side's top `depth` and nothing else (no fallback over
-    the whole corpus), scored as the corpus fusion scores them; at a small depth some queries differ."""
+    the whole corpus), scored as the corpus fusion scores them; the union is taken at `depth` whatever k
+    (a k beyond the union gets the union), so the top 10 of a longer answer is the 10-result answer."""
     dense, bm25 = matrices
     ids = [p.id for p in prompts]
     args = dict(alpha=0.3, texts=TEXTS, alphas=ALPHAS)
     differ = 0
     for genre, theme in FILTERS:
         mask = mask_of(prompts, genre, theme)
-        run = system_run(kind, QIDS, ids, dense, bm25, 10, mask=mask, depth=2, fusion="candidates", **args)
-        corpus = system_run(kind, QIDS, ids, dense, bm25, 10, mask=mask, depth=2, **args)
-        want = reference(kind, ids, dense, bm25, 10, mask, 0.3)
-        identical(corpus, want)
-        d_top, b_top = candidate_lists(QIDS, ids, dense, bm25, 10, mask)  # depth = max(depth, k)
+        run = system_run(kind, QIDS, ids, dense, bm25, 10, mask=mask, depth=4, fusion="candidates", **args)
+        identical(run, unions_best(kind, ids, dense, bm25, mask, 4, 10))
+        corpus = system_run(kind, QIDS, ids, dense, bm25, 10, mask=mask, depth=4, **args)
+        identical(corpus, reference(kind, ids, dense, bm25, 10, mask, 0.3))
+        differ += sum(list(run[q]) != list(corpus[q]) for q in QIDS)
+        longer = system_run(kind, QIDS, ids, dense, bm25, 100, mask=mask, depth=4, fusion="candidates", **args)
+        identical(longer, unions_best(kind, ids, dense, bm25, mask, 4, 100))
         for q in QIDS:
-            assert set(run[q]) <= set(d_top[q]) | set(b_top[q])
-            assert all(run[q][p] == want[q][p] for p in set(run[q]) & set(want[q]))  # the same fused scores
-            differ += list(run[q]) != list(want[q])
-        assert fused_run(kind, QIDS, ids, dense, bm25, 10, mask, depth=2, fusion="candidates", **args) == (run, [])
+            assert len(longer[q]) <= 8 and list(longer[q])[:10] == list(run[q])
     assert differ > 0
 
 
@@ -287,10 +302,13 @@ def test_a_candidate_fusion_system_is_tuned_chosen_and_served_as_measured(prompt
         want = system.search(QUERIES, 10, mask)
         differ += want != corpus.search(QUERIES, 10, mask)  # the fusion is what differs
         requests = [SearchRequest(t, 10, genre, theme) for t in TEXTS]
+        longer = [SearchRequest(t, 100, genre, theme) for t in TEXTS]
         for way in (served, engine):
             for qid, hits in zip(QIDS, way.search_requests(requests), strict=True):
                 assert [h.prompt.id for h in hits] == rank(want[qid])
                 assert [h.score for h in hits] == pytest.approx([want[qid][h.prompt.id] for h in hits], abs=1e-5)
+            for qid, hits in zip(QIDS, way.search_requests(longer), strict=True):  # the same system at any k
+                assert [h.prompt.id for h in hits][:10] == rank(want[qid])
     assert differ > 0
 
 
@@ -310,8 +328,23 @@ def test_fusion_is_recorded_validated_and_chooses_the_engine_by_size(small_promp
         build_systems(["hybrid"], small_prompts, fusion="whole")
     run = tmp_path / "run"
     PromptRetriever(system=spec).index(small_prompts).save_run(run, {"label": "mine"})
-    assert json.loads((run / "system.json").read_text())["fusion"] == "candidates"
+    record = json.loads((run / "system.json").read_text())
+    manifest = json.loads((run / "index" / "manifest.json").read_text())
+    # newer formats: a version that knows no fusion refuses the run instead of serving the corpus fusion
+    assert record["fusion"] == "candidates" and record["format"] == 2 and manifest["format"] == 3
     assert PromptRetriever.from_run(run).system == spec
+    plain = tmp_path / "plain"
+    PromptRetriever(system=replace(spec, fusion="corpus")).index(small_prompts).save_run(plain, {"label": "old"})
+    assert json.loads((plain / "system.json").read_text())["format"] == 1
+    assert json.loads((plain / "index" / "manifest.json").read_text())["format"] == 2
+    from prompt_retriever.errors import IndexLoadError
+
+    for path, key, fmt in ((run / "system.json", "format", 1), (run / "index" / "manifest.json", "format", 2)):
+        doc = json.loads(path.read_text())  # an older format cannot hold the fusion: refused, not misread
+        path.write_text(json.dumps({**doc, key: fmt}))
+        with pytest.raises(IndexLoadError, match="format"):
+            PromptRetriever.from_run(run)
+        path.write_text(json.dumps(doc))
     n = AUTO_MIN_PROMPTS_CANDIDATES
     assert resolve_engine("auto", n, "hybrid-adaptive", "candidates") == "edge"
     assert resolve_engine("auto", n - 1, "hybrid", "candidates") == "exact"
@@ -326,10 +359,18 @@ def test_tuning_a_candidate_fusion_scores_the_unions_best(prompts, sides):
     qrels = {"q1": {prompts[0].id: 1}, "q2": {prompts[5].id: 2}, "q5": {prompts[9].id: 1}, "q7": {prompts[3].id: 1}}
     dev = [(q, t) for q, t in QUERIES if q in qrels]
     qids, texts = [q for q, _ in dev], [t for _, t in dev]
-    union = ExactFusion(qids, dense.ids, dense.scores(texts), bm25.scores(texts), 10)  # depth max(2, k)
+    d, b = dense.scores(texts), bm25.scores(texts)
     grid = (0.0, 0.3, 0.7, 1.0)
     got = alpha_grid_scores(dense, bm25, dev, qrels, "ndcg@10", grid, 2, fusion="candidates")
-    assert got == {a: per_query(union.union_best(a, 10), qrels, ["ndcg@10"])["ndcg@10"] for a in grid}
+    for a in grid:  # by hand: the union of each side's top 2, its best 10 by the fused score
+        want = {}
+        for i, q in enumerate(qids):
+            fused = a * normalize(d[i : i + 1])[0] + (1 - a) * normalize(b[i : i + 1])[0]
+            top_d = sorted(range(len(prompts)), key=lambda j: (-d[i, j], j))[:2]
+            top_b = [j for j in sorted(range(len(prompts)), key=lambda j: (-b[i, j], j)) if b[i, j] > 0][:2]
+            union = sorted(set(top_d) | set(top_b), key=lambda j: (-fused[j], j))[:10]
+            want[q] = {dense.ids[j]: float(fused[j]) for j in union}
+        assert got[a] == per_query(want, qrels, ["ndcg@10"])["ndcg@10"]
     system = WeightedFusionSystem(dense, bm25, depth=2, fusion="candidates")
     _, by_alpha = tune_alpha(system, dev, qrels, grid=grid)
     assert by_alpha == {a: sum(v.values()) / len(v) for a, v in got.items()}

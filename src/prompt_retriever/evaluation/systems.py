@@ -71,7 +71,7 @@ def alpha_grid_scores(
     dense, bm25 = dense_system.scores(texts), bm25_system.scores(texts)
     weight = np.float32 if adaptive else float
     if fusion == "candidates":
-        union = ExactFusion(qids, dense_system.ids, dense, bm25, max(depth, k))
+        union = ExactFusion(qids, dense_system.ids, dense, bm25, depth)
         return {a: per_query(union.union_best(weight(a), k), dev_qrels, [metric])[metric] for a in grid}
     exact = ExactFusion(qids, dense_system.ids, dense, bm25, depth)
     return {a: per_query(exact.fuse(weight(a), k)[0], dev_qrels, [metric])[metric] for a in grid}

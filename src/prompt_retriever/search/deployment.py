@@ -24,6 +24,9 @@ from .persistence import MAX_NAME_CHARS, MAX_PROMPT_ROW_BYTES, parse_prompts, re
 from .systems import SystemSpec, system_problem
 
 SYSTEM_FORMAT = 1
+# a system whose fusion is not the default (`spec.FUSIONS`): versions before the field refuse it rather
+# than serve it as the whole-corpus fusion
+SYSTEM_FORMAT_FUSION = 2
 SYSTEM_FILE = "system.json"
 MAX_SYSTEM_BYTES = 4 << 20
 MAX_LABEL_CHARS = 1000
@@ -63,7 +66,8 @@ def copy_model(folder: Path, models_dir: Path) -> Path:
 
 def write_system(run_dir: Path, record: dict) -> Path:
     """`run_dir/system.json` holding `record` with its format (written last: it makes the run deployable)."""
-    atomic_write_json(run_dir / SYSTEM_FILE, {"format": SYSTEM_FORMAT, **record})
+    fmt = SYSTEM_FORMAT if record.get("fusion", "corpus") == "corpus" else SYSTEM_FORMAT_FUSION
+    atomic_write_json(run_dir / SYSTEM_FILE, {"format": fmt, **record})
     return run_dir / SYSTEM_FILE
 
 
@@ -79,14 +83,17 @@ def system_info_problem(info: object) -> str | None:
     if not isinstance(info, dict):
         return f"not a system description (a JSON object expected, got {type(info).__name__})"
     fmt = info.get("format")
-    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt != SYSTEM_FORMAT:
-        return f"format {fmt!r:.40}, this version reads {SYSTEM_FORMAT}"
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt not in (SYSTEM_FORMAT, SYSTEM_FORMAT_FUSION):
+        return f"format {fmt!r:.40}, this version reads {SYSTEM_FORMAT} and {SYSTEM_FORMAT_FUSION}"
     for key in ("kind", "model", "model_fingerprint", "corpus_fingerprint", "index", "backend", "template"):
         value = info.get(key)
         if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS or "\x00" in value:
             return f"{key} {value!r:.60}: a non-empty string expected"
     if problem := system_problem(info):
         return problem
+    want = SYSTEM_FORMAT if info.get("fusion", "corpus") == "corpus" else SYSTEM_FORMAT_FUSION
+    if fmt != want:  # the format says whether a fusion other than the corpus fusion may be in the file
+        return f"format {fmt}: a system with fusion {info.get('fusion', 'corpus')!r} is written as format {want}"
     if info["backend"] not in BACKENDS:
         return f"backend {info['backend']!r:.40}: one of {', '.join(BACKENDS)} expected"
     try:

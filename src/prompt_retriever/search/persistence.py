@@ -30,6 +30,9 @@ from .systems import SystemSpec
 # 2: a local model folder is named relative to the index folder (1: relative to the current folder of the
 # command that built it, so the index only worked from there).
 INDEX_FORMAT = 2
+# an index whose system's fusion is not the default (`spec.FUSIONS`): versions before the field refuse it
+# rather than serve it as the whole-corpus fusion
+INDEX_FORMAT_FUSION = 3
 MAX_MANIFEST_BYTES = 1 << 20
 NPY_HEADER_ALLOWANCE = 64 * 1024
 MAX_PROMPT_ROW_BYTES = 64 * 1024  # a row's fields are capped well below this (corpus.MAX_TEXT_CHARS)
@@ -87,7 +90,7 @@ def write_index(
         atomic_write_json(d / DRIFT_FILE, drift)
         checksums[DRIFT_FILE] = sha256_file(d / DRIFT_FILE)
     manifest = {
-        "format": INDEX_FORMAT,
+        "format": INDEX_FORMAT if system.fusion == "corpus" else INDEX_FORMAT_FUSION,
         "model": model_ref(model, d),
         "fingerprint": fingerprint,
         "backend": backend,
@@ -145,8 +148,10 @@ class IndexFiles:
         d = Path(directory)
         manifest = read_manifest(d)
         fmt = manifest.get("format", 1)
-        if not (isinstance(fmt, int) and not isinstance(fmt, bool) and 1 <= fmt <= INDEX_FORMAT):
-            raise IndexLoadError(f"{d}: manifest.json has format {fmt!r:.40}, this version reads 1 to {INDEX_FORMAT}")
+        if not (isinstance(fmt, int) and not isinstance(fmt, bool) and 1 <= fmt <= INDEX_FORMAT_FUSION):
+            raise IndexLoadError(
+                f"{d}: manifest.json has format {fmt!r:.40}, this version reads 1 to {INDEX_FORMAT_FUSION}"
+            )
         count, dim = manifest_shape(d, manifest)
         checksums = manifest.get("checksums")
         if not isinstance(checksums, dict):
@@ -184,6 +189,8 @@ class IndexFiles:
             system = SystemSpec.from_dict(manifest.get("system", {}))
         except (InputError, TypeError) as exc:
             raise IndexLoadError(f"{d}: bad system in manifest.json ({exc})") from exc
+        if (fmt == INDEX_FORMAT_FUSION) != (system.fusion != "corpus"):  # the format says which fusions it may hold
+            raise IndexLoadError(f"{d}: manifest.json format {fmt} with a system fusing {system.fusion!r}")
         return cls(d, fmt, manifest["model"], manifest["fingerprint"], backend, template, system, count, dim, blobs)
 
     def model_name(self) -> str:

@@ -17,7 +17,9 @@ KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive")
 # How the weighted hybrids fuse: `corpus`, every prompt (min-max over the whole corpus; candidates of each
 # side's top `depth` only where they prove the same answer); `candidates`, the union of each side's top
 # `depth` and nothing else (still normalised with the whole corpus's bounds): what an engine answers in one
-# round at any size, so a run chosen and measured this way is served from the engine as measured.
+# round at any size, so a run chosen and measured this way is served from the engine as measured. The
+# union is taken at `depth` whatever k is asked (a k beyond it gets the union: fewer results), so a longer
+# answer starts with the shorter one and the 10 that metrics at 10 score are the 10 served.
 FUSIONS = ("corpus", "candidates")
 
 

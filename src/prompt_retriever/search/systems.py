@@ -107,7 +107,7 @@ def fused_run(
     over the whole corpus."""
     weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
     if fusion == "candidates":
-        return ExactFusion(qids, ids, dense, bm25, max(depth, k), mask).union_best(weights, k), []
+        return ExactFusion(qids, ids, dense, bm25, depth, mask).union_best(weights, k), []
     return ExactFusion(qids, ids, dense, bm25, depth, mask).fuse(weights, k)
 
 
