@@ -95,8 +95,29 @@ def inputs(n_queries: int):
     return prompts, emb, qtexts, enc.encode_queries(qtexts)
 
 
+def build_engine(folder: Path, corpus, vecs: np.ndarray, hnsw):
+    """An `EdgeIndex` of `corpus` in `folder`, built and persisted, and its build facts: upsert and HNSW
+    optimize seconds, resident memory growth."""
+    from prompt_retriever.search.edge import EdgeIndex
+
+    base = rss_mb()
+    t = time.perf_counter()
+    index = EdgeIndex.create(folder, vecs.shape[1], hnsw=hnsw)
+    index.upsert(corpus, vecs)
+    upsert = time.perf_counter() - t
+    t = time.perf_counter()
+    index.optimize()
+    index.persist()
+    facts = {
+        "engine_upsert_s": round(upsert, 2),
+        "engine_optimize_s": round(time.perf_counter() - t, 2),
+        "engine_rss_mb": round(rss_mb() - base, 1),
+    }
+    return index, facts
+
+
 def run_size(n, prompts, emb, qtexts, qvecs, args) -> dict:
-    from prompt_retriever.search.edge import EdgeIndex, HnswParams
+    from prompt_retriever.search.edge import HnswParams
     from prompt_retriever.search.stores import ExactStore, top_k_indices
     from prompt_retriever.search.systems import BM25System
 
@@ -111,17 +132,9 @@ def run_size(n, prompts, emb, qtexts, qvecs, args) -> dict:
     row["exact_rss_mb"] = round(rss_mb() - base, 1)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    base = rss_mb()
     hnsw = HnswParams(m=args.m, ef_construct=args.ef_construct, ef=args.efs[0])
-    t = time.perf_counter()
-    index = EdgeIndex.create(folder / "idx", vecs.shape[1], hnsw=hnsw)
-    index.upsert(corpus, vecs)
-    row["engine_upsert_s"] = round(time.perf_counter() - t, 2)
-    t = time.perf_counter()
-    index.optimize()
-    index.persist()
-    row["engine_optimize_s"] = round(time.perf_counter() - t, 2)
-    row["engine_rss_mb"] = round(rss_mb() - base, 1)
+    index, built = build_engine(folder / "idx", corpus, vecs, hnsw)
+    row.update(built)
     row["engine_disk_mb"] = round(folder_mb(folder), 1)
     row["segments"] = index.shard.info().segments_count
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import emit
-from bench_engine import inputs, overlap, rss_mb, stats, synthetic, timed
+from bench_engine import build_engine, inputs, overlap, rss_mb, stats, synthetic, timed
 
 K = 10
 
@@ -129,19 +129,10 @@ def run_size(n: int, prompts, emb, qtexts, qvecs, args) -> dict:
             raise SystemExit(f"{kept}: holds {index.terms.n_docs} prompts, not {n}")
         row.update(json.loads((kept / "build.json").read_text()), engine_reused=str(kept))
     else:
-        base = rss_mb()
-        t = time.perf_counter()
-        index = EdgeIndex.create(folder / "idx", vecs.shape[1], hnsw=hnsw)
-        index.upsert(corpus, vecs)
-        row["engine_upsert_s"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        index.optimize()
-        index.persist()
-        row["engine_optimize_s"] = round(time.perf_counter() - t, 2)
-        row["engine_rss_mb"] = round(rss_mb() - base, 1)
+        index, built = build_engine(folder / "idx", corpus, vecs, hnsw)
+        row.update(built)
         if kept:
-            keys = ("engine_upsert_s", "engine_optimize_s", "engine_rss_mb")
-            (kept / "build.json").write_text(json.dumps({k: row[k] for k in keys}))
+            (kept / "build.json").write_text(json.dumps(built))
     row["segments"] = index.shard.info().segments_count
     gc.collect()
 
