@@ -333,6 +333,10 @@ def test_fusion_is_recorded_validated_and_chooses_the_engine_by_size(small_promp
     # newer formats: a version that knows no fusion refuses the run instead of serving the corpus fusion
     assert record["fusion"] == "candidates" and record["format"] == 2 and manifest["format"] == 3
     assert PromptRetriever.from_run(run).system == spec
+    from prompt_retriever.evaluation.served import ServedSystem
+
+    extra = ServedSystem.from_run(run).report_extra  # what `evaluate --run` reports about the run's system
+    assert extra["fusion"] == "candidates" and extra["depth"] == 20
     plain = tmp_path / "plain"
     PromptRetriever(system=replace(spec, fusion="corpus")).index(small_prompts).save_run(plain, {"label": "old"})
     assert json.loads((plain / "system.json").read_text())["format"] == 1

@@ -180,7 +180,17 @@ def test_evaluate_refuses_options_that_would_be_ignored(tmp_path, small_corpus_p
     assert refused(res, "--split", "--pairs"), res.output
     res = runner.invoke(app, ["evaluate", "--golden", str(g), "--split", "all", "--judge-k", "3", *out])
     assert res.exit_code == 2 and "--judge-k" in res.output and "--llm-model" in res.output
+    res = runner.invoke(app, ["evaluate", "--golden", str(g), "-s", "bm25", "--fusion", "candidates", *out])
+    assert res.exit_code == 2 and "--fusion" in res.output and "none is given" in res.output  # nothing to fuse
+    res = runner.invoke(app, ["evaluate", "--golden", str(g), "-s", "hybrid", "--fusion", "whole", *out])
+    assert res.exit_code == 2 and "use one of corpus, candidates" in res.output
     assert not (tmp_path / "rep").exists()
+    # the hybrids fusing candidates only: tuned and scored that way, and the report says so
+    args = ["evaluate", "--golden", str(g), "--split", "all", "-s", "hybrid", "--fusion", "candidates", "--no-plots"]
+    res = runner.invoke(app, [*args, *out])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["systems"]["hybrid"]["extra"]["fusion"] == "candidates"
 
 
 def test_queries_generate_refuses_llm_options_for_the_heuristic_method(tmp_path, small_corpus_path):

@@ -18,9 +18,11 @@ from .options import (
     CorpusOpt,
     EngineOpt,
     ForceOpt,
+    FusionOpt,
     PermutationsOpt,
     PlotsOpt,
     SkipInvalidOpt,
+    check_fusion,
 )
 from .output import Conflicts, fail, given_options, note, out, refuse_conflicts, renamed, reports_errors, safe
 
@@ -105,6 +107,7 @@ def evaluate(
     skip_invalid: SkipInvalidOpt = False,
     force: ForceOpt = False,
     engine: EngineOpt = "auto",
+    fusion: FusionOpt = "corpus",
 ) -> None:
     """Compare retrieval systems on a golden split: report.json, report.md, plots and TREC runs."""
     from ..evaluation.evaluate import evaluate_systems
@@ -114,6 +117,7 @@ def evaluate(
     from ..golden.evalsets import load_eval_set, load_imported_eval_set, same_corpus
 
     refuse_conflicts(ctx, EVALUATE_CONFLICTS)
+    check_fusion(fusion)
     cutoffs = renamed(ctx, "cutoffs", "k", cutoffs, k)
     given = given_options(ctx)
     old = bool({"judge_base_url", "judge_model"} & given.keys())  # messages in the spelling given
@@ -129,6 +133,12 @@ def evaluate(
         fail("give one of --judged, --pairs and --ragas")
     if golden is None and judged is None and imported is None and run_dir is None:
         fail("give --golden DIR (from `queries generate`), --judged FILE, --pairs FILE or --ragas FILE")
+    specs = system if system is not None else [] if run_dir else ["bm25", DEFAULT_MODEL, "hybrid"]
+    if "fusion" in given and not any(s.split(":")[0] in ("hybrid", "hybrid-adaptive") for s in specs):
+        fail(
+            "--fusion says what the --system hybrids fuse, and none is given (a run's system keeps its own "
+            "fusion): give --system hybrid or hybrid-adaptive, or drop --fusion"
+        )
     check_out_dir(out_dir, "report", force=force)
     if "engine" in given and run_dir is None:
         fail("--engine says where the run's system searches (the other systems search exactly): give --run too")
@@ -155,7 +165,7 @@ def evaluate(
     ks = parse_cutoffs(cutoffs)
     with task("embedding", unit="texts"):  # one bar for every encode call
         systems = [served] if served else []
-        systems += build_systems(specs, gs.corpus, dev=gs.dev_judged(), show_progress=True)
+        systems += build_systems(specs, gs.corpus, dev=gs.dev_judged(), show_progress=True, fusion=fusion)
         rep = evaluate_systems(
             gs,
             systems,
@@ -224,6 +234,7 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed of bootstrap and randomization tests.")] = 0,
     plots: PlotsOpt = True,
     force: ForceOpt = False,
+    fusion: FusionOpt = "corpus",
 ) -> None:
     """Base vs fine-tuned vs BM25 vs hybrids, with deltas, CIs and Holm-corrected p-values."""
     from ..evaluation.compare import compare as run_compare
@@ -251,6 +262,7 @@ def compare(
         golden_dir=str(golden),
         show_progress=True,
         make_plots=plots,
+        fusion=check_fusion(fusion),
     )
     for line in headline_numbers(res.summary)["lines"]:
         out.print(safe(line), highlight=False)

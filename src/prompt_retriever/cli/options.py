@@ -46,6 +46,28 @@ BackendOpt = Annotated[
         "on CPU). An index remembers its backend; queries must use the same one.",
     ),
 ]
+FusionOpt = Annotated[
+    str,
+    typer.Option(
+        "--fusion",
+        metavar="FUSION",
+        help="What the weighted hybrids fuse: corpus (every prompt, min-max over the whole corpus) or "
+        "candidates (only each side's top 50, still normalised over the whole corpus): the system an engine "
+        "(--engine edge) answers in one round at any size, measured that way. See docs/engines.md.",
+    ),
+]
+
+
+def check_fusion(fusion: str) -> str:
+    """`fusion` when it is one of `search.spec.FUSIONS`, else the CLI's error (exit 2)."""
+    from ..search.spec import FUSIONS
+    from .output import fail
+
+    if fusion not in FUSIONS:
+        fail(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
+    return fusion
+
+
 ENGINES_HELP = "auto | exact | edge | qdrant"
 EngineOpt = Annotated[
     str,

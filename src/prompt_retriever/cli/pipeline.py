@@ -19,6 +19,7 @@ from .options import (
     BootstrapOpt,
     CorpusOpt,
     EpochsOpt,
+    FusionOpt,
     LlmBaseUrlOpt,
     LlmModelOpt,
     LossOpt,
@@ -34,6 +35,7 @@ from .options import (
     SoupOpt,
     TrainingOptions,
     WarmupOpt,
+    check_fusion,
     train_config,
 )
 from .output import fail, mode, out, reports_errors
@@ -83,15 +85,7 @@ def pipeline(
     llm_base_url: LlmBaseUrlOpt = None,
     llm_model: LlmModelOpt = None,
     judged: Annotated[Path | None, typer.Option(help="Hand-judged JSONL query set for the second comparison.")] = None,
-    fusion: Annotated[
-        str,
-        typer.Option(
-            help="What the weighted hybrids fuse: corpus (every prompt, min-max over the whole corpus) or "
-            "candidates (only each side's top 50, still normalised over the whole corpus): the system an "
-            "engine (serve --engine edge) answers in one round at any size, chosen and measured that way.",
-            metavar="FUSION",
-        ),
-    ] = "corpus",
+    fusion: FusionOpt = "corpus",
     feedback: Annotated[
         str | None,
         typer.Option(
@@ -147,10 +141,8 @@ def pipeline(
     The LLM endpoint defaults to PROMPT_RETRIEVER_LLM_BASE_URL and PROMPT_RETRIEVER_LLM_MODEL.
     """
     from ..pipeline import PipelineConfig, other_corpus_run, run_pipeline
-    from ..search.spec import FUSIONS
 
-    if fusion not in FUSIONS:
-        fail(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
+    check_fusion(fusion)
     if not reference and (reference_corpus or reference_queries):
         fail("--no-reference conflicts with --reference-corpus/--reference-queries: give one or the other")
     llm_base_url = llm_base_url or llm_base_url_from_env()
