@@ -59,12 +59,13 @@ FusionOpt = Annotated[
 
 
 def check_fusion(fusion: str) -> str:
-    """`fusion` when it is one of `search.spec.FUSIONS`, else the CLI's error (exit 2)."""
+    """`fusion` when it is one of `search.spec.FUSIONS`, else an InputError (the commands' one-line error,
+    exit 2)."""
+    from ..errors import InputError
     from ..search.spec import FUSIONS
-    from .output import fail
 
     if fusion not in FUSIONS:
-        fail(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
+        raise InputError(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
     return fusion
 
 
