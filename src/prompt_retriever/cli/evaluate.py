@@ -115,6 +115,7 @@ def evaluate(
     from ..evaluation.served import ServedSystem
     from ..evaluation.systems import build_systems
     from ..golden.evalsets import load_eval_set, load_imported_eval_set, same_corpus
+    from ..search.spec import WEIGHTED_KINDS
 
     refuse_conflicts(ctx, EVALUATE_CONFLICTS)
     check_fusion(fusion)
@@ -134,7 +135,8 @@ def evaluate(
     if golden is None and judged is None and imported is None and run_dir is None:
         fail("give --golden DIR (from `queries generate`), --judged FILE, --pairs FILE or --ragas FILE")
     specs = system if system is not None else [] if run_dir else ["bm25", DEFAULT_MODEL, "hybrid"]
-    if "fusion" in given and not any(s.split(":")[0] in ("hybrid", "hybrid-adaptive") for s in specs):
+    weighted = any(s.split(":")[0] in WEIGHTED_KINDS for s in specs)
+    if "fusion" in given and not weighted:
         fail(
             "--fusion says what the --system hybrids fuse, and none is given (a run's system keeps its own "
             "fusion): give --system hybrid or hybrid-adaptive, or drop --fusion"
@@ -159,8 +161,7 @@ def evaluate(
         )
     eval_split = "test" if judged or imported else split
     gs.split_queries(eval_split)  # fail on an unknown split before embedding anything
-    specs = system if system is not None else [] if served else ["bm25", DEFAULT_MODEL, "hybrid"]
-    if not gs.dev_judged() and any(s.split(":")[0] in ("hybrid", "hybrid-adaptive") for s in specs):
+    if not gs.dev_judged() and weighted:
         note("[dim]no dev split: the hybrids' fusion weights are untuned (0.5); --golden DIR tunes them[/]")
     ks = parse_cutoffs(cutoffs)
     with task("embedding", unit="texts"):  # one bar for every encode call

@@ -47,7 +47,7 @@ class ServedSystem(System):
             "hybrid-rrf": {"k_rrf": spec.k_rrf, "depth": spec.depth},
         }.get(spec.kind, {})
         recorded = {k: self.info[k] for k in RUN_FACTS if k in self.info}
-        if spec.fusion != "corpus" and spec.kind in ("hybrid", "hybrid-adaptive"):
+        if spec.fuses_candidates:
             weights |= {"fusion": spec.fusion, "depth": spec.depth}
         return {"run": self.run_dir, "kind": spec.kind, **weights, "tuned_on": "the run's dev split", **recorded}
 

@@ -70,11 +70,12 @@ def alpha_grid_scores(
     k = int(metric.split("@")[1]) if "@" in metric else 100
     dense, bm25 = dense_system.scores(texts), bm25_system.scores(texts)
     weight = np.float32 if adaptive else float
-    if fusion == "candidates":
-        union = ExactFusion(qids, dense_system.ids, dense, bm25, depth)
-        return {a: per_query(union.union_best(weight(a), k), dev_qrels, [metric])[metric] for a in grid}
-    exact = ExactFusion(qids, dense_system.ids, dense, bm25, depth)
-    return {a: per_query(exact.fuse(weight(a), k)[0], dev_qrels, [metric])[metric] for a in grid}
+    fused = ExactFusion(qids, dense_system.ids, dense, bm25, depth)
+
+    def run(alpha) -> dict:
+        return fused.union_best(alpha, k) if fusion == "candidates" else fused.fuse(alpha, k)[0]
+
+    return {a: per_query(run(weight(a)), dev_qrels, [metric])[metric] for a in grid}
 
 
 # A dev set to tune a fusion weight on: a fusion system (its dense and BM25 sides over one collection), the

@@ -72,7 +72,7 @@ def _choose(cfg: PipelineConfig, ctx: Context) -> dict:
     tuned = Path(used or "").name == ctx.model_dir.name
     short = cfg.base.rstrip("/").split("/")[-1]
     label = system_label(spec.kind, f"fine-tuned {short}" if tuned else f"{short} (base)")
-    if spec.fusion == "candidates" and spec.kind in ("hybrid", "hybrid-adaptive"):
+    if spec.fuses_candidates:
         label += f" over each side's top {spec.depth} candidates"
     test_queries = primary_golden(gs).split_queries("test")  # the report's primary test split
     run = chosen.search([(q.id, q.text) for q in test_queries], 10)

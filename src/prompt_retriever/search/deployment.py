@@ -27,6 +27,13 @@ SYSTEM_FORMAT = 1
 # a system whose fusion is not the default (`spec.FUSIONS`): versions before the field refuse it rather
 # than serve it as the whole-corpus fusion
 SYSTEM_FORMAT_FUSION = 2
+
+
+def system_format(fusion: str) -> int:
+    """The system.json format a system with this fusion is written in (and must be read in)."""
+    return SYSTEM_FORMAT if fusion == "corpus" else SYSTEM_FORMAT_FUSION
+
+
 SYSTEM_FILE = "system.json"
 MAX_SYSTEM_BYTES = 4 << 20
 MAX_LABEL_CHARS = 1000
@@ -66,8 +73,7 @@ def copy_model(folder: Path, models_dir: Path) -> Path:
 
 def write_system(run_dir: Path, record: dict) -> Path:
     """`run_dir/system.json` holding `record` with its format (written last: it makes the run deployable)."""
-    fmt = SYSTEM_FORMAT if record.get("fusion", "corpus") == "corpus" else SYSTEM_FORMAT_FUSION
-    atomic_write_json(run_dir / SYSTEM_FILE, {"format": fmt, **record})
+    atomic_write_json(run_dir / SYSTEM_FILE, {"format": system_format(record.get("fusion", "corpus")), **record})
     return run_dir / SYSTEM_FILE
 
 
@@ -91,7 +97,7 @@ def system_info_problem(info: object) -> str | None:
             return f"{key} {value!r:.60}: a non-empty string expected"
     if problem := system_problem(info):
         return problem
-    want = SYSTEM_FORMAT if info.get("fusion", "corpus") == "corpus" else SYSTEM_FORMAT_FUSION
+    want = system_format(info.get("fusion", "corpus"))
     if fmt != want:  # the format says whether a fusion other than the corpus fusion may be in the file
         return f"format {fmt}: a system with fusion {info.get('fusion', 'corpus')!r} is written as format {want}"
     if info["backend"] not in BACKENDS:

@@ -138,7 +138,7 @@ class EngineSearch:
         alphas = query_alphas(spec.kind, qids, spec.alpha, texts=texts, alphas=spec.alphas, bounds=spec.bounds)
         run: Run = {}
         todo = list(range(len(qids)))
-        one_round = spec.fusion == "candidates"  # the system is the union's best: no proof, no deepening
+        one_round = spec.fuses_candidates  # the system is the union's best: no proof, no deepening
         depth = spec.depth if one_round else max(spec.depth, k)  # the union at its depth whatever k
         rows = self.local.bm25_rows(list(texts)) if self.local is not None else None
         bounds: dict[int, tuple[Bounds, Bounds]] = {}  # the whole corpus's bounds: asked once, not per round

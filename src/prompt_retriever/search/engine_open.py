@@ -23,6 +23,7 @@ from ..errors import InputError
 from .edge import EdgeIndex
 from .engine_base import HnswParams
 from .qdrant_index import META, STATS, QdrantIndex, location_of
+from .spec import WEIGHTED_KINDS
 
 # -- which engine, and where its index lives ------------------------------------------------------------
 ENGINES = ("auto", "exact", "edge", "qdrant")
@@ -49,8 +50,8 @@ def resolve_engine(engine: str, n_prompts: int, kind: str = "dense", fusion: str
     if engine == "auto":
         if kind == "dense":
             return "edge" if n_prompts >= AUTO_MIN_PROMPTS else "exact"
-        weighted = kind in ("hybrid", "hybrid-adaptive") and fusion == "candidates"
-        return "edge" if weighted and n_prompts >= AUTO_MIN_PROMPTS_CANDIDATES else "exact"
+        one_round = kind in WEIGHTED_KINDS and fusion == "candidates"  # as `SystemSpec.fuses_candidates`
+        return "edge" if one_round and n_prompts >= AUTO_MIN_PROMPTS_CANDIDATES else "exact"
     return engine
 
 

@@ -21,6 +21,7 @@ KINDS = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-adaptive")
 # union is taken at `depth` whatever k is asked (a k beyond it gets the union: fewer results), so a longer
 # answer starts with the shorter one and the 10 that metrics at 10 score are the 10 served.
 FUSIONS = ("corpus", "candidates")
+WEIGHTED_KINDS = ("hybrid", "hybrid-adaptive")  # the kinds `fusion` applies to
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class SystemSpec:
     @property
     def uses_bm25(self) -> bool:
         return self.kind != "dense"
+
+    @property
+    def fuses_candidates(self) -> bool:
+        """A weighted hybrid whose fusion is the union's best (`FUSIONS`), answered in one round."""
+        return self.fusion == "candidates" and self.kind in WEIGHTED_KINDS
 
 
 MAX_K_RRF = 1_000_000

@@ -103,8 +103,8 @@ def fused_run(
     """A weighted hybrid's run (`hybrid`, `hybrid-adaptive`) fused over each side's top `depth` among the
     prompts `mask` allows (`candidates.ExactFusion`): always the full-corpus fusion's run. Also returns the
     queries whose candidates could not prove it and were fused over the whole corpus. `fusion`
-    "candidates": the union's best `k` of every query, proven or not (`candidate_fusion_run`), none fused
-    over the whole corpus."""
+    "candidates": the union's best `k` of every query, proven or not (`ExactFusion.union_best`), none
+    fused over the whole corpus."""
     weights = query_alphas(kind, qids, alpha, texts=texts, alphas=alphas, bounds=bounds)
     if fusion == "candidates":
         return ExactFusion(qids, ids, dense, bm25, depth, mask).union_best(weights, k), []
