@@ -17,7 +17,8 @@ from prompt_retriever.errors import InputError
 from prompt_retriever.search.edge import EdgeIndex
 from prompt_retriever.search.engine import EngineSearch
 from prompt_retriever.search.engine_open import open_qdrant
-from prompt_retriever.search.qdrant_index import QdrantIndex, connect
+from prompt_retriever.search.qdrant_connection import connect
+from prompt_retriever.search.qdrant_index import QdrantIndex
 from prompt_retriever.search.stores import ExactStore, point_id
 from prompt_retriever.search.systems import BM25System
 

@@ -22,7 +22,8 @@ from ..corpus import Prompt
 from ..errors import InputError
 from .edge import EdgeIndex
 from .engine_base import HnswParams
-from .qdrant_index import META, STATS, QdrantIndex, location_of
+from .qdrant_connection import location_of
+from .qdrant_index import META, STATS, QdrantIndex
 from .spec import WEIGHTED_KINDS
 
 # -- which engine, and where its index lives ------------------------------------------------------------

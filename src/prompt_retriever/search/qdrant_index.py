@@ -43,10 +43,10 @@ from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE
 from ..errors import InputError
 from ..fileio import atomic_write_json
-from ..settings import qdrant_api_key
 from .bm25_terms import BM25Terms
 from .engine_base import DENSE, SPARSE, Ask, Candidates, EngineIndexBase, HnswParams, point_payload, read_json
 from .filters import filter_key
+from .qdrant_connection import client_for, is_local
 from .stores import point_id
 
 FORMAT = 1
@@ -60,46 +60,6 @@ def _models():
     from qdrant_client import models
 
     return models
-
-
-def connect(location: str, *, api_key: str | None = None, timeout: int | None = None, **options):
-    """A `QdrantClient` for `location`: a URL (`http(s)://...`, the key from `api_key` or `QDRANT_API_KEY`;
-    `options` go to `QdrantClient`, e.g. `prefer_grpc=True`), `":memory:"` or a folder (local mode)."""
-    from qdrant_client import QdrantClient
-
-    if location.startswith(("http://", "https://")):
-        return QdrantClient(url=location, api_key=api_key or qdrant_api_key(), timeout=timeout, **options)
-    if location == ":memory:":
-        return QdrantClient(location=":memory:")
-    return QdrantClient(path=location)
-
-
-def location_of(client) -> str | None:
-    """Where `client` points, as `connect` takes it (never its API key); None when it cannot be told."""
-    opts = getattr(client, "init_options", None) or {}
-    if opts.get("url"):
-        return str(opts["url"])
-    if opts.get("path"):
-        return str(opts["path"])
-    if opts.get("location"):
-        return str(opts["location"])
-    if opts.get("host"):
-        scheme = "https" if opts.get("https") else "http"
-        return f"{scheme}://{opts['host']}:{opts.get('port') or 6333}"
-    return None
-
-
-def _is_local(url: str | None) -> bool:
-    """Whether a recorded location is qdrant-client's local mode (exact search, no use for search params)."""
-    return not (url or "").startswith(("http://", "https://"))
-
-
-def _client(location, api_key: str | None) -> tuple[object, bool, str | None]:
-    """(client, whether this module made it and so closes it, location to record)."""
-    if isinstance(location, str | Path):
-        location = str(location)
-        return connect(location, api_key=api_key), True, location
-    return location, False, location_of(location)
 
 
 class QdrantIndex(EngineIndexBase):
@@ -130,7 +90,7 @@ class QdrantIndex(EngineIndexBase):
     @property
     def local(self) -> bool:
         """Whether the collection is in qdrant-client's local mode (pure Python, exact search), not a server."""
-        return _is_local(self.url)
+        return is_local(self.url)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @classmethod
@@ -152,7 +112,7 @@ class QdrantIndex(EngineIndexBase):
         hnsw = hnsw or HnswParams()
         if (folder / META).exists() or (folder / STATS).exists():
             raise InputError(f"{folder} already holds an engine index: open it, or remove it first")
-        client, owns, url = _client(location, api_key)
+        client, owns, url = client_for(location, api_key)
         try:
             if client.collection_exists(collection):
                 raise InputError(
@@ -197,7 +157,7 @@ class QdrantIndex(EngineIndexBase):
             location = meta.get("url")
             if not location or location == ":memory:":
                 raise InputError(f"{folder}: its collection is in memory or at an unknown place: pass its client")
-        client, owns, url = _client(location, api_key)
+        client, owns, url = client_for(location, api_key)
         collection, dim = meta["collection"], int(meta["dim"])
         try:
             if not client.collection_exists(collection):
@@ -236,7 +196,7 @@ class QdrantIndex(EngineIndexBase):
         """Create (with `replace`: drop the collection and the folder's index first), fill with `prompts`
         (rows of `embeddings`), wait for the server's indexing and persist."""
         folder = Path(folder)
-        client, owns, _ = _client(location, api_key)
+        client, owns, _ = client_for(location, api_key)
         if replace:
             for name in (META, STATS):
                 (folder / name).unlink(missing_ok=True)
