@@ -1,7 +1,7 @@
 """BM25 as sparse vectors: the project's tokenizer and Lucene BM25 split into a document side and a query
 side, so that a sparse dot product in an engine (Qdrant Edge, a Qdrant server) equals `BM25System.scores`.
 
-`BM25System` scores with bm25s (method "lucene", k1=1.5, b=0.75):
+`BM25System` scores as bm25s does (method "lucene", k1=1.5, b=0.75; `bm25_index.BM25Index`):
 
     score(q, d) = sum over the query's tokens t (repeats counted) of idf(t) * tf(t, d) / (tf(t, d) + K(d))
     idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5)),   K(d) = k1 * (1 - b + b * len(d) / avgdl)

@@ -181,15 +181,16 @@ class PromptRetriever(RetrieverFiles):
             "template": self.template,
         }
 
-    def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray, *, eager_bm25: bool = True) -> None:
+    def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray, *, bm25: str = "eager") -> None:
         """Tell the store (or the engine) about new vectors and refresh the id lookup; the BM25 index is
-        rebuilt now (`eager_bm25`) or at its first use."""
+        rebuilt now (`bm25` "eager"), at its first use ("lazy"), or was changed in step by the caller ("kept")."""
         self._by_id = {p.id: p for p in self.prompts}
         self.__dict__.pop("_order", None)
-        self._bm25 = None
+        if bm25 != "kept":
+            self._bm25 = None
         if self.engine is not None:
             return
-        if eager_bm25 and self.system.uses_bm25:
+        if bm25 == "eager" and self.system.uses_bm25:
             self._bm25 = BM25System(self.prompts, template=self.template)
         if prompts:
             payloads = [{"genre": p.genre, "theme": p.theme} for p in prompts]
@@ -209,12 +210,14 @@ class PromptRetriever(RetrieverFiles):
         for p in prompts:
             self.drift.note_put(self._by_id.get(p.id), p, since=since)
         new = self._embed(prompts)
-        self._drop(set(ids), rebuild=False)
+        self._drop(set(ids), tell_engine=False)
         if self.engine is not None:
             self.engine.upsert(prompts, new)  # BM25 statistics updated, not rebuilt (`bm25_terms`)
         self.embeddings = new if len(self.prompts) == 0 else np.vstack([self.embeddings, new])
         self.prompts.extend(prompts)
-        self._sync(prompts, new)
+        if self._bm25 is not None:
+            self._bm25.add(prompts)  # the new prompts only: nothing indexed is tokenized again
+        self._sync(prompts, new, bm25="kept" if self._bm25 is not None else "eager")
 
     def remove(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
         """Remove prompts by id (each noted in `drift`); MissingError for an unknown id unless `missing_ok`."""
@@ -241,8 +244,8 @@ class PromptRetriever(RetrieverFiles):
 
     def copy(self) -> PromptRetriever:
         """A copy to change while this one keeps answering searches (a server's live update): its own
-        prompt list, store and drift; the encoder, the embedding matrix and the BM25 index are shared
-        (changes replace them, never write into them). Needs the in-process `ExactStore`."""
+        prompt list, store, drift and BM25 index (a copy that shares what changes never write into); the
+        encoder and the embedding matrix are shared (changes replace them). Needs the in-process `ExactStore`."""
         if not isinstance(self.store, ExactStore):
             raise InputError("live updates while serving need the in-process vector store, not a Qdrant store")
         new = copy.copy(self)
@@ -251,26 +254,27 @@ class PromptRetriever(RetrieverFiles):
         new._by_id = dict(self._by_id)
         new._drift = copy.deepcopy(self.drift)
         new.store = ExactStore()
+        new._bm25 = self._bm25.copy() if self._bm25 is not None else None
         if new.prompts and new.engine is None:
             payloads = [{"genre": p.genre, "theme": p.theme} for p in new.prompts]
             new.store.upsert([p.id for p in new.prompts], new.embeddings, payloads)
         return new
 
-    def _drop(self, drop: set[str], *, rebuild: bool = True) -> int:
-        """Take out the prompts of `drop`; the BM25 index is rebuilt unless `rebuild` is off (the caller's
-        `_sync` rebuilds it)."""
+    def _drop(self, drop: set[str], *, tell_engine: bool = True) -> int:
+        """Take out the prompts of `drop` (from the BM25 index too: no re-indexing); the engine is told
+        unless `tell_engine` is off (the caller upserts those ids at once)."""
         keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
         removed = len(self.prompts) - len(keep)
         if removed:
             self.store.delete([p.id for p in self.prompts if p.id in drop])
-            if self.engine is not None and rebuild:
+            if self.engine is not None and tell_engine:
                 self.engine.delete([p.id for p in self.prompts if p.id in drop])
-            self.prompts = [self.prompts[i] for i in keep]
+            old, self.prompts = self.prompts, [self.prompts[i] for i in keep]
             self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
             self._by_id = {p.id: p for p in self.prompts}
             self.__dict__.pop("_order", None)
-            if rebuild and self.engine is None:
-                self._bm25 = BM25System(self.prompts, template=self.template) if self.system.uses_bm25 else None
+            if self._bm25 is not None:
+                self._bm25.remove([i for i, p in enumerate(old) if p.id in drop])
         return removed
 
     def get(self, prompt_id: str) -> Prompt | None:
@@ -327,7 +331,8 @@ class PromptRetriever(RetrieverFiles):
 
     @property
     def bm25(self) -> BM25System:
-        """The BM25 index over the same document text (rebuilt whenever the prompts change)."""
+        """The BM25 index over the same document text (built at first use, then changed in step with the
+        prompts: `add` and `remove` never re-index the rest)."""
         if self._bm25 is None:
             self._bm25 = BM25System(self.prompts, template=self.template)
         return self._bm25

@@ -132,7 +132,7 @@ class RetrieverFiles:
                     f"{files.directory}: embeddings have dimension {files.dimension}, the model {model_dim}"
                 )
         retriever.prompts, retriever.embeddings = prompts, embeddings
-        retriever._sync(prompts, embeddings, eager_bm25=False)
+        retriever._sync(prompts, embeddings, bm25="lazy")
         retriever.source = files.directory
         if DRIFT_FILE in files.blobs:
             where = str(files.directory / DRIFT_FILE)

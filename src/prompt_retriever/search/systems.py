@@ -2,9 +2,10 @@
 
 - `DenseSystem`: any model the registry resolves (bundled, fine-tuned folder, local folder), exact
   cosine search, queries encoded in batches, corpus embeddings cached by model fingerprint.
-- `BM25System`: `bm25s` (Lucene BM25, k1=1.5, b=0.75) over the same document text as the dense
-  system; tokenizer: lower-case word tokens, English stop words removed, Snowball English stemmer
-  (PyStemmer), so "lighthouses" matches "lighthouse". Prompts with score 0 are not retrieved.
+- `BM25System`: Lucene BM25 (k1=1.5, b=0.75; bm25s's scores, bit for bit, from `BM25Index`, which
+  takes prompts in and out without re-indexing) over the same document text as the dense system;
+  tokenizer: lower-case word tokens, English stop words removed, Snowball English stemmer (PyStemmer),
+  so "lighthouses" matches "lighthouse". Prompts with score 0 are not retrieved.
 - `RRFSystem`: reciprocal rank fusion of several systems, score = sum 1 / (60 + rank).
 - `WeightedFusionSystem`: alpha * dense + (1 - alpha) * bm25, each side min-max normalised over the whole
   corpus (an engine gets the same result from the union of each side's top `depth` candidates:
@@ -25,6 +26,7 @@ the same code.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -33,6 +35,8 @@ import numpy as np
 from ..corpus import Prompt
 from ..encoding.encoder import DEFAULT_TEMPLATE, Encoder, prompt_document
 from ..errors import InputError
+from .bm25_index import BM25Index
+from .bm25_terms import tokenize
 from .candidates import ADAPTIVE_BOUNDS, DEFAULT_DEPTH, ExactFusion, candidate_lists, fused_row, query_alphas
 from .candidates import length_buckets as length_buckets  # imported from here by evaluation and tests
 from .fusion import rrf
@@ -280,42 +284,39 @@ class DenseSystem(System):
 
 
 class BM25System(System):
+    """Lucene BM25 over the prompts' documents (`BM25Index`: bm25s's scores, changes without re-indexing)."""
+
     kind = "bm25"
 
     def __init__(self, prompts: Sequence[Prompt], *, template: str = DEFAULT_TEMPLATE, name: str = "bm25"):
-        import bm25s
-        import Stemmer
-
-        self._bm25s = bm25s
-        self.stemmer = Stemmer.Stemmer("english")
         self.name = name
         self.template = template
-        self.ids = [p.id for p in prompts]
-        tokens = bm25s.tokenize(
-            [prompt_document(p, template) for p in prompts],
-            stopwords="en",
-            stemmer=self.stemmer,
-            show_progress=False,
-        )
-        self.model = bm25s.BM25(k1=1.5, b=0.75)
-        self.model.index(tokens, show_progress=False)
-        self.vocab = tokens.vocab
+        self.ids: list[str] = []
+        self.index = BM25Index()
+        self.add(prompts)
 
     def servable(self) -> tuple[SystemSpec, str | None]:
         return SystemSpec("bm25"), None
 
+    def add(self, prompts: Sequence[Prompt]) -> None:
+        """Append prompts (a live update: nothing already indexed is tokenized again)."""
+        self.index.add(tokenize([prompt_document(p, self.template) for p in prompts]))
+        self.ids.extend(p.id for p in prompts)
+
+    def remove(self, positions: Sequence[int]) -> None:
+        """Take out the prompts at `positions` (of `ids`); the others keep their order."""
+        self.index.remove(positions)
+        gone = set(positions)
+        self.ids = [pid for i, pid in enumerate(self.ids) if i not in gone]
+
+    def copy(self) -> BM25System:
+        """An independent copy: changing one leaves the other as it was."""
+        new = copy.copy(self)
+        new.ids, new.index = list(self.ids), self.index.copy()
+        return new
+
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), len(self.ids)), dtype=np.float32)
-        if not self.ids:
-            return out
-        toks = self._bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False
-        )
-        for i, words in enumerate(toks):
-            known = [w for w in words if w in self.vocab]
-            if known:
-                out[i] = self.model.get_scores(known)
-        return out
+        return self.index.scores(tokenize(list(texts)))
 
     def search(self, queries: Sequence[tuple[str, str]], k: int, mask=None) -> Run:
         qids = [q for q, _ in queries]
