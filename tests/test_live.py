@@ -19,6 +19,7 @@ from prompt_retriever.corpus import Prompt, write_corpus
 from prompt_retriever.errors import IndexLoadError, InputError, MissingError
 from prompt_retriever.search.live import Drift, plan_changes, prompt_from_record
 from prompt_retriever.search.retriever import PromptRetriever
+from prompt_retriever.search.spec import SystemSpec
 from prompt_retriever.serving.api import create_app
 
 runner = CliRunner()
@@ -162,6 +163,21 @@ def test_a_run_changed_live_is_served_and_says_how_far_it_drifted(run, tmp_path)
     assert "1 prompt(s) added, 0 updated, 1 removed since this system was chosen" in res.stderr
     body = TestClient(create_app(r)).get("/api/info").json()
     assert body["drift"] == {"added": 1, "updated": 0, "removed": 1} and body["test_ndcg@10"] == 0.5
+    assert (body["engine"], body["fusion"], body["fusion_depth"]) == ("exact", "corpus", None)
+
+
+@pytest.mark.parametrize(
+    ("system", "said"),
+    [
+        (SystemSpec("hybrid", fusion="candidates", depth=30), ("candidates", 30)),
+        (SystemSpec("hybrid-adaptive"), ("corpus", None)),
+        (SystemSpec("dense"), (None, None)),
+        (SystemSpec("hybrid-rrf"), (None, None)),  # not a weighted hybrid: nothing normalised, no fusion said
+    ],
+)
+def test_api_info_says_how_the_served_hybrid_fuses(small_prompts, system, said):
+    body = TestClient(create_app(PromptRetriever(system=system).index(small_prompts[:4]))).get("/api/info").json()
+    assert (body["fusion"], body["fusion_depth"]) == said and body["kind"] == system.kind
 
 
 def test_a_run_whose_index_was_swapped_by_hand_is_still_refused(run, tmp_path, small_prompts):

@@ -29,6 +29,7 @@ from .filters import FilterNames, filter_key
 from .live import Drift
 from .persistence import INDEX_FORMAT
 from .retriever_files import RetrieverFiles
+from .spec import WEIGHTED_KINDS
 from .stores import ExactStore, VectorStore
 from .systems import BM25System, SystemSpec, system_label
 
@@ -383,8 +384,10 @@ class PromptRetriever(RetrieverFiles):
 
     # ------------------------------------------------------------------ what answers
     def describe(self) -> dict:
-        """Which system answers: kind, model, backend, corpus, and the numbers it was chosen on (from a run)."""
+        """Which system answers: kind, model, backend, corpus, how a weighted hybrid fuses (`fusion`: over
+        the whole corpus or each side's top `fusion_depth` candidates), and the numbers it was chosen on."""
         run = self.run_info or {}
+        weighted = self.system.kind in WEIGHTED_KINDS
         return {
             "system": run.get("label") or system_label(self.system.kind, self.model_name),
             "kind": self.system.kind,
@@ -397,4 +400,6 @@ class PromptRetriever(RetrieverFiles):
             "drift": self.drift.counts(),
             "run": run_dir.resolve().name if (run_dir := self.__dict__.get("run_dir")) is not None else None,
             "engine": "exact" if self.engine is None else self._engine_args[0],
+            "fusion": self.system.fusion if weighted else None,
+            "fusion_depth": self.system.depth if weighted and self.system.fuses_candidates else None,
         }

@@ -143,6 +143,11 @@ class InfoOut(BaseModel):
         "were measured before)",
     )
     run: str | None = Field(None, description="The name of the run folder served, if a run")
+    engine: str | None = Field(None, description="What searches: exact (in process), edge or qdrant")
+    fusion: str | None = Field(
+        None, description="How a weighted hybrid fuses: corpus (whole-corpus bounds) or candidates (each side's top)"
+    )
+    fusion_depth: int | None = Field(None, description="Candidates per side when `fusion` is candidates")
     created: str | None = Field(None, description="When the run served was made (ISO 8601 UTC), if a run")
     model_fingerprint: str | None = Field(None, description="The model answering: name and weights hash")
     current_since: str | None = Field(
