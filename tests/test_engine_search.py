@@ -186,6 +186,25 @@ def test_the_qdrant_engine_needs_a_server(small_corpus_path, tmp_path):
         PromptRetriever(system="bm25").index(load_corpus()[:5]).use_engine("qdrant", tmp_path / "q")
 
 
+def test_a_qdrant_url_without_a_scheme_is_refused_not_taken_for_a_folder(small_corpus_path, tmp_path, monkeypatch):
+    """qdrant-client takes anything but http(s):// for a local-mode folder: `localhost:6333` searched a new,
+    empty folder of that name instead of the server."""
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app
+    from prompt_retriever.search.stores import QdrantStore
+    from prompt_retriever.serving.server import build_retriever
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["serve", "--qdrant-url", "localhost:6333", "--corpus", str(small_corpus_path)])
+    assert res.exit_code == 2 and "must start with http:// or https://" in res.output
+    with pytest.raises(InputError, match="must start with http"):
+        QdrantStore(384, url="localhost:6333")
+    with pytest.raises(InputError, match="must start with http"):
+        build_retriever(prompts=load_corpus()[:3], qdrant_url="localhost:6333")
+    assert not (tmp_path / "localhost:6333").exists()
+
+
 @pytest.mark.parametrize("spec", SPECS[2:3] + SPECS[4:], ids=spec_id)
 def test_the_engine_with_bm25_in_process_answers_what_the_exact_path_answers(exact, spec, tmp_path):
     """`LocalScores`: the dense side from the engine, BM25 from full rows in process (`candidates_local`)."""

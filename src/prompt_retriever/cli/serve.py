@@ -206,6 +206,8 @@ def serve(
         fail(f"--engine {engine} and a Qdrant server cannot be used together: searches run in one of them")
     if engine == "qdrant" and not (qdrant_url or qdrant_path):
         fail("--engine qdrant needs a Qdrant server: give --qdrant-url (or --qdrant-path for a local folder)")
+    if qdrant_url and not qdrant_url.startswith(("http://", "https://")):
+        fail(f"--qdrant-url {safe(qdrant_url)} must start with http:// or https:// (--qdrant-path is a local folder)")
     if runs is not None:
         from ..search.versions import current_run_dir
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import InputError
 from ..settings import qdrant_api_key
 
 
@@ -24,6 +25,18 @@ def connect(location: str, *, api_key: str | None = None, timeout: int | None = 
     if location == ":memory:":
         return QdrantClient(location=":memory:")
     return QdrantClient(path=location)
+
+
+def server_url(url: str) -> str:
+    """`url` if it names a Qdrant server (`http://` or `https://`); an InputError otherwise, since `connect`
+    would take anything else, e.g. `localhost:6333`, for a local-mode folder and search an empty one.
+
+    >>> server_url("http://localhost:6333")
+    'http://localhost:6333'
+    """
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"Qdrant server URL {url!r:.200} must start with http:// or https:// (e.g. http://{url:.100})")
+    return url
 
 
 def location_of(client) -> str | None:

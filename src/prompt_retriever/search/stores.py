@@ -17,8 +17,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
-from ..settings import qdrant_api_key
 from .filters import filter_key
+from .qdrant_connection import connect, server_url
 
 
 @runtime_checkable
@@ -138,15 +138,10 @@ class QdrantStore:
         exact: bool = True,
         api_key: str | None = None,
     ):
-        from qdrant_client import QdrantClient, models
+        from qdrant_client import models
 
         self._models = models
-        if url:
-            self.client = QdrantClient(url=url, api_key=api_key or qdrant_api_key())
-        elif path == ":memory:":
-            self.client = QdrantClient(location=":memory:")
-        else:
-            self.client = QdrantClient(path=path)
+        self.client = connect(server_url(url) if url else path or ":memory:", api_key=api_key)
         self.collection = collection
         self.exact = exact
         if not self.client.collection_exists(collection):

@@ -12,6 +12,7 @@ from ..corpus import Prompt
 from ..encoding.encoder import Encoder
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import InputError
+from ..search.qdrant_connection import server_url
 from ..search.retriever import PromptRetriever
 from ..settings import ADMIN_TOKEN_ENV, MIN_ADMIN_TOKEN_CHARS, admin_token
 from .live import LiveState, Loader
@@ -67,6 +68,8 @@ def build_retriever(
             system=system,
         )
         retriever.source = None  # the index cache is no place for live updates
+    if qdrant_url:
+        server_url(qdrant_url)
     if qdrant_url or qdrant_path:
         if engine in ("exact", "edge"):
             raise InputError(f"--engine {engine} and a Qdrant server: searches run in one of them; drop one")
