@@ -18,6 +18,7 @@ NAME = "prompt_retriever"
 # unit of the same or a higher layer. `__init__` (the public face) sits on top: it only re-exports.
 LAYERS: list[set[str]] = [
     {"_version", "errors", "escaping", "settings"},
+    {"diskfull"},
     {"fileio", "fileread", "progress"},
     {"corpus", "llm", "feedback"},
     {"encoding", "golden"},
