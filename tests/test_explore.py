@@ -169,9 +169,16 @@ def test_a_server_exploring_from_below_shows_a_missed_prompt_and_logs_the_order_
     ranked = [h.prompt.id for h in small_retriever.search(query, k=7)]
     recorder = FeedbackRecorder(open_store(tmp_path / "f.db"), max_wait=0.05)
     try:
-        app = create_app(small_retriever, feedback=recorder, explorer=Explorer(1.0, seed=1, depth=3))
+        explorer = Explorer(1.0, seed=1, depth=3)
+        app = create_app(small_retriever, feedback=recorder, explorer=explorer)
         with app_server(app) as base:
             answers = [search(base, query, k=4) for _ in range(10)]
+            assert explorer.explored == 10
+            whole = search(base, query, k=len(small_retriever))  # nothing below the page: answered as it is
+            assert [h["prompt"]["id"] for h in whole["results"]] == [
+                h.prompt.id for h in small_retriever.search(query, k=len(small_retriever))
+            ]
+            assert explorer.explored == 10  # and not counted as explored
             for a in answers:
                 ids = [h["prompt"]["id"] for h in a["results"]]
                 (new,) = set(ids) - set(ranked[:4])

@@ -99,6 +99,12 @@ class Explorer:
                 return below, at
         return None
 
+    def nothing_below(self) -> None:
+        """A search `from_below` chose had no result that deep (a filter, a small collection): it was
+        answered as it is, so it is not counted in `explored`."""
+        with self._lock:
+            self.explored -= 1
+
     def order(self, items: Sequence[T]) -> list[T]:
         """`items` as this search answers them: unchanged, or with one adjacent pair swapped."""
         i = self.pair(len(items))

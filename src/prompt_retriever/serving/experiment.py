@@ -202,6 +202,7 @@ async def answer_search(
         if request.k + below < len(deeper.hits):
             hits = insert_from_below(deeper.hits, request.k, below, at)
         else:  # fewer results than that below the page (a filter, a small corpus): the page as it is
+            explorer.nothing_below()
             hits = deeper.hits[: request.k]
         return replace(deeper, hits=ranked(hits))
     if experiment is None:
