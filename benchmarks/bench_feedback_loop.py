@@ -59,6 +59,11 @@ results misjudged); the true judgments are known to the simulator only. Every se
    that test split with the simulator's true judgments (not the click-made ones), paired as in 3, Holm
    over the sizes. The simulated writers draw their queries from one fixed set at random, so "later" is
    a random share of the texts here; real writers' later requests may differ more from their earlier ones.
+3c. oracle (`--parts oracle`, after loop): the ceiling of part 3. The feedback family is every writers'
+   query with its TRUE judgments (a judged file, `--feedback-judged`: no clicks, no noise, the base run's
+   misses included), the pipeline otherwise the baseline's; scored on part 3's held-out queries against
+   the baseline and part 3's feedback runs. If even this run cannot beat the baseline there, no click
+   model can make part 3's runs do so: the headroom is not in the writers' queries.
 
 Results: `results/bench_feedback_loop_<part>.json` per part as it finishes, and
 `results/bench_feedback_loop.json` (all parts present), each printed as one JSON line, with the CPU model
@@ -237,10 +242,17 @@ def loop_files(work: Path, seed: int, folds: int, fold: int, writers_share: floa
 
 
 def loop_pipeline(
-    work: Path, out: Path, seed: int, *, feedback: Path | None = None, reference: bool = True, max_rows=None
+    work: Path,
+    out: Path,
+    seed: int,
+    *,
+    feedback: Path | None = None,
+    judged: Path | None = None,
+    reference: bool = True,
+    max_rows=None,
 ) -> float:
-    """One pipeline run on the collection (the baseline's settings; `feedback`: with the feedback family).
-    A finished run (system.json) is reused."""
+    """One pipeline run on the collection (the baseline's settings; `feedback`: with the feedback family
+    judged from that store; `judged`: from that judged file). A finished run (system.json) is reused."""
     from rich.console import Console
 
     from prompt_retriever.pipeline import PipelineConfig, run_pipeline
@@ -249,7 +261,9 @@ def loop_pipeline(
     if (out / "system.json").exists():
         log(f"pipeline: {out} exists, reused")
         return 0.0
-    extra = {"feedback": str(feedback)} if feedback is not None else {}
+    extra: dict = {"feedback": str(feedback)} if feedback is not None else {}
+    if judged is not None:
+        extra["feedback_judged"] = [judged]
     train = TrainConfig() if max_rows is None else TrainConfig(max_rows=max_rows)
     cfg = PipelineConfig(
         corpus=[work / "collection.txt"],
@@ -476,6 +490,56 @@ def part_future(args, work: Path) -> dict:
     }
 
 
+def oracle_judged(path: Path, queries: list[sw.SimQuery], seed: int) -> Path:
+    """Every writers' query with its TRUE judgments as a judged-feedback file (`source` owner: as if the
+    owner had judged them all), last searched in a seeded random order one minute apart (the time split)."""
+    from datetime import UTC, datetime, timedelta
+
+    from prompt_retriever.fileio import atomic_write_jsonl
+
+    order = list(range(len(queries)))
+    random.Random(seed).shuffle(order)
+    start, rows, seen = datetime(2026, 12, 1, tzinfo=UTC), [], set()
+    for minute, i in enumerate(order):
+        q = queries[i]
+        if q.truth and q.text.casefold() not in seen:
+            seen.add(q.text.casefold())
+            when = (start + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+            rows.append({"query": q.text, "relevant": q.truth, "timestamp": when, "source": "owner"})
+    return atomic_write_jsonl(path, rows)
+
+
+def part_oracle(args, work: Path) -> dict:
+    """Part 3c, the ceiling of part 3: the feedback family made of every writers' query with its TRUE
+    judgments (no clicks, no noise, every query judged, misses included), the pipeline otherwise the
+    baseline's; its served system against the baseline's and part 3's feedback runs on the same held-out
+    natural queries, Holm over the comparisons. Reads the runs part 3 made (run it first)."""
+    writers, heldout = collection_ids(work)
+    corpus = writers | heldout
+    judged = oracle_judged(work / "oracle-judged.jsonl", sw.natural_queries_of(writers, corpus), args.seed)
+    seconds = loop_pipeline(work, work / "run-oracle", args.seed, judged=judged, max_rows=args.max_rows)
+    runs = {"run-base": work / "run-base"}
+    runs |= {feedback_run(work, n, True).name: feedback_run(work, n, True) for n in args.loop_sizes}
+    runs["run-oracle"] = work / "run-oracle"
+    held = sw.natural_queries_of(heldout, corpus)
+    scores = {
+        name: [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(run, held), held, strict=True)]
+        for name, run in runs.items()
+    }
+    system = json.loads((work / "run-oracle" / "system.json").read_text())
+    return {
+        "protocol": "part 3's collection, split and held-out queries; run-oracle: the pipeline with "
+        "--feedback-judged of every writers' query and its true judgments (oracle-judged.jsonl), otherwise "
+        "run-base's settings and seed",
+        "judged_queries": sum(1 for _ in judged.open()),
+        "pipeline_seconds": round(seconds, 1),
+        "oracle_served": {"label": system["label"], "dev": system.get("dev"), "test": system.get("test")},
+        "heldout_queries": len(held),
+        "heldout_ndcg10": {name: round(sum(s) / len(s), 4) for name, s in scores.items()},
+        "comparisons": compare_runs(scores, "run-base", [n for n in runs if n != "run-base"]),
+    }
+
+
 # ---------------------------------------------------------------------------------------------- part 2
 
 
@@ -634,7 +698,7 @@ def main() -> None:
     ap.add_argument(
         "--parts",
         default="recover,experiment,loop",
-        help="comma-separated: recover, experiment, loop, future (3b: reads loop's runs)",
+        help="comma-separated: recover, experiment, loop, future (3b: reads loop's runs), oracle (3c: the same)",
     )
     ap.add_argument("--quick", action="store_true", help="small sizes and a small training budget (smoke run)")
     ap.add_argument("--seed", type=int, default=42)
@@ -684,7 +748,13 @@ def main() -> None:
     args.work_dir = work
     suffix = "_quick" if args.quick else ""
     parts = [p for p in args.parts.split(",") if p]
-    funcs = {"recover": part_recover, "experiment": part_experiment, "loop": part_loop, "future": part_future}
+    funcs = {
+        "recover": part_recover,
+        "experiment": part_experiment,
+        "loop": part_loop,
+        "future": part_future,
+        "oracle": part_oracle,
+    }
     for part in parts:
         if part == "merge":
             continue
