@@ -351,7 +351,7 @@ def part_loop(args, work: Path) -> dict:
         for f in work.glob("loop.db*"):
             f.unlink()
         slog, sessions, done, children = sw.SessionLog(), {}, 0, []
-        serve = ["--run", str(work / base_name), "--feedback", str(db), *FEEDBACK_ARGS]
+        serve = ["--run", str(work / base_name), "--feedback", str(db), *FEEDBACK_ARGS, *explore_args(args)]
         with sw.server(serve, work / "loop-server.log", nice=NICE) as base:
             for n in sizes:
                 log(f"loop: sessions {done}..{n}")
@@ -392,6 +392,7 @@ def part_loop(args, work: Path) -> dict:
     return {
         "protocol": f"bench_collection fold {args.fold} of 3 (seed 42); collection prompts split "
         f"{args.writers_share:g} writers / held-out by seed {args.seed}; writers search the served system of "
+        f"{'(explored: --explore ' + format(args.loop_explore, 'g') + ') ' if args.loop_explore else ''}"
         f"{'run-base' if sessions_file.exists() else base_name} (the stores are reused when they exist); baseline "
         f"{base_name}; pipelines seed {args.seed}",
         "files": files,
@@ -411,6 +412,11 @@ def part_loop(args, work: Path) -> dict:
         "comparisons_judged_subset": compare_runs(scores_judged, base_name, others),
         "click_model": model.to_dict(),
     }
+
+
+def explore_args(args) -> list[str]:
+    """The writers' server's exploration (`--loop-explore`): adjacent swaps in a share of searches, seeded."""
+    return ["--explore", format(args.loop_explore, "g"), "--explore-seed", str(args.seed)] if args.loop_explore else []
 
 
 def feedback_run(work: Path, n: int, with_ref: bool) -> Path:
@@ -727,6 +733,14 @@ def main() -> None:
         "its feedback runs too); results go to bench_feedback_loop_loop_noref.json",
     )
     ap.add_argument("--max-rows", type=int, default=None, help="training rows of every pipeline (default its own)")
+    ap.add_argument(
+        "--loop-explore",
+        type=float,
+        default=0.0,
+        help="loop: the writers' server explores this share of searches (serve --explore: one adjacent pair "
+        "swapped), so the click model can tell examination from attractiveness; results get _explore (use "
+        "another --work: the stores differ)",
+    )
     args = ap.parse_args()
     argv = sys.argv[1:]
     if "--parts" in argv:  # what a child started by this run repeats: every option but --parts
@@ -773,7 +787,8 @@ def main() -> None:
         res = funcs[part](args, work / part if part == "recover" else work)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         res["command"] = " ".join(["python", *sys.argv])
-        variant = "_noref" if part in ("loop", "future") and args.loop_baseline == "noref" else ""
+        variant = "_noref" if part in ("loop", "future", "oracle") and args.loop_baseline == "noref" else ""
+        variant += "_explore" if part in ("loop", "future") and args.loop_explore else ""
         emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
     if any(p in PARTS or p == "merge" for p in parts) and all(f.exists() for f in found.values()):
