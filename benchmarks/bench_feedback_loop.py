@@ -424,14 +424,14 @@ def feedback_run(work: Path, n: int, with_ref: bool) -> Path:
     return work / (f"run-feedback-{n}" if with_ref else f"run-noref-feedback-{n}")
 
 
-def feedback_family(run: Path) -> tuple[list[str], list[str]]:
+def feedback_family(run: Path, kinds: tuple[str, ...] = ("feedback",)) -> tuple[list[str], list[str]]:
     """(the texts of every query of the feedback family in a run's golden set, those of its test split: the
-    writers' newest requests, never trained on)."""
+    writers' newest requests, never trained on); `kinds`: owner_judged for a judged file's family."""
     from prompt_retriever.golden import GoldenSet
 
     gs = GoldenSet.load(run / "golden")
     test = set(gs.splits.get("test", []))
-    family = [q for q in gs.queries if q.kind == "feedback"]
+    family = [q for q in gs.queries if q.kind in kinds]
     return [q.text for q in family], [q.text for q in family if q.id in test]
 
 
@@ -533,6 +533,22 @@ def part_oracle(args, work: Path) -> dict:
         for name, run in runs.items()
     }
     system = json.loads((work / "run-oracle" / "system.json").read_text())
+    # the oracle's own later requests: its feedback family's test split (never trained on), as part 3b
+    typed = {q.text.casefold(): q for q in sw.natural_queries_of(writers, corpus)}
+    later = [typed[t.casefold()] for t in feedback_family(work / "run-oracle", kinds=("owner_judged",))[1]]
+
+    def ndcgs(run: Path) -> list[float]:
+        return [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(run, later), later, strict=True)]
+
+    base_later, oracle_later = ndcgs(runs["run-base"]), ndcgs(runs["run-oracle"])
+    found = [i for i, x in enumerate(base_later) if x > 0]
+    missed = [i for i, x in enumerate(base_later) if x == 0]
+    later_rows = {}
+    for name, idx in (("all", range(len(later))), ("baseline_found", found), ("baseline_missed", missed)):
+        pair = {"run-base": [base_later[i] for i in idx], "run-oracle": [oracle_later[i] for i in idx]}
+        later_rows[name] = {"queries": len(pair["run-base"])} | (
+            compare_runs(pair, "run-base", ["run-oracle"])[0] if pair["run-base"] else {}
+        )
     return {
         "protocol": "part 3's collection, split and held-out queries; run-oracle: the pipeline with "
         "--feedback-judged of every writers' query and its true judgments (oracle-judged.jsonl), otherwise "
@@ -543,6 +559,7 @@ def part_oracle(args, work: Path) -> dict:
         "heldout_queries": len(held),
         "heldout_ndcg10": {name: round(sum(s) / len(s), 4) for name, s in scores.items()},
         "comparisons": compare_runs(scores, "run-base", [n for n in runs if n != "run-base"]),
+        "later_requests": later_rows,
     }
 
 

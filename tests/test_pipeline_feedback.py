@@ -241,6 +241,37 @@ def test_feedback_rows_count_as_natural_for_the_training_budget():
     assert family_of("feedback") == family_of("owner_judged") == "feedback"
 
 
+def test_a_request_judged_from_clicks_trains_only_on_its_grade_2_prompts(tmp_path, prompts12):
+    """Click-judged grade 1 is a relevant prompt about half the time (the recover dev log), grade 2 most of
+    the time: a click-judged request trains on its grade-2 prompts only; the owner's grade 1 still trains."""
+    from prompt_retriever.training import TrainConfig, training_rows
+
+    gs = generate_heuristic(prompts12, HeuristicConfig(seed=42))
+    gs.splits = {"train": [q.id for q in gs.queries], "dev": [], "test": []}  # every prompt a train prompt
+    requests = [
+        ("letters to a lonely keeper", {LAMP: 1}, []),
+        ("romance on a night train", {TRAIN_CAR: 2, FERRY: 1}, []),
+    ]
+    clicks = write_requests(tmp_path / "clicks.jsonl", requests)
+    owner = write_requests(tmp_path / "owner.jsonl", [("a keeper's letters", {LAMP: 1}, [])], source="owner", offset=5)
+    out, _ = add_feedback_family(gs, read_feedback([clicks, owner], prompts12), test=0.0, dev=0.0)
+    family = {q.id: q.text for q in out.queries if q.kind in FEEDBACK_KINDS}
+
+    def rows(cfg: TrainConfig) -> set[tuple[str, str]]:
+        return {(family[r.query_id], r.positive_id) for r in training_rows(out, cfg) if r.query_id in family}
+
+    sure = {("romance on a night train", TRAIN_CAR), ("a keeper's letters", LAMP)}
+    assert rows(TrainConfig(max_positives_per_query=2)) == sure
+    assert rows(TrainConfig(max_positives_per_query=2, click_positive_grade=1)) == {
+        ("letters to a lonely keeper", LAMP),
+        ("romance on a night train", TRAIN_CAR),
+        ("romance on a night train", FERRY),
+        ("a keeper's letters", LAMP),
+    }
+    with pytest.raises(InputError, match="click_positive_grade"):
+        TrainConfig(click_positive_grade=3)
+
+
 class Store:
     """A real SQLite feedback store with searches and copies: each request searched four times (its prompt
     first, then second), its prompt copied every time, so the click model grades it 2 and the others 0."""

@@ -69,7 +69,10 @@ def stage_base_eval(cfg: PipelineConfig, ctx: Context) -> dict:
 
 def train_key(cfg: PipelineConfig, ctx: Context) -> dict:
     golden = ctx.records["split"]["fingerprint"]
-    key = {"golden": golden, "config": asdict(cfg.train), "base": model_fingerprint(cfg.base)}
+    config = asdict(cfg.train)
+    if not ctx.records["split"].get("feedback"):  # only a feedback family has click-judged rows: others keep their key
+        config.pop("click_positive_grade")
+    key = {"golden": golden, "config": config, "base": model_fingerprint(cfg.base)}
     key |= reference_key(cfg, ctx)  # runs without a reference keep their key
     return key | ({"soup_keywords": cfg.soup_keywords} if cfg.soup_keywords else {})  # old runs keep their key
 

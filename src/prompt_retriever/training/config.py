@@ -27,6 +27,10 @@ class TrainConfig:
     hard_negatives: int = 1
     relative_margin: float = 0.05
     max_positives_per_query: int = 1  # more rows per template query made the model over-fit them (measured)
+    # A writers' request judged from clicks (query kind `feedback`) trains only on prompts of this grade or
+    # better. Chosen on the dev log of simulated writers (benchmarks/bench_feedback_loop.py --parts recover,
+    # seed 42): position-corrected grade 2 is a relevant prompt 88% of the time, grade 1 about half the time.
+    click_positive_grade: int = 2
     max_rows: int | None = 3000  # training-row budget (CPU time), a seeded uniform sample; None = all
     # share of the max_rows budget spent on natural-language queries (None: uniform over all rows)
     natural_share: float | None = 0.75  # chosen on dev: beat a uniform sample by mean dev NDCG@10 (docs/experiments.md)
@@ -42,5 +46,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.natural_share is not None and not 0.0 <= self.natural_share <= 1.0:
             raise InputError(f"natural_share must be in [0, 1], got {self.natural_share}")
+        if self.click_positive_grade not in (1, 2):
+            raise InputError(f"click_positive_grade must be 1 or 2, got {self.click_positive_grade!r}")
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss {self.loss!r}: use {' or '.join(LOSSES)}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..encoding.encoder import Encoder, prompt_document
 from ..errors import InputError, LeakageError
-from ..golden.feedback_family import FEEDBACK_KINDS
+from ..golden.feedback_family import FEEDBACK_KIND, FEEDBACK_KINDS
 from ..golden.goldenset import GoldenSet
 from .config import TrainConfig
 
@@ -31,14 +31,16 @@ class TrainRow:
 
 def training_rows(gs: GoldenSet, cfg: TrainConfig) -> list[TrainRow]:
     """Every (query, positive) row from train queries and train prompts; at most N positives per query,
-    preferring the highest grade, in seeded order. `select_rows` applies the `max_rows` budget."""
+    preferring the highest grade, in seeded order; a request judged from clicks only with prompts of grade
+    `click_positive_grade` or better. `select_rows` applies the `max_rows` budget."""
     if "train" not in gs.splits:
         raise InputError("the golden set has no train split; run `queries split` first")
     split_of = gs.prompt_split()
     rng = random.Random(cfg.seed)
     rows = []
     for q in gs.split_queries("train"):
-        rels = [(pid, g) for pid, g in gs.qrels[q.id].items() if g > 0 and split_of.get(pid, "train") == "train"]
+        low = cfg.click_positive_grade if q.kind == FEEDBACK_KIND else 1  # clicks: only the grades they are sure of
+        rels = [(pid, g) for pid, g in gs.qrels[q.id].items() if g >= low and split_of.get(pid, "train") == "train"]
         if not rels:
             continue
         rng.shuffle(rels)
