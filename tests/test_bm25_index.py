@@ -125,3 +125,22 @@ def test_a_served_hybrid_changes_its_bm25_index_in_step_without_rebuilding(small
     fresh = BM25System(served.prompts, template=served.template)
     assert np.array_equal(served.bm25.scores(QUERIES), fresh.scores(QUERIES))
     assert served.search("haunted lighthouse", k=1)[0].prompt == updated
+
+
+def test_an_input_that_fails_midway_changes_nothing_and_remove_takes_any_iterable(small_prompts):
+    index = BM25Index()
+
+    def failing():
+        yield ["a", "lighthouse"]
+        raise RuntimeError("the reader failed")
+
+    with pytest.raises(RuntimeError):
+        index.add(failing())
+    assert len(index) == 0 and not index.vocab
+    docs = ["the last lighthouse keeper"]
+    index.add(tokenize(docs))
+    assert np.array_equal(index.scores(tokenize(["lighthouse"])), bm25s_scores(docs, ["lighthouse"]))
+    system = BM25System(small_prompts[:5])
+    system.remove(i for i in [1, 2])  # a generator, read once
+    assert len(system.index) == len(system.ids) == 3
+    assert system.ids == [small_prompts[i].id for i in (0, 3, 4)]

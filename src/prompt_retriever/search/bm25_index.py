@@ -24,7 +24,7 @@ Example:
     >>> index.add(tokenize(["the last lighthouse"]))
     >>> index.remove([0])
     >>> [round(float(s), 3) for s in index.scores(tokenize(["lighthouse"]))[0]]
-    [0.0, 0.511]
+    [0.0, 0.277]
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class BM25Index:
     # ------------------------------------------------------------------ changes
     def add(self, docs: Iterable[Sequence[str]]) -> None:
         """Append documents (token lists, as `bm25_terms.tokenize` makes them)."""
+        docs = [list(tokens) for tokens in docs]  # read whole first: an input that fails changes nothing
         terms: list[int] = []
         tfs: list[int] = []
         sizes: list[int] = []

@@ -27,7 +27,7 @@ the same code.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -303,10 +303,10 @@ class BM25System(System):
         self.index.add(tokenize([prompt_document(p, self.template) for p in prompts]))
         self.ids.extend(p.id for p in prompts)
 
-    def remove(self, positions: Sequence[int]) -> None:
+    def remove(self, positions: Iterable[int]) -> None:
         """Take out the prompts at `positions` (of `ids`); the others keep their order."""
-        self.index.remove(positions)
-        gone = set(positions)
+        gone = set(positions)  # any iterable, read once
+        self.index.remove(gone)
         self.ids = [pid for i, pid in enumerate(self.ids) if i not in gone]
 
     def copy(self) -> BM25System:
