@@ -254,7 +254,7 @@ def test_a_request_judged_from_clicks_trains_only_on_its_grade_2_prompts(tmp_pat
     ]
     clicks = write_requests(tmp_path / "clicks.jsonl", requests)
     owner = write_requests(tmp_path / "owner.jsonl", [("a keeper's letters", {LAMP: 1}, [])], source="owner", offset=5)
-    out, _ = add_feedback_family(gs, read_feedback([clicks, owner], prompts12), test=0.0, dev=0.0)
+    out, record = add_feedback_family(gs, read_feedback([clicks, owner], prompts12), test=0.0, dev=0.0)
     family = {q.id: q.text for q in out.queries if q.kind in FEEDBACK_KINDS}
 
     def rows(cfg: TrainConfig) -> set[tuple[str, str]]:
@@ -270,6 +270,12 @@ def test_a_request_judged_from_clicks_trains_only_on_its_grade_2_prompts(tmp_pat
     }
     with pytest.raises(InputError, match="click_positive_grade"):
         TrainConfig(click_positive_grade=3)
+    # and the report says what was left untrained, instead of dropping it in silence
+    from prompt_retriever.pipeline.report import _feedback_sentence
+
+    assert record["train_clicks_grade1_only"] == 1  # "letters to a lonely keeper": grade 1 only, from clicks
+    assert "Not trained on: 1 train requests judged from clicks" in _feedback_sentence(record)
+    assert "Not trained on" not in _feedback_sentence(record, click_positive_grade=1)
 
 
 class Store:

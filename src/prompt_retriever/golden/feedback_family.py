@@ -287,6 +287,11 @@ def _record(
         "train_until": stamp(by_split["train"][-1] if by_split["train"] else None),
         "test_from": stamp(by_split["test"][0] if by_split["test"] else None),
         "negatives": negatives,
+        # train requests judged from clicks whose best prompt is grade 1: no training row by default
+        # (`TrainConfig.click_positive_grade`), said in the report rather than dropped in silence
+        "train_clicks_grade1_only": sum(
+            1 for q in by_split["train"] if q.kind == FEEDBACK_KIND and max(q.relevant.values(), default=0) < 2
+        ),
         "replaced": read.replaced,
         "already_present": already_present,
         "unknown_prompts": read.unknown_prompts,

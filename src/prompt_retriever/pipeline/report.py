@@ -128,7 +128,7 @@ def _training_sentence(cfg: PipelineConfig, training: dict[str, Any]) -> str:
     )
 
 
-def _feedback_sentence(family: dict[str, Any]) -> str:
+def _feedback_sentence(family: dict[str, Any], click_positive_grade: int = 2) -> str:
     """The feedback family (the split record's `feedback`, golden/feedback_family.py) in words."""
     n = family["splits"]
     words = {"feedback": "judged from clicks", "owner_judged": "judged by the owner"}
@@ -151,6 +151,11 @@ def _feedback_sentence(family: dict[str, Any]) -> str:
     )
     if left:
         out += " Left out: " + "; ".join(f"{v} {said}" for said, v in left.items()) + "."
+    if click_positive_grade > 1 and family.get("train_clicks_grade1_only"):
+        out += (
+            f" Not trained on: {family['train_clicks_grade1_only']} train requests judged from clicks whose best "
+            "prompt is grade 1 (click-judged grade 1 is often wrong: requests from clicks train on grade 2 only)."
+        )
     return out + (f" Warning: {family['warning']}." if family.get("warning") else "")
 
 
@@ -202,7 +207,7 @@ def final_report(
         f"train {split.get('train', 0)}, dev {split.get('dev', 0)}, test {split.get('test', 0)} queries "
         f"(test {cfg.test:.0%} / dev {cfg.dev:.0%} of prompts held out, seed {cfg.seed}).",
         "",
-        *([_feedback_sentence(split["feedback"]), ""] if split.get("feedback") else []),
+        *([_feedback_sentence(split["feedback"], cfg.train.click_positive_grade), ""] if split.get("feedback") else []),
         _training_sentence(cfg, training),
         "",
         summary_markdown(summary, title="##", reports=f"{COMPARE_DIR}/"),
