@@ -79,6 +79,10 @@ def test_adds_and_removes_keep_the_scores_of_a_fresh_index(documents, monkeypatc
             assert np.array_equal(index.scores(tokenize(QUERIES)), bm25s_scores(live, QUERIES)), step
     assert {p for p, _ in paths} == {"pending", "indexed"}  # both lookups were exercised
     assert any(dead for _, dead in paths)  # and tombstones
+    index._compact()  # a compaction forgets the words no live document has
+    assert set(index.vocab) == {w for tokens in tokenize(live) for w in tokens}
+    assert sorted(index.vocab.values()) == list(range(len(index.vocab))) and (index._df > 0).all()
+    assert np.array_equal(index.scores(tokenize(QUERIES)), bm25s_scores(live, QUERIES))
 
 
 def test_a_copy_is_independent(documents):

@@ -136,13 +136,18 @@ class BM25Index:
         return new
 
     def _compact(self) -> None:
-        """Drop the tombstones: the live documents take slots 0..n-1 in order."""
+        """Drop the tombstones (the live documents take slots 0..n-1 in order) and the words no live
+        document has any more (the others keep their order, renumbered)."""
         sizes = np.diff(self._ptr)
         keep = np.repeat(self._alive, sizes)
-        self._terms, self._tf = self._terms[keep], self._tf[keep]
         self._ptr = np.concatenate([[0], np.cumsum(sizes[self._alive])]).astype(np.int64)
         self._len = self._len[self._alive]
         self._alive = np.ones(len(self._len), dtype=bool)
+        used = self._df > 0
+        renumber = np.cumsum(used) - 1
+        self._terms, self._tf = renumber[self._terms[keep]].astype(np.int32), self._tf[keep]
+        self.vocab = {w: int(renumber[t]) for w, t in self.vocab.items() if used[t]}
+        self._df = self._df[used]
         self._reindex()
 
     def _reindex(self) -> None:
