@@ -229,6 +229,23 @@ def test_the_cli_takes_the_feedback_options(tmp_path):
     assert res.exit_code != 0 and f"{bad}:1" in res.output
 
 
+def test_the_click_grade_option_reaches_the_training_config(tmp_path):
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from prompt_retriever.cli import app
+    from prompt_retriever.cli.options import TrainingOptions, train_config
+    from prompt_retriever.cli.pipeline import pipeline
+
+    defaults = {k: v.default for k, v in inspect.signature(pipeline).parameters.items()}
+    assert train_config(TrainingOptions.of(defaults)).click_positive_grade == 2
+    assert train_config(TrainingOptions.of(defaults | {"click_positive_grade": 1})).click_positive_grade == 1
+    for command in (["pipeline", "-c", str(DATA / "golden12.txt"), "-o", str(tmp_path / "r")], ["train"]):
+        res = CliRunner().invoke(app, [*command, "--click-positive-grade", "3"])
+        assert res.exit_code == 2 and "click-positive-grade" in res.output
+
+
 def test_feedback_rows_count_as_natural_for_the_training_budget():
     from prompt_retriever.evaluation.choose import family_of
     from prompt_retriever.training import TrainConfig, TrainRow, select_rows

@@ -164,6 +164,15 @@ NaturalShareOpt = Annotated[
     ),
 ]
 PatienceOpt = Annotated[int, typer.Option(min=0, help="Early stopping after N evaluations without gain (0 = off).")]
+ClickGradeOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=2,
+        help="A writers' request judged from clicks trains only on prompts of this grade or better (2, chosen "
+        "on a dev log: click-judged grade 1 is often wrong; the owner's judgments train on grade 1 too).",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,7 @@ class TrainingOptions:
     early_stopping: int
     soup_keywords: int = 0
     natural_share: float | None = 0.75
+    click_positive_grade: int = 2
 
     @classmethod
     def of(cls, values: dict[str, object]) -> TrainingOptions:
@@ -214,6 +224,7 @@ def train_config(opts: TrainingOptions) -> TrainConfig:
         loss=opts.loss,
         early_stopping_patience=opts.early_stopping or None,
         natural_share=opts.natural_share,
+        click_positive_grade=opts.click_positive_grade,
     )
     if opts.soup_keywords:
         ingredient_configs(cfg, opts.soup_keywords)

@@ -13,6 +13,7 @@ from .app import app
 from .options import (
     AugmentOpt,
     BatchOpt,
+    ClickGradeOpt,
     EpochsOpt,
     ForceReplaceOpt,
     LossOpt,
@@ -49,6 +50,7 @@ def train_cmd(
     loss: LossOpt = "mnrl",
     early_stopping: PatienceOpt = 0,
     natural_share: NaturalShareOpt = 0.75,
+    click_positive_grade: ClickGradeOpt = 2,
     force: ForceReplaceOpt = False,
 ) -> None:
     """Fine-tune with MultipleNegativesRankingLoss on the train split; keep the best dev checkpoint."""
