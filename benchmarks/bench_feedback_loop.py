@@ -392,7 +392,7 @@ def part_loop(args, work: Path) -> dict:
     return {
         "protocol": f"bench_collection fold {args.fold} of 3 (seed 42); collection prompts split "
         f"{args.writers_share:g} writers / held-out by seed {args.seed}; writers search the served system of "
-        f"{'(explored: --explore ' + format(args.loop_explore, 'g') + ') ' if args.loop_explore else ''}"
+        f"{'(explored: ' + ' '.join(explore_args(args)) + ') ' if args.loop_explore else ''}"
         f"{'run-base' if sessions_file.exists() else base_name} (the stores are reused when they exist); baseline "
         f"{base_name}; pipelines seed {args.seed}",
         "files": files,
@@ -416,7 +416,10 @@ def part_loop(args, work: Path) -> dict:
 
 def explore_args(args) -> list[str]:
     """The writers' server's exploration (`--loop-explore`): adjacent swaps in a share of searches, seeded."""
-    return ["--explore", format(args.loop_explore, "g"), "--explore-seed", str(args.seed)] if args.loop_explore else []
+    if not args.loop_explore:
+        return []
+    depth = ["--explore-depth", str(args.loop_explore_depth)] if args.loop_explore_depth else []
+    return ["--explore", format(args.loop_explore, "g"), "--explore-seed", str(args.seed), *depth]
 
 
 def feedback_run(work: Path, n: int, with_ref: bool) -> Path:
@@ -758,6 +761,13 @@ def main() -> None:
         "swapped), so the click model can tell examination from attractiveness; results get _explore (use "
         "another --work: the stores differ)",
     )
+    ap.add_argument(
+        "--loop-explore-depth",
+        type=int,
+        default=0,
+        help="with --loop-explore: an explored search shows one of the DEPTH results below the page instead "
+        "of a swap (serve --explore-depth), so prompts the baseline ranks below 10 can be clicked",
+    )
     args = ap.parse_args()
     argv = sys.argv[1:]
     if "--parts" in argv:  # what a child started by this run repeats: every option but --parts
@@ -806,6 +816,8 @@ def main() -> None:
         res["command"] = " ".join(["python", *sys.argv])
         variant = "_noref" if part in ("loop", "future", "oracle") and args.loop_baseline == "noref" else ""
         variant += "_explore" if part in ("loop", "future") and args.loop_explore else ""
+        if variant.endswith("_explore") and args.loop_explore_depth:
+            variant += f"_depth{args.loop_explore_depth}"
         emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
     if any(p in PARTS or p == "merge" for p in parts) and all(f.exists() for f in found.values()):
