@@ -10,6 +10,7 @@ import typer
 
 from ..encoding.models import DEFAULT_MODEL
 from ..errors import InputError
+from ..search.qdrant_connection import is_server_url
 from .app import app
 from .inputs import RUN_OR_INDEX_CONFLICTS, load_prompts, system_and_model
 from .options import (
@@ -206,7 +207,7 @@ def serve(
         fail(f"--engine {engine} and a Qdrant server cannot be used together: searches run in one of them")
     if engine == "qdrant" and not (qdrant_url or qdrant_path):
         fail("--engine qdrant needs a Qdrant server: give --qdrant-url (or --qdrant-path for a local folder)")
-    if qdrant_url and not qdrant_url.startswith(("http://", "https://")):
+    if qdrant_url and not is_server_url(qdrant_url):
         fail(f"--qdrant-url {safe(qdrant_url)} must start with http:// or https:// (--qdrant-path is a local folder)")
     if runs is not None:
         from ..search.versions import current_run_dir

@@ -30,13 +30,12 @@ Example:
 from __future__ import annotations
 
 import copy
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .bm25_terms import K1, B
+from .bm25_terms import K1, B, lucene_idf
 
 PENDING_MIN = 8192  # postings added since the last reindex before the term-major postings are rebuilt
 DEAD_SHARE = 0.25  # share of tombstones that triggers a compaction
@@ -182,7 +181,7 @@ class BM25Index:
         if got is None:
             slots, tf = self._postings(term)
             df = int(self._df[term])
-            idf = np.float32(math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5)))
+            idf = np.float32(lucene_idf(df, self.n_docs))
             avgdl = np.float64(self.total_len / self.n_docs)
             tfc = tf / (self.k1 * ((1 - self.b) + self.b * self._len[slots] / avgdl) + tf)
             got = self._cache[term] = (slots, (np.float64(idf) * tfc).astype(np.float32))

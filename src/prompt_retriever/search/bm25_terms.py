@@ -43,6 +43,11 @@ B = 0.75
 SparsePair = tuple[list[int], list[float]]
 
 
+def lucene_idf(df: int, n_docs: int) -> float:
+    """bm25s's "lucene" idf of a term in `df` of `n_docs` documents: ln(1 + (N - df + 0.5) / (df + 0.5))."""
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Tokens of each text exactly as `BM25System` makes them (bm25s, English stop words, English stemmer)."""
     import bm25s
@@ -129,7 +134,7 @@ class BM25Terms:
 
     def idf(self, tid: int) -> float:
         df = self.df[tid]
-        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+        return lucene_idf(df, self.n_docs)
 
     def query_vector(self, text: str) -> SparsePair:
         """The query side: each known token (present in a live document) with count * idf."""

@@ -14,13 +14,20 @@ from pathlib import Path
 from ..errors import InputError
 from ..settings import qdrant_api_key
 
+SERVER_SCHEMES = ("http://", "https://")
+
+
+def is_server_url(location: str | None) -> bool:
+    """Whether `location` names a Qdrant server (anything else is qdrant-client's local mode)."""
+    return (location or "").startswith(SERVER_SCHEMES)
+
 
 def connect(location: str, *, api_key: str | None = None, timeout: int | None = None, **options):
     """A `QdrantClient` for `location`: a URL (`http(s)://...`, the key from `api_key` or `QDRANT_API_KEY`;
     `options` go to `QdrantClient`, e.g. `prefer_grpc=True`), `":memory:"` or a folder (local mode)."""
     from qdrant_client import QdrantClient
 
-    if location.startswith(("http://", "https://")):
+    if is_server_url(location):
         return QdrantClient(url=location, api_key=api_key or qdrant_api_key(), timeout=timeout, **options)
     if location == ":memory:":
         return QdrantClient(location=":memory:")
@@ -34,7 +41,7 @@ def server_url(url: str) -> str:
     >>> server_url("http://localhost:6333")
     'http://localhost:6333'
     """
-    if not url.startswith(("http://", "https://")):
+    if not is_server_url(url):
         raise InputError(f"Qdrant server URL {url!r:.200} must start with http:// or https:// (e.g. http://{url:.100})")
     return url
 
@@ -56,7 +63,7 @@ def location_of(client) -> str | None:
 
 def is_local(url: str | None) -> bool:
     """Whether a recorded location is qdrant-client's local mode (exact search, no use for search params)."""
-    return not (url or "").startswith(("http://", "https://"))
+    return not is_server_url(url)
 
 
 def client_for(location, api_key: str | None) -> tuple[object, bool, str | None]:
