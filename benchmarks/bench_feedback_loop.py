@@ -110,7 +110,7 @@ def score_judgments(result, truth: dict[tuple[str, str], int]) -> dict:
         key = query_key(jq.query)
         for pid, ev in jq.evidence.items():
             if ev["grade"] is not None:
-                inferred[(key, pid)] = (ev["grade"], ev["score"])
+                inferred[(key, pid)] = (ev["grade"], ev.get("score", 0.0))  # 0: never shown, judged by chains
     pairs = [p for p in inferred if p in truth]
     true = [truth[p] for p in pairs]
     grade = [inferred[p][0] for p in pairs]
@@ -324,8 +324,21 @@ def spawn_feedback_pipeline(args, n: int) -> subprocess.Popen:
     return subprocess.Popen(["nice", "-n", "10", *cmd], stdout=log_file.open("w"), stderr=subprocess.STDOUT)
 
 
+def chain_check(result, truth: dict[tuple[str, str], int]) -> dict:
+    """The pairs query chains made grade 2, against the simulator's true grades."""
+    from prompt_retriever.feedback.clickmodel import query_key
+
+    true = Counter()
+    for jq in result.queries:
+        for pid, ev in jq.evidence.items():
+            if ev.get("chain_grade") == 2 and ev["grade"] == 2 and ev["click_grade"] != 2:
+                true[truth.get((query_key(jq.query), pid), 0)] += 1
+    return {"raised": result.pairs_by_chains, "raised_by_true_grade": {str(g): true[g] for g in sorted(true)}}
+
+
 def part_loop(args, work: Path) -> dict:
     from prompt_retriever.feedback import open_store
+    from prompt_retriever.feedback.clickmodel import query_key
     from prompt_retriever.feedback.judgments import store_judgments
 
     files = loop_files(work, 42, 3, args.fold, args.writers_share)
@@ -339,7 +352,7 @@ def part_loop(args, work: Path) -> dict:
     writers, heldout = collection_ids(work)
     corpus = writers | heldout
     typed = sw.natural_queries_of(writers, corpus)
-    model = sw.ClickModel(eta=args.eta, noise=args.noise)
+    model = sw.ClickModel(eta=args.eta, noise=args.noise, reformulate=args.loop_reformulate)
     sizes = sorted(args.loop_sizes)
     stores = {n: work / f"loop-{n}.db" for n in sizes}
     sessions_file = work / "loop-sessions.json"
@@ -374,12 +387,15 @@ def part_loop(args, work: Path) -> dict:
         )
         runs[out.name] = out
     judged = {}
+    truth = {(query_key(q.text), pid): g for q in typed for pid, g in q.truth.items()}
     for n in sizes:
         store = open_store(stores[n])
         try:
-            judged[str(n)] = store_judgments(store).to_json()
+            result = store_judgments(store)
         finally:
             store.close()
+        checks = {"vs_truth": score_judgments(result, truth), "chains": chain_check(result, truth)}
+        judged[str(n)] = result.to_json() | checks
     held_queries = sw.natural_queries_of(heldout, corpus)
     scores = {
         name: [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(run, held_queries), held_queries, strict=True)]
@@ -393,6 +409,7 @@ def part_loop(args, work: Path) -> dict:
         "protocol": f"bench_collection fold {args.fold} of 3 (seed 42); collection prompts split "
         f"{args.writers_share:g} writers / held-out by seed {args.seed}; writers search the served system of "
         f"{'(explored: ' + ' '.join(explore_args(args)) + ') ' if args.loop_explore else ''}"
+        f"{f'(writers reformulate: {args.loop_reformulate:g}) ' if args.loop_reformulate else ''}"
         f"{'run-base' if sessions_file.exists() else base_name} (the stores are reused when they exist); baseline "
         f"{base_name}; pipelines seed {args.seed}",
         "files": files,
@@ -768,6 +785,14 @@ def main() -> None:
         help="with --loop-explore: an explored search shows one of the DEPTH results below the page instead "
         "of a swap (serve --explore-depth), so prompts the baseline ranks below 10 can be clicked",
     )
+    ap.add_argument(
+        "--loop-reformulate",
+        type=float,
+        default=0.0,
+        help="loop: a writer who copied or used nothing types another request for the same need with this "
+        "probability (up to 3 searches a session), so the judgments get query chains; results get "
+        "_reformulate (use another --work: the stores differ)",
+    )
     args = ap.parse_args()
     argv = sys.argv[1:]
     if "--parts" in argv:  # what a child started by this run repeats: every option but --parts
@@ -818,6 +843,7 @@ def main() -> None:
         variant += "_explore" if part in ("loop", "future") and args.loop_explore else ""
         if variant.endswith("_explore") and args.loop_explore_depth:
             variant += f"_depth{args.loop_explore_depth}"
+        variant += "_reformulate" if part in ("loop", "future") and args.loop_reformulate else ""
         emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
     if any(p in PARTS or p == "merge" for p in parts) and all(f.exists() for f in found.values()):

@@ -9,7 +9,9 @@ probability `copy[grade]` and "used" with probability `use[grade]` (explicit vot
 true grades are known to the simulator only: the server and whatever reads its log see the queries, the
 answers and the events, nothing else. Every draw comes from `random.Random(f"{seed}:{session}")`, so a
 session's query and clicks depend on the seed and its number only (not on timing or concurrency), given
-the answers the server gives.
+the answers the server gives. With `ClickModel.reformulate`, a writer who copied or used nothing may type
+another request for the same need (another query written for the same source prompt) in the same session
+(same client id), as writers who do not find what they want do; 0 (the default) keeps one search a session.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class ClickModel:
     thumbs_up: tuple[float, float, float] = (0.0, 0.0, 0.0)  # P(thumbs_up | opened, grade)
     thumbs_down: tuple[float, float, float] = (0.0, 0.0, 0.0)  # P(thumbs_down | opened, grade)
     noise: float = 0.05  # P(the writer judges an examined result by a random grade instead of its true one)
+    # P(the writer, having copied or used nothing, types another request for the same need: another natural
+    # query of the same source prompt, not typed yet in this session), up to `searches` searches a session
+    reformulate: float = 0.0
+    searches: int = 3
 
     def examine(self, rank: int) -> float:
         return 1.0 / rank**self.eta
@@ -216,10 +222,12 @@ class SessionLog:
     # session number -> (query, the ids shown, the positions opened)
     shown: dict[int, tuple[str, tuple[str, ...], tuple[int, ...]]] = field(default_factory=dict)
     seconds: float = 0.0
+    reformulated: int = 0  # searches typed after a first one, for the same need
 
     def summary(self) -> dict:
         return {
             "searches": self.searches,
+            "reformulated": self.reformulated,
             "events": dict(sorted(self.events.items())),
             "events_refused": dict(self.refused),
             "errors": len(self.errors),
@@ -228,33 +236,62 @@ class SessionLog:
         }
 
 
-async def _session(
-    c: httpx.AsyncClient, i: int, queries: Sequence[SimQuery], seed: int, model: ClickModel, k: int, log: SessionLog
-) -> None:
-    rng = session_rng(seed, i)
-    q = queries[rng.randrange(len(queries))]
-    client_id = f"sim-{seed}-{i:07d}"
+async def _search(c: httpx.AsyncClient, text: str, k: int, client_id: str, log: SessionLog) -> dict | None:
     for attempt in range(5):
         try:
-            r = await c.get("/api/search", params={"q": q.text, "k": k}, headers={"X-Client-Id": client_id})
+            r = await c.get("/api/search", params={"q": text, "k": k}, headers={"X-Client-Id": client_id})
             break
         except httpx.HTTPError as exc:
             if attempt == 4:
                 log.errors.append("search " + type(exc).__name__)
-                return
+                return None
             await asyncio.sleep(0.5)
     if r.status_code != 200:
         log.errors.append(f"search HTTP {r.status_code}")
-        return
+        return None
     log.searches += 1
-    answer = r.json()
-    ids = tuple(h["prompt"]["id"] for h in answer["results"])
-    events = simulate_clicks(ids, q.truth, model, rng)
-    log.shown[i] = (q.text, ids, tuple(pos for a, _, pos in events if a == "open"))
+    return r.json()
+
+
+async def _session(
+    c: httpx.AsyncClient,
+    i: int,
+    queries: Sequence[SimQuery],
+    seed: int,
+    model: ClickModel,
+    k: int,
+    log: SessionLog,
+    same_need: dict[str, list[SimQuery]],
+) -> None:
+    rng = session_rng(seed, i)
+    q = queries[rng.randrange(len(queries))]
+    client_id = f"sim-{seed}-{i:07d}"
+    typed = [q.text]
+    while True:
+        answer = await _search(c, q.text, k, client_id, log)
+        if answer is None:
+            return
+        ids = tuple(h["prompt"]["id"] for h in answer["results"])
+        events = simulate_clicks(ids, q.truth, model, rng)
+        log.shown.setdefault(i, (q.text, ids, tuple(pos for a, _, pos in events if a == "open")))
+        await _send_events(c, answer["query_id"], client_id, events, log)
+        if any(a in ("copy", "use") for a, _, _ in events) or len(typed) >= model.searches or not model.reformulate:
+            return
+        others = [o for o in same_need.get(q.prompt_id or "", []) if o.text not in typed]
+        if not others or rng.random() >= model.reformulate:
+            return
+        q = others[rng.randrange(len(others))]
+        typed.append(q.text)
+        log.reformulated += 1
+
+
+async def _send_events(
+    c: httpx.AsyncClient, query_id: str, client_id: str, events: list[tuple[str, str, int]], log: SessionLog
+) -> None:
     for action, pid, pos in events:
         body = {
             "action_name": action,
-            "query_id": answer["query_id"],
+            "query_id": query_id,
             "client_id": client_id,
             "event_attributes": {"object": {"object_id": pid}, "position": {"ordinal": pos}},
         }
@@ -274,10 +311,14 @@ async def _sessions(bases, start, stop, queries, seed, model, k, concurrency, lo
     clients = [httpx.AsyncClient(base_url=b, timeout=60.0, limits=limits) for b in bases]
     try:
         todo = iter(range(start, stop))
+        same_need: dict[str, list[SimQuery]] = {}
+        for q in queries:
+            if q.prompt_id:
+                same_need.setdefault(q.prompt_id, []).append(q)
 
         async def worker() -> None:
             for i in todo:  # session i goes to server i mod len(bases): a writer of that version of the site
-                await _session(clients[i % len(clients)], i, queries, seed, model, k, log)
+                await _session(clients[i % len(clients)], i, queries, seed, model, k, log, same_need)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     finally:

@@ -129,6 +129,16 @@ def judgments(
         bool,
         typer.Option("--no-position-correction", help="Grade plain clicks per impression (no click model)."),
     ] = False,
+    chain_window: Annotated[
+        float,
+        typer.Option(
+            "--chain-window",
+            min=0,
+            help="Query chains: a search left without a copy or use and followed within this many seconds by "
+            "the same writer's search for another query counts what that search satisfied for the first one "
+            "(0: off).",
+        ),
+    ] = 600.0,
     force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -140,7 +150,7 @@ def judgments(
     from ..feedback.judgments import check_judged_out, store_judgments, write_judged
 
     check_judged_out(out_path, force=force)  # before any work
-    config = ClickModelConfig(min_impressions=min_impressions)
+    config = ClickModelConfig(min_impressions=min_impressions, chain_window_s=chain_window)
     s = _open(store)
     try:
         result = store_judgments(s, config, correct_bias=not no_position_correction)
@@ -156,6 +166,8 @@ def judgments(
         f"pairs graded: {grades[2]} grade 2, {grades[1]} grade 1, {grades[0]} grade 0; "
         f"{result.pairs_below_min} shown fewer than {min_impressions} times (not graded)"
     )
+    if chain_window:
+        note(f"query chains made {result.pairs_by_chains} pairs grade 2 (writers who rephrased and found them)")
     note(f"{result.n_without_relevant} queries without a relevant prompt (left out), of {result.searches} searches")
     if not result.corrected:
         note("examination by rank: not estimated (--no-position-correction)")

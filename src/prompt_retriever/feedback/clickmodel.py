@@ -44,7 +44,11 @@ class ClickModelConfig:
     ratings are more than `down_share` thumbs down is 0 whatever its clicks. With `lower_bound` (the
     default) the rates graded are their lower bounds at `confidence` given how often the pair was examined,
     so that one lucky click at a rank seldom looked at does not make a prompt relevant. `action_weights`: how much a
-    search with that action counts as satisfied (a search counts at most 1); a dict is accepted."""
+    search with that action counts as satisfied (a search counts at most 1); a dict is accepted.
+    Query chains (`chains`): a search left unsatisfied and followed by the same client's search for another
+    query within `chain_window_s` seconds (0: chains off) chains to what that search satisfied; a pair with
+    `min_chains` chains whose share of the query's reformulated searches is at least `chain_at` (its lower
+    bound at `confidence`) is grade 2."""
 
     min_impressions: int = 3
     max_rank: int = 20
@@ -58,19 +62,24 @@ class ClickModelConfig:
     lower_bound: bool = True  # grade by each rate's lower bound at `confidence` (Jeffreys), not its estimate
     confidence: float = 0.9  # chosen on a dev log of simulated writers (benchmarks/bench_feedback_loop.py)
     action_weights: tuple[tuple[str, float], ...] | Mapping[str, float] = DEFAULT_WEIGHTS  # a tuple once made
+    chain_window_s: float = 600.0
+    min_chains: int = 2
+    chain_at: float = 0.2
 
     def __post_init__(self) -> None:
         weights = self.action_weights
         pairs = tuple(sorted(weights.items() if isinstance(weights, Mapping) else weights))
         object.__setattr__(self, "action_weights", pairs)
-        for name, low in (("min_impressions", 1), ("max_rank", 1), ("iterations", 1)):
+        for name, low in (("min_impressions", 1), ("max_rank", 1), ("iterations", 1), ("min_chains", 1)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise InputError(f"{name} must be a whole number of at least {low}, not {getattr(self, name)!r}")
         if not 0.5 <= self.confidence < 1:
             raise InputError(f"confidence must be at least 0.5 and below 1, not {self.confidence!r}")
         if not self.tolerance > 0:
             raise InputError(f"tolerance must be above 0, not {self.tolerance!r}")
-        for name in ("click_at", "clear_click_at", "satisfied_at", "clear_satisfied_at", "down_share"):
+        if not self.chain_window_s >= 0:
+            raise InputError(f"chain_window_s must be 0 (chains off) or more seconds, not {self.chain_window_s!r}")
+        for name in ("click_at", "clear_click_at", "satisfied_at", "clear_satisfied_at", "down_share", "chain_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"{name} must be between 0 and 1, not {getattr(self, name)!r}")
         if self.click_at > self.clear_click_at or self.satisfied_at > self.clear_satisfied_at:

@@ -8,7 +8,8 @@ PosixPath('judged.jsonl')
 
 Each line: {"query", "relevant": {prompt id: 1 or 2}, "nonrelevant": [prompt ids graded 0],
 "timestamp" (the latest search, ISO 8601 UTC), "first_seen", "searches", "evidence": {prompt id: counts,
-score, grade}, "source": "clicks"}.
+score, grade; with query chains also chains, reformulated, chain_grade and click_grade; a prompt only
+chains judged, never shown for the query, has impressions 0 and no click counts}, "source": "clicks"}.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from ..errors import OutputDirError
 from ..fileio import atomic_write_jsonl
-from .clickmodel import ClickModelConfig, ClickModelResult, estimate
+from .chains import ChainEstimate, ChainLog
+from .clickmodel import ClickModelConfig, ClickModelResult, PairEstimate, estimate
 from .records import EventRecord, QueryRecord, iso
 from .store import FeedbackStore
 
@@ -60,7 +62,8 @@ class JudgmentsResult:
     `n_without_relevant`: the other queries searched (none graded 1 or 2, or none shown often enough).
     `pairs_judged`: (query, prompt) pairs graded, `by_grade`: how many of each grade, `pairs_below_min`:
     pairs shown fewer than `min_impressions` times (not graded). `theta`, `theta_support`: the
-    examination by rank and the impressions it is estimated from (`ClickModelResult`)."""
+    examination by rank and the impressions it is estimated from (`ClickModelResult`). `pairs_by_chains`:
+    pairs that query chains made grade 2 (`chains`), counted in `by_grade` and `pairs_judged`."""
 
     queries: tuple[JudgedQuery, ...]
     theta: tuple[float, ...]
@@ -75,6 +78,7 @@ class JudgmentsResult:
     corrected: bool
     converged: bool
     min_impressions: int
+    pairs_by_chains: int = 0
 
     def to_json(self) -> dict:
         """The summary (no queries) as JSON."""
@@ -84,6 +88,7 @@ class JudgmentsResult:
             "pairs_judged": self.pairs_judged,
             "pairs_by_grade": {str(g): n for g, n in sorted(self.by_grade.items())},
             "pairs_below_min": self.pairs_below_min,
+            "pairs_by_chains": self.pairs_by_chains,
             "min_impressions": self.min_impressions,
             "searches": self.searches,
             "events_used": self.events_used,
@@ -95,14 +100,37 @@ class JudgmentsResult:
         }
 
 
-def judged_from(model: ClickModelResult, config: ClickModelConfig) -> JudgmentsResult:
-    """The judgments of a fitted click model."""
+def _raised(est: PairEstimate | None, chain: ChainEstimate, config: ClickModelConfig) -> bool:
+    """Whether chains make this pair grade 2: they are sure of it, the clicks are not already, and the
+    writers' ratings of it are not mostly thumbs down."""
+    if chain.grade != 2 or (est is not None and est.grade == 2):
+        return False
+    if est is None or not est.thumbs_down:
+        return True
+    return est.thumbs_down <= config.down_share * (est.thumbs_up + est.thumbs_down)
+
+
+def judged_from(
+    model: ClickModelResult, config: ClickModelConfig, chains: dict[tuple[str, str], ChainEstimate] | None = None
+) -> JudgmentsResult:
+    """The judgments of a fitted click model, with the pairs `chains` are sure of raised to grade 2
+    (`ChainLog.estimates`; their chain evidence is kept beside the clicks')."""
+    chains = chains or {}
     graded: dict[str, list[tuple[str, float, int, dict]]] = {}
     by_grade = {0: 0, 1: 0, 2: 0}
-    for (key, object_id), est in model.pairs.items():
-        if est.grade is not None:
-            graded.setdefault(key, []).append((object_id, est.score, est.grade, est.evidence()))
-            by_grade[est.grade] += 1
+    raised = 0
+    for pair in [*model.pairs, *(p for p in chains if p not in model.pairs)]:
+        est, chain = model.pairs.get(pair), chains.get(pair)
+        grade = est.grade if est is not None else None
+        evidence = est.evidence() if est is not None else {"impressions": 0}
+        if chain is not None:  # the clicks' grade kept as click_grade, the grade is the final one
+            evidence |= chain.evidence() | {"click_grade": grade}
+            if _raised(est, chain, config):
+                grade, raised = 2, raised + 1
+            evidence["grade"] = grade
+        if grade is not None:
+            graded.setdefault(pair[0], []).append((pair[1], est.score if est is not None else 0.0, grade, evidence))
+            by_grade[grade] += 1
     judged: list[JudgedQuery] = []
     for key, group in model.groups.items():
         rows = sorted(graded.get(key, []), key=lambda r: (-r[2], -r[1], r[0]))  # best grade, then score
@@ -134,6 +162,7 @@ def judged_from(model: ClickModelResult, config: ClickModelConfig) -> JudgmentsR
         corrected=model.corrected,
         converged=model.converged,
         min_impressions=config.min_impressions,
+        pairs_by_chains=raised,
     )
 
 
@@ -144,9 +173,12 @@ def implicit_judgments(
     *,
     correct_bias: bool = True,
 ) -> JudgmentsResult:
-    """Graded judgments from a log's searches and events (each iterated once); `correct_bias=False`
-    grades plain clicks per impression instead of the position-corrected attractiveness."""
-    return judged_from(estimate(queries, events, config, correct_bias=correct_bias), config)
+    """Graded judgments from a log's searches and events (each iterated once), query chains included
+    (`chains`); `correct_bias=False` grades plain clicks per impression instead of the position-corrected
+    attractiveness."""
+    chains = ChainLog(config)
+    model = estimate(chains.searches(queries), chains.events(events), config, correct_bias=correct_bias)
+    return judged_from(model, config, chains.estimates())
 
 
 def store_judgments(
