@@ -352,7 +352,7 @@ def part_loop(args, work: Path) -> dict:
     writers, heldout = collection_ids(work)
     corpus = writers | heldout
     typed = sw.natural_queries_of(writers, corpus)
-    model = sw.ClickModel(eta=args.eta, noise=args.noise, reformulate=args.loop_reformulate)
+    model = sw.ClickModel(eta=args.eta, noise=args.noise, reformulate=args.loop_reformulate, switch=args.loop_switch)
     sizes = sorted(args.loop_sizes)
     stores = {n: work / f"loop-{n}.db" for n in sizes}
     sessions_file = work / "loop-sessions.json"
@@ -410,6 +410,7 @@ def part_loop(args, work: Path) -> dict:
         f"{args.writers_share:g} writers / held-out by seed {args.seed}; writers search the served system of "
         f"{'(explored: ' + ' '.join(explore_args(args)) + ') ' if args.loop_explore else ''}"
         f"{f'(writers reformulate: {args.loop_reformulate:g}) ' if args.loop_reformulate else ''}"
+        f"{f'(writers switch needs: {args.loop_switch:g}) ' if args.loop_switch else ''}"
         f"{'run-base' if sessions_file.exists() else base_name} (the stores are reused when they exist); baseline "
         f"{base_name}; pipelines seed {args.seed}",
         "files": files,
@@ -793,6 +794,13 @@ def main() -> None:
         "probability (up to 3 searches a session), so the judgments get query chains; results get "
         "_reformulate (use another --work: the stores differ)",
     )
+    ap.add_argument(
+        "--loop-switch",
+        type=float,
+        default=0.0,
+        help="loop: a writer done with one need (found or given up) searches for another, unrelated one in the "
+        "same session with this probability (what makes query chains wrong); results get _switch",
+    )
     args = ap.parse_args()
     argv = sys.argv[1:]
     if "--parts" in argv:  # what a child started by this run repeats: every option but --parts
@@ -844,6 +852,7 @@ def main() -> None:
         if variant.endswith("_explore") and args.loop_explore_depth:
             variant += f"_depth{args.loop_explore_depth}"
         variant += "_reformulate" if part in ("loop", "future") and args.loop_reformulate else ""
+        variant += "_switch" if part in ("loop", "future") and args.loop_switch else ""
         emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
     if any(p in PARTS or p == "merge" for p in parts) and all(f.exists() for f in found.values()):

@@ -12,6 +12,7 @@ session's query and clicks depend on the seed and its number only (not on timing
 the answers the server gives. With `ClickModel.reformulate`, a writer who copied or used nothing may type
 another request for the same need (another query written for the same source prompt) in the same session
 (same client id), as writers who do not find what they want do; 0 (the default) keeps one search a session.
+With `ClickModel.switch`, a writer done with one need goes on to another, unrelated one in the same session.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class ClickModel:
     # query of the same source prompt, not typed yet in this session), up to `searches` searches a session
     reformulate: float = 0.0
     searches: int = 3
+    # P(the writer, done with one need (found or given up), searches for another, drawn like the first, in the
+    # same session): what makes a query chain wrong (a search given up on, then an unrelated one satisfied)
+    switch: float = 0.0
 
     def examine(self, rank: int) -> float:
         return 1.0 / rank**self.eta
@@ -223,11 +227,13 @@ class SessionLog:
     shown: dict[int, tuple[str, tuple[str, ...], tuple[int, ...]]] = field(default_factory=dict)
     seconds: float = 0.0
     reformulated: int = 0  # searches typed after a first one, for the same need
+    switched: int = 0  # sessions that went on to a second need
 
     def summary(self) -> dict:
         return {
             "searches": self.searches,
             "reformulated": self.reformulated,
+            "switched": self.switched,
             "events": dict(sorted(self.events.items())),
             "events_refused": dict(self.refused),
             "errors": len(self.errors),
@@ -266,20 +272,39 @@ async def _session(
     rng = session_rng(seed, i)
     q = queries[rng.randrange(len(queries))]
     client_id = f"sim-{seed}-{i:07d}"
+    if not await _need(c, i, q, model, k, log, same_need, rng, client_id):
+        return
+    if model.switch and rng.random() < model.switch:  # on to something else, as the same writer
+        log.switched += 1
+        await _need(c, i, queries[rng.randrange(len(queries))], model, k, log, same_need, rng, client_id)
+
+
+async def _need(
+    c: httpx.AsyncClient,
+    i: int,
+    q: SimQuery,
+    model: ClickModel,
+    k: int,
+    log: SessionLog,
+    same_need: dict[str, list[SimQuery]],
+    rng: random.Random,
+    client_id: str,
+) -> bool:
+    """One need of a session: `q`, then rephrasings while nothing is copied or used; False on an error."""
     typed = [q.text]
     while True:
         answer = await _search(c, q.text, k, client_id, log)
         if answer is None:
-            return
+            return False
         ids = tuple(h["prompt"]["id"] for h in answer["results"])
         events = simulate_clicks(ids, q.truth, model, rng)
         log.shown.setdefault(i, (q.text, ids, tuple(pos for a, _, pos in events if a == "open")))
         await _send_events(c, answer["query_id"], client_id, events, log)
         if any(a in ("copy", "use") for a, _, _ in events) or len(typed) >= model.searches or not model.reformulate:
-            return
+            return True
         others = [o for o in same_need.get(q.prompt_id or "", []) if o.text not in typed]
         if not others or rng.random() >= model.reformulate:
-            return
+            return True
         q = others[rng.randrange(len(others))]
         typed.append(q.text)
         log.reformulated += 1
