@@ -29,6 +29,7 @@ from .filters import FilterNames, filter_key
 from .live import Drift
 from .persistence import INDEX_FORMAT
 from .retriever_files import RetrieverFiles
+from .rows import append_rows, take_rows
 from .spec import WEIGHTED_KINDS
 from .stores import ExactStore, VectorStore
 from .systems import BM25System, SystemSpec, system_label
@@ -182,10 +183,17 @@ class PromptRetriever(RetrieverFiles):
             "template": self.template,
         }
 
-    def _sync(self, prompts: Sequence[Prompt], vectors: np.ndarray, *, bm25: str = "eager") -> None:
-        """Tell the store (or the engine) about new vectors and refresh the id lookup; the BM25 index is
-        rebuilt now (`bm25` "eager"), at its first use ("lazy"), or was changed in step by the caller ("kept")."""
-        self._by_id = {p.id: p for p in self.prompts}
+    def _sync(
+        self, prompts: Sequence[Prompt], vectors: np.ndarray, *, bm25: str = "eager", appended: bool = False
+    ) -> None:
+        """Tell the store (or the engine) about new vectors and refresh the id lookup (`appended`: `prompts`
+        were appended to a lookup that holds the others); the BM25 index is rebuilt now (`bm25` "eager"), at
+        its first use ("lazy"), or was changed in step by the caller ("kept")."""
+        if appended:
+            self._by_id.update((p.id, p) for p in prompts)
+            self.__dict__.pop("_filter_names", None)
+        else:
+            self._by_id = {p.id: p for p in self.prompts}
         self.__dict__.pop("_order", None)
         if bm25 != "kept":
             self._bm25 = None
@@ -214,11 +222,14 @@ class PromptRetriever(RetrieverFiles):
         self._drop(set(ids), tell_engine=False)
         if self.engine is not None:
             self.engine.upsert(prompts, new)  # BM25 statistics updated, not rebuilt (`bm25_terms`)
-        self.embeddings = new if len(self.prompts) == 0 else np.vstack([self.embeddings, new])
+        if len(self.prompts) == 0:
+            self.embeddings, self._spare = new, None
+        else:  # into spare rows when there are (`rows`): amortised O(added), not a copy of every row
+            self.embeddings, self._spare = append_rows(self.embeddings, new, self.__dict__.get("_spare"))
         self.prompts.extend(prompts)
         if self._bm25 is not None:
             self._bm25.add(prompts)  # the new prompts only: nothing indexed is tokenized again
-        self._sync(prompts, new, bm25="kept" if self._bm25 is not None else "eager")
+        self._sync(prompts, new, bm25="kept" if self._bm25 is not None else "eager", appended=True)
 
     def remove(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
         """Remove prompts by id (each noted in `drift`); MissingError for an unknown id unless `missing_ok`."""
@@ -246,7 +257,8 @@ class PromptRetriever(RetrieverFiles):
     def copy(self) -> PromptRetriever:
         """A copy to change while this one keeps answering searches (a server's live update): its own
         prompt list, store, drift and BM25 index (a copy that shares what changes never write into); the
-        encoder and the embedding matrix are shared (changes replace them). Needs the in-process `ExactStore`."""
+        encoder and the embedding matrix are shared (changes replace them, or append past the end of every
+        matrix handed out: `rows`). Needs the in-process `ExactStore`."""
         if not isinstance(self.store, ExactStore):
             raise InputError("live updates while serving need the in-process vector store, not a Qdrant store")
         new = copy.copy(self)
@@ -254,16 +266,15 @@ class PromptRetriever(RetrieverFiles):
         new.prompts = list(self.prompts)
         new._by_id = dict(self._by_id)
         new._drift = copy.deepcopy(self.drift)
-        new.store = ExactStore()
+        new.store = self.store.copy()  # copy-on-write: its arrays are replaced on change, never written into
         new._bm25 = self._bm25.copy() if self._bm25 is not None else None
-        if new.prompts and new.engine is None:
-            payloads = [{"genre": p.genre, "theme": p.theme} for p in new.prompts]
-            new.store.upsert([p.id for p in new.prompts], new.embeddings, payloads)
         return new
 
     def _drop(self, drop: set[str], *, tell_engine: bool = True) -> int:
         """Take out the prompts of `drop` (from the BM25 index too: no re-indexing); the engine is told
         unless `tell_engine` is off (the caller upserts those ids at once)."""
+        if not any(i in self._by_id for i in drop):  # nothing to take out: no pass over every prompt
+            return 0
         keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
         removed = len(self.prompts) - len(keep)
         if removed:
@@ -271,7 +282,10 @@ class PromptRetriever(RetrieverFiles):
             if self.engine is not None and tell_engine:
                 self.engine.delete([p.id for p in self.prompts if p.id in drop])
             old, self.prompts = self.prompts, [self.prompts[i] for i in keep]
-            self.embeddings = self.embeddings[keep] if len(keep) else self.embeddings[:0]
+            if len(keep):
+                self.embeddings, self._spare = take_rows(self.embeddings, keep)
+            else:
+                self.embeddings, self._spare = self.embeddings[:0], None
             self._by_id = {p.id: p for p in self.prompts}
             self.__dict__.pop("_order", None)
             if self._bm25 is not None:

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from .filters import filter_key
 from .qdrant_connection import connect, server_url
+from .rows import Spare, append_rows, take_rows
 
 
 @runtime_checkable
@@ -50,9 +51,18 @@ class ExactStore:
         self._genre = np.zeros(0, dtype=np.int32)
         self._theme = np.zeros(0, dtype=np.int32)
         self._pos: dict[str, int] = {}
+        self._spare: Spare | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def copy(self) -> ExactStore:
+        """A copy to change while this one is searched: its own ids and lookups; the arrays are shared, as
+        every change replaces them (or appends past the end of every view handed out)."""
+        new = ExactStore.__new__(ExactStore)
+        new.__dict__.update(self.__dict__)
+        new.ids, new._pos, new._codes = list(self.ids), dict(self._pos), dict(self._codes)
+        return new
 
     def _code(self, value: str | None) -> int:
         return self._codes.setdefault(filter_key(value) or "", len(self._codes))
@@ -66,7 +76,10 @@ class ExactStore:
             self.delete(existing)
         if len(self.ids) and vectors.shape[1] != self.vectors.shape[1]:
             raise InputError(f"vector dimension {vectors.shape[1]} != store dimension {self.vectors.shape[1]}")
-        self.vectors = vectors.copy() if not self.ids else np.vstack([self.vectors, vectors])
+        if self.ids:  # into spare rows when there are (`rows`): a live add does not copy every vector
+            self.vectors, self._spare = append_rows(self.vectors, vectors, self._spare)
+        else:
+            self.vectors, self._spare = vectors.copy(), None
         genres = np.array([self._code(pl.get("genre")) for pl in payloads], dtype=np.int32)
         themes = np.array([self._code(pl.get("theme")) for pl in payloads], dtype=np.int32)
         self._genre = np.concatenate([self._genre, genres])
@@ -79,7 +92,8 @@ class ExactStore:
         drop = set(ids)
         keep = np.array([n for n, i in enumerate(self.ids) if i not in drop], dtype=np.int64)
         self.ids = [self.ids[n] for n in keep]
-        self.vectors, self._genre, self._theme = self.vectors[keep], self._genre[keep], self._theme[keep]
+        self.vectors, self._spare = take_rows(self.vectors, keep)
+        self._genre, self._theme = self._genre[keep], self._theme[keep]
         self._pos = {i: n for n, i in enumerate(self.ids)}
 
     def mask(self, genre: str | None, theme: str | None) -> np.ndarray | None:
