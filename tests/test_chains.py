@@ -162,3 +162,53 @@ def test_cli_chain_window(tmp_path):
     assert [json.loads(line)["query"] for line in out.read_text().splitlines()] == [SECOND]
     res = CliRunner().invoke(cli, [*args, "--force", "--chain-window", "-5"])
     assert res.exit_code == 2
+
+
+def test_each_reformulated_search_chains_once_going_back_and_forth():
+    log = Log()
+    for c in range(2):  # FIRST, "grieving machine", FIRST again, then SECOND satisfied: FIRST reformulated twice
+        log.search(f"w{c}", FIRST, SHOWN, 1000 * c)
+        log.search(f"w{c}", "grieving machine", ("p-4",), 1000 * c + 5)
+        log.search(f"w{c}", FIRST, SHOWN, 1000 * c + 10)
+        log.act(log.search(f"w{c}", SECOND, ("p-9",), 1000 * c + 20), "copy", "p-9")
+    assert log.chains()[(FIRST, "p-9")] == ChainEstimate(chains=4, reformulated=4, grade=2)
+
+
+def test_a_chained_pair_shown_too_seldom_is_counted_graded_not_below_the_minimum():
+    log = Log()
+    for c in range(3):
+        log.search(f"w{c}", FIRST, SHOWN if c else ("p-9", *SHOWN), 100 * c)  # p-9 shown once for FIRST
+        log.act(log.search(f"w{c}", SECOND, ("p-9",), 100 * c + 5), "copy", "p-9")
+    plain = implicit_judgments(log.queries, log.events, ClickModelConfig(chain_window_s=0))
+    chained = implicit_judgments(log.queries, log.events)
+    assert chained.pairs_by_chains == 1 and chained.pairs_below_min == plain.pairs_below_min - 1
+    assert chained.pairs_judged == plain.pairs_judged + 1
+
+
+def test_ties_in_time_break_as_the_store_reads_them_and_strays_are_ignored(tmp_path):
+    log = Log()
+    for c in range(3):  # both searches at one instant: ordered by query id, as the store reads them
+        log.queries.append(QueryRecord(f"b{c}", T0, f"w{c}", FIRST, SHOWN, 10))
+        log.queries.append(q := QueryRecord(f"a{c}", T0, f"w{c}", SECOND, ("p-9",), 10))
+        log.act(q, "copy", "p-9")
+        log.events.append(EventRecord(q.query_id, T0, f"w{c}", "copy", "p-77", 2))  # never shown: ignored
+    store = open_store(tmp_path / "f.db")
+    try:
+        store.write(log.queries, log.events)
+        stored = store_judgments(store)
+    finally:
+        store.close()
+    records = implicit_judgments(log.queries, log.events)
+    assert [q.to_json() for q in stored.queries] == [q.to_json() for q in records.queries]
+    # read in the order given, FIRST would have come first and chained; by query id SECOND comes first
+    assert log.chains() == {} and [q.query for q in records.queries] == [SECOND]
+    assert records.queries[0].relevant == {"p-9": 2}  # the copy of a prompt never shown is not counted
+
+
+def test_an_event_on_a_prompt_the_search_did_not_show_makes_no_chain():
+    log = Log()
+    for c in range(3):
+        log.reformulation(f"writer-{c}", at=3600 * c)
+        second = log.queries[-1]
+        log.events.append(EventRecord(second.query_id, second.timestamp, f"writer-{c}", "copy", "p-77", 2))
+    assert set(log.chains()) == {(FIRST, "p-9")}

@@ -54,7 +54,8 @@ class _Search:
     key: str
     client: str
     at: datetime
-    order: int
+    query_id: str
+    shown: frozenset[str]
 
 
 @dataclass
@@ -71,14 +72,15 @@ class ChainLog:
         for q in queries:
             text = " ".join(q.user_query.split())
             if text and q.client_id and q.query_id not in self._searches:
-                at = as_utc(q.timestamp)
-                self._searches[q.query_id] = _Search(query_key(text), q.client_id, at, len(self._searches))
+                at, shown = as_utc(q.timestamp), frozenset(q.object_ids)
+                self._searches[q.query_id] = _Search(query_key(text), q.client_id, at, q.query_id, shown)
             yield q
 
     def events(self, events: Iterable[EventRecord]) -> Iterator[EventRecord]:
         weight = dict(self.config.action_weights)
         for e in events:
-            if weight.get(e.action_name, 0.0) > 0 and e.query_id in self._searches:
+            search = self._searches.get(e.query_id)
+            if weight.get(e.action_name, 0.0) > 0 and search is not None and e.object_id in search.shown:
                 self._satisfied.setdefault(e.query_id, set()).add(e.object_id)
             yield e
 
@@ -93,14 +95,15 @@ class ChainLog:
         reformulated: dict[str, int] = {}
         chains: dict[tuple[str, str], int] = {}
         for rows in by_client.values():
-            rows.sort(key=lambda r: (r[1].at, r[1].order))
-            run: list[str] = []  # keys of the unsatisfied searches since the last satisfied one
+            rows.sort(key=lambda r: (r[1].at, r[1].query_id))  # ties as the store reads them
+            run: list[str] = []  # the key of each reformulated search since the last satisfied one
             for (query_id, s), nxt in zip(rows, [*rows[1:], None], strict=True):
                 satisfied = self._satisfied.get(query_id)
                 if run and satisfied:
-                    for key in set(run) - {s.key}:
-                        for pid in satisfied:
-                            chains[(key, pid)] = chains.get((key, pid), 0) + 1
+                    for key in run:  # each reformulated search chains once (as `reformulated` counts them)
+                        if key != s.key:
+                            for pid in satisfied:
+                                chains[(key, pid)] = chains.get((key, pid), 0) + 1
                 if satisfied:
                     run = []
                     continue

@@ -118,7 +118,7 @@ def judged_from(
     chains = chains or {}
     graded: dict[str, list[tuple[str, float, int, dict]]] = {}
     by_grade = {0: 0, 1: 0, 2: 0}
-    raised = 0
+    raised = ungraded_raised = 0
     for pair in [*model.pairs, *(p for p in chains if p not in model.pairs)]:
         est, chain = model.pairs.get(pair), chains.get(pair)
         grade = est.grade if est is not None else None
@@ -126,6 +126,7 @@ def judged_from(
         if chain is not None:  # the clicks' grade kept as click_grade, the grade is the final one
             evidence |= chain.evidence() | {"click_grade": grade}
             if _raised(est, chain, config):
+                ungraded_raised += est is not None and est.grade is None  # no longer "not graded"
                 grade, raised = 2, raised + 1
             evidence["grade"] = grade
         if grade is not None:
@@ -153,7 +154,7 @@ def judged_from(
         theta=model.theta,
         theta_support=model.theta_support,
         pairs_judged=sum(by_grade.values()),
-        pairs_below_min=model.pairs_below_min,
+        pairs_below_min=model.pairs_below_min - ungraded_raised,
         by_grade=by_grade,
         n_without_relevant=len(model.groups) - len(judged),
         searches=model.searches,
