@@ -477,6 +477,18 @@ def family_selection(base: dict[str, float], families: dict[int, list[str]]) -> 
     return out
 
 
+def found_missed(scores: dict[str, list[float]], base: str, run: str) -> dict:
+    """The comparison on the queries the baseline found (NDCG@10 > 0) and on those it missed (no p-value
+    correction: a breakdown, not a test of its own)."""
+    out = {}
+    for name, keep in (("found", lambda x: x > 0), ("missed", lambda x: x == 0)):
+        idx = [i for i, x in enumerate(scores[base]) if keep(x)]
+        pair = {r: [scores[r][i] for i in idx] for r in (base, run)}
+        means = {r: round(sum(v) / len(v), 4) if v else None for r, v in pair.items()}
+        out[name] = {"queries": len(idx), "ndcg10": means} | (compare_runs(pair, base, [run])[0] if idx else {})
+    return out
+
+
 def part_future(args, work: Path) -> dict:
     """Part 3b, the writers' later requests: for each feedback run of part 3, its feedback family's test
     split (the queries last typed after every query it trained on; their texts never trained on), scored
@@ -504,7 +516,8 @@ def part_future(args, work: Path) -> dict:
             {"sessions": n, "run": run.name, "vs": base_name, "queries": len(queries),
              "prompts": len({q.prompt_id for q in queries}),
              "ndcg10": {r: round(sum(v) / len(v), 4) for r, v in scores.items()},
-             "diff": round(diff.mean, 4), "ci": [round(diff.lo, 4), round(diff.hi, 4)]}
+             "diff": round(diff.mean, 4), "ci": [round(diff.lo, 4), round(diff.hi, 4)],
+             "by_baseline": found_missed(scores, base_name, run.name)}
         )  # fmt: skip
     for row, p, p_holm in zip(rows, pvalues, holm(pvalues), strict=True):
         row |= {"p": round(p, 4), "p_holm": round(p_holm, 4)}
