@@ -70,6 +70,12 @@ def test_take_rows_leaves_room_for_the_update_that_follows():
     assert np.array_equal(kept, m[[0, 2, 5]]) and len(spare.buffer) > 3
     after, same = append_rows(kept, rows(1, 50), spare)
     assert same is spare and after.base is spare.buffer
+    big = rows(300)
+    scattered = np.arange(0, 300, 2)  # many runs: a plain copy, no spare rows
+    taken, none = take_rows(big, scattered)
+    assert none is None and np.array_equal(taken, big[scattered])
+    backwards = [5, 6, 7, 1, 2, 3]
+    assert np.array_equal(take_rows(big, backwards)[0], big[backwards])
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import numpy as np
 
 GROWTH = 1.25  # spare rows: a quarter of the matrix (memory) against how often it is copied (time)
 MIN_SPARE = 1024
+MAX_RUNS = 64  # `take_rows` copies up to this many runs of kept rows into a buffer with spare rows
 
 
 @dataclass(eq=False)
@@ -69,11 +70,17 @@ def append_rows(matrix: np.ndarray, new: np.ndarray, spare: Spare | None) -> tup
     return buffer[:rows], Spare(buffer, rows)
 
 
-def take_rows(matrix: np.ndarray, keep: np.ndarray | list[int]) -> tuple[np.ndarray, Spare]:
-    """The rows `keep` of `matrix` (in that order), in a new buffer with spare rows after them, and its
-    `Spare`: an update (take out the old row, append the new one) then copies the matrix once, not twice."""
+def take_rows(matrix: np.ndarray, keep: np.ndarray | list[int]) -> tuple[np.ndarray, Spare | None]:
+    """The rows `keep` of `matrix` (in that order) and the `Spare` to append after them. When `keep` is a
+    few ascending runs (a few prompts taken out), the runs are copied into a new buffer with spare rows, so
+    the update that follows (take out the old row, append the new one) copies the matrix once; otherwise
+    a plain copy of those rows (no spare: faster than gathering them into a larger buffer)."""
     keep = np.asarray(keep, dtype=np.int64)
     rows = len(keep)
+    breaks = np.flatnonzero(np.diff(keep) != 1) + 1
+    if rows == 0 or len(breaks) >= MAX_RUNS:
+        return matrix[keep], None
     buffer = np.empty((max(int(rows * GROWTH), rows + MIN_SPARE), *matrix.shape[1:]), dtype=matrix.dtype)
-    np.take(matrix, keep, axis=0, out=buffer[:rows])
+    for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), rows], strict=True):
+        buffer[lo:hi] = matrix[keep[lo] : keep[lo] + (hi - lo)]
     return buffer[:rows], Spare(buffer, rows)
