@@ -80,6 +80,24 @@ def test_live_updates_reach_the_engine_and_bm25_statistics_follow(bundled, tmp_p
     ]
 
 
+def test_the_served_copy_answers_k_while_its_update_writes_to_the_shared_engine(bundled, tmp_path):
+    """A server's live update copies the retriever, adds to the copy (and so to the engine both share),
+    persists, then swaps: until the swap the served one still answers k of its own prompts."""
+    served = PromptRetriever().index(bundled[:60]).use_engine("edge", tmp_path / "edge")
+    query = "a quokka keeps a haunted lighthouse"
+    before = [h.prompt.id for h in served.search(query, k=3)]
+    update = served.copy()
+    new = [
+        Prompt(f"zz-{i}", "Horror", "Grief", f"Quokka Light {i}", "A quokka keeps a haunted lighthouse.")
+        for i in range(2)
+    ]
+    update.add(new)
+    assert {h.prompt.id for h in update.search(query, k=2)} == {"zz-0", "zz-1"}  # the engine holds them
+    assert [h.prompt.id for h in served.search(query, k=3)] == before  # not 1 hit: the 2 new ones skipped
+    assert [h.rank for h in served.search(query, k=3)] == [1, 2, 3]
+    assert [h.prompt.id for h in update.search(query, k=3)][:2] != before[:2]
+
+
 def test_a_stale_engine_index_is_rebuilt_and_a_foreign_folder_refused(bundled, tmp_path):
     r = PromptRetriever(system="bm25").index(bundled[:50])
     r.use_engine("edge", tmp_path / "e")

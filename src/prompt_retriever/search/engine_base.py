@@ -82,6 +82,7 @@ class EngineIndexBase:
     template: str
     dim: int
     max_drift: float
+    upserted: int = 0  # prompts upserted through this object (a retriever's copies share it: `upserted`)
 
     def __len__(self) -> int:
         return self.terms.n_docs
@@ -116,6 +117,7 @@ class EngineIndexBase:
         if len({p.id for p in prompts}) != len(prompts):
             raise InputError("duplicate prompt ids in one upsert")
         self._forget([p.id for p in prompts])
+        self.upserted += len(prompts)
         docs = self.terms.add(tokenize([prompt_document(p, self.template) for p in prompts]))
         return vectors, docs
 

@@ -6,6 +6,7 @@ public names stay importable from here."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -171,6 +172,7 @@ class PromptRetriever(RetrieverFiles):
             announce=announce,
         )
         self._engine_args = (engine, folder, location)
+        self._engine_seen = self.engine.upserted
         self.store, self._bm25 = ExactStore(), None  # the engine answers every search: free their memory
         self.__dict__.pop("_order", None)
         return self
@@ -222,6 +224,7 @@ class PromptRetriever(RetrieverFiles):
         self._drop(set(ids), tell_engine=False)
         if self.engine is not None:
             self.engine.upsert(prompts, new)  # BM25 statistics updated, not rebuilt (`bm25_terms`)
+            self._engine_seen = self.engine.upserted
         if len(self.prompts) == 0:
             self.embeddings, self._spare = new, None
         else:  # into spare rows when there are (`rows`): amortised O(added), not a copy of every row
@@ -365,7 +368,15 @@ class PromptRetriever(RetrieverFiles):
         order = self.__dict__.get("_order")
         if order is None:
             order = self._order = Positions((p.id, i) for i, p in enumerate(self.prompts))
-        return engine_hits(EngineSearch(self.engine, self.system, order), self._by_id, requests, vectors)
+        search = EngineSearch(self.engine, self.system, order)
+        # A copy of this retriever (a server's live update) may have added prompts to the engine both share
+        # since this one last wrote to it: they are not this one's to answer, so ask for that many more
+        # and keep the k best of its own, instead of answering fewer than k.
+        extra = self.engine.upserted - self.__dict__.get("_engine_seen", self.engine.upserted)
+        if extra <= 0:
+            return engine_hits(search, self._by_id, requests, vectors)
+        asked = [dataclasses.replace(r, k=r.k + extra) for r in requests]
+        return [hits[: r.k] for hits, r in zip(engine_hits(search, self._by_id, asked, vectors), requests, strict=True)]
 
     def check_filters(self, genre: str | None, theme: str | None) -> None:
         """`InputError` for a genre or theme filter that no indexed prompt has (compared as `filter_key`
