@@ -91,13 +91,16 @@ def test_retriever_copies_changed_in_turn_keep_their_own_rows(prompts):
     first.add(prompts[30:32])  # appended (the first append copies into a buffer with spare rows)
     second = first.copy()
     second.add(prompts[32:33])  # into first's spare rows: first still sees 32 rows
+    rival_prompt = replace(prompts[33], id="rival")
     rival = first.copy()
-    rival.add([replace(prompts[33], id="rival")])  # from the same view as `second`: must not clobber it
+    rival.add([rival_prompt])  # from the same view as `second`: must not clobber it
     assert np.array_equal(served.embeddings, rows_before) and len(first.embeddings) == 32
     assert second.embeddings.base is first.embeddings.base  # no copy of every row for one prompt
+    ref = PromptRetriever().index([*prompts[:33], rival_prompt])
+    vector = {p.id: row for p, row in zip(ref.prompts, ref.embeddings, strict=True)}
     for r in (served, first, second, rival):
-        again = PromptRetriever().index(r.prompts)
-        assert np.allclose(r.embeddings, again.embeddings, atol=1e-6)  # every row its prompt's own vector
+        own = np.stack([vector[p.id] for p in r.prompts])
+        assert np.allclose(r.embeddings, own, atol=1e-6)  # every row its prompt's own vector
         assert len(r.store) == len(r.prompts) and np.array_equal(r.store.vectors, r.embeddings)
     top = second.search(prompts[32].text, k=1)[0].prompt.id
     assert top == prompts[32].id and rival.search(prompts[33].text, k=1)[0].prompt.id == "rival"
