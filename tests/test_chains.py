@@ -46,6 +46,16 @@ class Log:
         return log.estimates()
 
 
+def stored_judgments(log: Log, tmp_path):
+    """The judgments of `log` written to a real SQLite feedback store and read back from it."""
+    store = open_store(tmp_path / "f.db")
+    try:
+        store.write(log.queries, log.events)
+        return store_judgments(store)
+    finally:
+        store.close()
+
+
 def test_reformulations_chain_the_first_request_to_what_the_second_satisfied():
     log = Log()
     for c in range(3):
@@ -118,12 +128,7 @@ def test_chains_off_and_through_a_real_store(tmp_path):
         log.reformulation(f"writer-{c}", at=3600 * c)
     off = implicit_judgments(log.queries, log.events, ClickModelConfig(chain_window_s=0))
     assert [q.query for q in off.queries] == [SECOND] and off.pairs_by_chains == 0
-    store = open_store(tmp_path / "f.db")
-    try:
-        store.write(log.queries, log.events)
-        stored = store_judgments(store)
-    finally:
-        store.close()
+    stored = stored_judgments(log, tmp_path)
     assert [q.to_json() for q in stored.queries] == [
         q.to_json() for q in implicit_judgments(log.queries, log.events).queries
     ]
@@ -192,12 +197,7 @@ def test_ties_in_time_break_as_the_store_reads_them_and_strays_are_ignored(tmp_p
         log.queries.append(q := QueryRecord(f"a{c}", T0, f"w{c}", SECOND, ("p-9",), 10))
         log.act(q, "copy", "p-9")
         log.events.append(EventRecord(q.query_id, T0, f"w{c}", "copy", "p-77", 2))  # never shown: ignored
-    store = open_store(tmp_path / "f.db")
-    try:
-        store.write(log.queries, log.events)
-        stored = store_judgments(store)
-    finally:
-        store.close()
+    stored = stored_judgments(log, tmp_path)
     records = implicit_judgments(log.queries, log.events)
     assert [q.to_json() for q in stored.queries] == [q.to_json() for q in records.queries]
     # read in the order given, FIRST would have come first and chained; by query id SECOND comes first
