@@ -212,3 +212,13 @@ def test_an_event_on_a_prompt_the_search_did_not_show_makes_no_chain():
         second = log.queries[-1]
         log.events.append(EventRecord(second.query_id, second.timestamp, f"writer-{c}", "copy", "p-77", 2))
     assert set(log.chains()) == {(FIRST, "p-9")}
+
+
+def test_a_request_still_being_typed_is_not_a_reformulation():
+    log = Log()
+    for c in range(3):  # the page searched as the writer typed, paused, deleted a word, then copied p-9
+        for n, text in enumerate(("haunted", "haunted light", "haunted lighthouse keeper", "haunted lighthouse")):
+            q = log.search(f"w{c}", text, SHOWN if n < 3 else ("p-9",), 100 * c + n)
+        log.act(q, "copy", "p-9")
+        log.reformulation(f"w{c}", at=100 * c + 10)  # then a real rephrasing: still chained
+    assert log.chains() == {(FIRST, "p-9"): ChainEstimate(chains=3, reformulated=3, grade=2)}

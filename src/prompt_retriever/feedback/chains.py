@@ -5,7 +5,8 @@ Clicks only judge what a search showed, so a prompt ranked below the page for a 
 relevant by the click model however much writers want it. Reformulations reach it (Radlinski and
 Joachims, "Query Chains: Learning to Rank from Implicit Feedback", KDD 2005): a search of one client with
 no satisfied action (no copy, use or thumbs up) followed, within `ClickModelConfig.chain_window_s`, by
-another search of the same client for a different query is a *reformulated* search; the searches of an
+another search of the same client for a different query is a *reformulated* search (one the next search
+only extends or shortens was still being typed: the page searches as the writer types); the searches of an
 unbroken run of such searches all chain to the prompts satisfied (copied, used, thumbed up) in the
 search that ends it. For a (query, prompt) pair: `chains`, the reformulated searches of the query that
 chained to the prompt, out of `reformulated`, the query's reformulated searches. A pair is chain-judged
@@ -34,6 +35,13 @@ import numpy as np
 
 from .clickmodel import ClickModelConfig, lower_bound
 from .records import EventRecord, QueryRecord, as_utc, query_key
+
+
+def typing_on(key: str, next_key: str) -> bool:
+    """Whether a search followed by `next_key` was the same request still being typed (or typed again):
+    the page searches as the writer types, so "haunted", "haunted light" and "haunted lighthouse" are one
+    request, not two reformulations of it; nor is a search whose text the next one only shortens."""
+    return next_key.startswith(key) or key.startswith(next_key)
 
 
 @dataclass(frozen=True)
@@ -108,10 +116,10 @@ class ChainLog:
                     run = []
                     continue
                 follows = nxt is not None and (nxt[1].at - s.at).total_seconds() <= self.config.chain_window_s
-                if follows and nxt[1].key != s.key:
+                if follows and not typing_on(s.key, nxt[1].key):
                     reformulated[s.key] = reformulated.get(s.key, 0) + 1
                     run.append(s.key)
-                elif not (follows and nxt[1].key == s.key):  # the same query again keeps the run going
+                elif not follows:  # the same query again, or still typing it, keeps the run going
                     run = []
         if not chains:
             return {}
