@@ -171,6 +171,30 @@ def test_the_family_keeps_its_time_split_through_a_by_prompt_split(tmp_path, pro
     assert saved.splits == out.splits and len(saved.negatives) == len(out.negatives)
 
 
+def test_prompts_judged_by_query_chains_are_counted_and_reported(tmp_path, prompts12):
+    from prompt_retriever.pipeline.report import _feedback_sentence
+
+    chained = {"impressions": 0, "chains": 3, "reformulated": 4, "chain_grade": 2, "click_grade": None, "grade": 2}
+    evidence = {
+        0: {LAMP: chained, DOLL: {"impressions": 9, "grade": 0}},  # LAMP: chains alone
+        2: {TRAIN_CAR: chained | {"click_grade": 2}, FERRY: "not a dict"},  # clicks had it already: not counted
+        4: {FERRY: chained, LAMP: chained},  # both relevant, both by chains
+    }
+    rows = [
+        line(t, r, n, hours=i, **({"evidence": evidence[i]} if i in evidence else {}))
+        for i, (t, r, n) in enumerate(REQUESTS)
+    ]
+    path = tmp_path / "judged.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    gs = split_by_prompt(generate_heuristic(prompts12, HeuristicConfig(seed=42)), test=0.25, dev=0.25, seed=42)
+    _, record = add_feedback_family(gs, read_feedback([path], prompts12), test=0.25, dev=0.25)
+    assert record["pairs_by_chains"] == 3
+    assert "Query chains judged 3 of the relevant prompts" in _feedback_sentence(record)
+    plain_read = read_feedback([write_requests(tmp_path / "p.jsonl")], prompts12)
+    _, plain = add_feedback_family(gs, plain_read, test=0.25, dev=0.25)
+    assert plain["pairs_by_chains"] == 0 and "Query chains" not in _feedback_sentence(plain)
+
+
 # ---------------------------------------------------------------- the pipeline
 
 

@@ -57,6 +57,7 @@ class FeedbackQuery:
     timestamp: datetime
     source: str
     where: str
+    chained: int = 0  # relevant prompts query chains judged (evidence chain_grade 2, click_grade not 2)
 
     @property
     def kind(self) -> str:
@@ -129,6 +130,19 @@ def parse_line(row: Any, where: str) -> FeedbackQuery:
         _timestamp(row.get("timestamp"), where),
         source,
         where,
+        _chained(row.get("evidence"), relevant),
+    )
+
+
+def _chained(evidence: Any, relevant: dict[str, int]) -> int:
+    """How many of the relevant prompts query chains made relevant (`feedback.chains`; their evidence says
+    so), for the report; evidence is informative only, so anything else in it counts nothing."""
+    if not isinstance(evidence, dict):
+        return 0
+    return sum(
+        1
+        for pid in relevant
+        if isinstance(ev := evidence.get(pid), dict) and ev.get("chain_grade") == 2 and ev.get("click_grade") != 2
     )
 
 
@@ -170,7 +184,7 @@ def _known(q: FeedbackQuery, names: dict[str, str], skip: bool, read: FeedbackRe
         read.no_relevant += 1
         return None
     nonrelevant = tuple(dict.fromkeys(found for key in q.nonrelevant if (found := pid(key)) and found not in relevant))
-    return FeedbackQuery(q.text, relevant, nonrelevant, q.timestamp, q.source, q.where)
+    return FeedbackQuery(q.text, relevant, nonrelevant, q.timestamp, q.source, q.where, q.chained)
 
 
 def read_feedback(paths: Iterable[str | Path], corpus: Sequence[Prompt], *, skip_unknown: bool = False) -> FeedbackRead:
@@ -292,6 +306,8 @@ def _record(
         "train_clicks_grade1_only": sum(
             1 for q in by_split["train"] if q.kind == FEEDBACK_KIND and max(q.relevant.values(), default=0) < 2
         ),
+        # relevant prompts judged by query chains (writers who rephrased), not by clicks on them
+        "pairs_by_chains": sum(q.chained for q in everyone),
         "replaced": read.replaced,
         "already_present": already_present,
         "unknown_prompts": read.unknown_prompts,

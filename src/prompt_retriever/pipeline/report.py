@@ -151,6 +151,11 @@ def _feedback_sentence(family: dict[str, Any], click_positive_grade: int = 2) ->
     )
     if left:
         out += " Left out: " + "; ".join(f"{v} {said}" for said, v in left.items()) + "."
+    if family.get("pairs_by_chains"):
+        out += (
+            f" Query chains judged {family['pairs_by_chains']} of the relevant prompts (writers who found nothing, "
+            "rephrased and took that prompt: prompts the clicks on a request's own answers never graded)."
+        )
     if click_positive_grade > 1 and family.get("train_clicks_grade1_only"):
         out += (
             f" Not trained on: {family['train_clicks_grade1_only']} train requests judged from clicks whose best "
