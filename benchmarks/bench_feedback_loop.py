@@ -65,6 +65,11 @@ results misjudged); the true judgments are known to the simulator only. Every se
    the baseline and part 3's feedback runs. If even this run cannot beat the baseline there, no click
    model can make part 3's runs do so: the headroom is not in the writers' queries.
 
+3d. seed (`--parts seed`, after loop): the noise floor. The baseline pipeline again with another seed
+   (`--other-seed`, 43) and no feedback, against the baseline, on part 3's held-out queries and on each
+   feedback run's later requests (3b's test splits): how far one training run moves these numbers when
+   nothing was learnt from the writers.
+
 Results: `results/bench_feedback_loop_<part>.json` per part as it finishes, and
 `results/bench_feedback_loop.json` (all parts present), each printed as one JSON line, with the CPU model
 and SIMD flags. Runs, stores and server logs live under `--work` (default runs/bench_feedback_loop,
@@ -530,6 +535,36 @@ def part_future(args, work: Path) -> dict:
     }
 
 
+def part_seed(args, work: Path) -> dict:
+    """Part 3d, the noise floor: the baseline pipeline again with another seed (`--other-seed`) and no
+    feedback, against the baseline, on part 3's held-out queries and on each feedback run's later requests
+    (part 3b's test splits): how far one training run moves those numbers with no feedback at all. Reads
+    the runs part 3 made."""
+    writers, heldout = collection_ids(work)
+    corpus = writers | heldout
+    with_ref = args.loop_baseline == "base"
+    base_name = "run-base" if with_ref else "run-noref"
+    other = work / f"{base_name}-seed{args.other_seed}"
+    seconds = loop_pipeline(work, other, args.other_seed, reference=with_ref, max_rows=args.max_rows)
+    typed = {q.text.casefold(): q for q in sw.natural_queries_of(writers, corpus)}
+    sets = {"heldout": sw.natural_queries_of(heldout, corpus)}
+    for n in args.loop_sizes:
+        sets[f"later_{n}"] = [typed[t.casefold()] for t in feedback_family(feedback_run(work, n, with_ref))[1]]
+    rows = {}
+    for name, queries in sets.items():
+        scores = {
+            run: [sw.ndcg10(ids, q.truth) for ids, q in zip(served_rankings(work / run, queries), queries, strict=True)]
+            for run in (base_name, other.name)
+        }
+        rows[name] = {"queries": len(queries)} | compare_runs(scores, base_name, [other.name])[0]
+    return {
+        "protocol": f"{other.name}: the baseline pipeline with seed {args.other_seed} instead of {args.seed}, no "
+        "feedback; scored like parts 3 and 3b (each comparison on its own, no correction across them)",
+        "pipeline_seconds": round(seconds, 1),
+        "comparisons": rows,
+    }
+
+
 def oracle_judged(path: Path, queries: list[sw.SimQuery], seed: int) -> Path:
     """Every writers' query with its TRUE judgments as a judged-feedback file (`source` owner: as if the
     owner had judged them all), last searched in a seeded random order one minute apart (the time split)."""
@@ -755,7 +790,8 @@ def main() -> None:
     ap.add_argument(
         "--parts",
         default="recover,experiment,loop",
-        help="comma-separated: recover, experiment, loop, future (3b: reads loop's runs), oracle (3c: the same)",
+        help="comma-separated: recover, experiment, loop, future (3b: reads loop's runs), oracle (3c: the same), "
+        "seed (3d: the same)",
     )
     ap.add_argument("--quick", action="store_true", help="small sizes and a small training budget (smoke run)")
     ap.add_argument("--seed", type=int, default=42)
@@ -814,6 +850,7 @@ def main() -> None:
         help="loop: a writer done with one need (found or given up) searches for another, unrelated one in the "
         "same session with this probability (what makes query chains wrong); results get _switch",
     )
+    ap.add_argument("--other-seed", type=int, default=43, help="seed: the baseline's other training seed")
     args = ap.parse_args()
     argv = sys.argv[1:]
     if "--parts" in argv:  # what a child started by this run repeats: every option but --parts
@@ -841,6 +878,7 @@ def main() -> None:
         "loop": part_loop,
         "future": part_future,
         "oracle": part_oracle,
+        "seed": part_seed,
     }
     for part in parts:
         if part == "merge":
@@ -864,8 +902,8 @@ def main() -> None:
         variant += "_explore" if part in ("loop", "future") and args.loop_explore else ""
         if variant.endswith("_explore") and args.loop_explore_depth:
             variant += f"_depth{args.loop_explore_depth}"
-        variant += "_reformulate" if part in ("loop", "future") and args.loop_reformulate else ""
-        variant += "_switch" if part in ("loop", "future") and args.loop_switch else ""
+        variant += "_reformulate" if part in ("loop", "future", "seed") and args.loop_reformulate else ""
+        variant += "_switch" if part in ("loop", "future", "seed") and args.loop_switch else ""
         emit(f"bench_feedback_loop_{part}{variant}{suffix}", res)
     found = {p: RESULTS / f"bench_feedback_loop_{p}{suffix}.json" for p in PARTS}
     if any(p in PARTS or p == "merge" for p in parts) and all(f.exists() for f in found.values()):
