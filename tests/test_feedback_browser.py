@@ -44,9 +44,12 @@ def test_search_open_and_copy_on_the_page_arrive_linked_to_the_query(small_retri
     finally:
         recorder.close()
     with sqlite3.connect(db) as conn:
-        queries = conn.execute("SELECT query_id, user_query, object_ids FROM ubi_queries").fetchall()
+        queries = conn.execute("SELECT query_id, user_query, object_ids, client_id FROM ubi_queries").fetchall()
     searched = [q for q in queries if q[1] == "ghost in a lighthouse"]
     assert searched, queries  # typing may send a search per pause: the last is the one shown
+    # the first search of a new browser carries the id too (made when /api/info says searches are recorded),
+    # so a request the writer rephrased at once can be chained (feedback/chains.py)
+    assert [q[3] for q in queries] == [client_id] * len(queries)
     events = _events(db)
     assert len({e[0] for e in events}) == 1
     (query,) = [q for q in searched if q[0] == events[0][0]]

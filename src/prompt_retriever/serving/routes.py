@@ -165,7 +165,8 @@ def add_health_routes(app: FastAPI, live: LiveState) -> None:
 
     @app.get("/api/info", response_model=InfoOut, response_model_by_alias=True)
     async def info() -> InfoOut:
-        return live.state.info.model_copy(update={"current_run": current_run(live)})
+        feedback = True if getattr(app.state, "feedback", None) is not None else None
+        return live.state.info.model_copy(update={"current_run": current_run(live), "feedback": feedback})
 
     @app.get("/healthz", response_model=HealthOut)
     async def healthz() -> HealthOut:

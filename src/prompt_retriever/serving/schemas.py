@@ -158,6 +158,11 @@ class InfoOut(BaseModel):
         description="The run its runs folder names current now (`promote`, `rollback`), if it has one: another "
         "than `run` while `serve --runs` has not switched yet (or cannot: it keeps trying)",
     )
+    feedback: bool | None = Field(
+        None,
+        description="True when this server records searches and what writers do with results (`serve "
+        "--feedback`): the page then sends its client id from its first search on",
+    )
 
 
 class PromptIn(BaseModel):

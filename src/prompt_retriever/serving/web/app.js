@@ -126,6 +126,7 @@
     const p = params(); p.set("q", text); p.set("k", "10");
     statusEl.textContent = "Searching…";
     try {
+      if (!storedClientId()) await infoLoaded; // a server that takes events: this first search carries the id too
       const id = storedClientId();
       const data = await getJSON("/api/search?" + p.toString(), id ? { "X-Client-Id": id } : {});
       if (mine !== seq) return; // a newer search is on its way
@@ -235,6 +236,7 @@
     const runLine = $("run-info");
     try {
       const data = await getJSON("/api/info");
+      if (data && data.feedback === true) newClientId(); // searches are recorded: chained by this id (query chains)
       const text = infoText(data);
       info.textContent = text;
       info.hidden = !text;
@@ -274,6 +276,6 @@
     if (ev.key === "/" && document.activeElement !== q) { ev.preventDefault(); q.focus(); }
     if (ev.key === "Escape" && document.activeElement === q) { q.value = ""; commitSearch(); }
   });
-  loadInfo();
+  const infoLoaded = loadInfo(); // never rejects
   init();
 })();
