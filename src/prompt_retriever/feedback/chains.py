@@ -85,10 +85,9 @@ class ChainLog:
             yield q
 
     def events(self, events: Iterable[EventRecord]) -> Iterator[EventRecord]:
-        weight = dict(self.config.action_weights)
         for e in events:
             search = self._searches.get(e.query_id)
-            if weight.get(e.action_name, 0.0) > 0 and search is not None and e.object_id in search.shown:
+            if self.config.weight(e.action_name) > 0 and search is not None and e.object_id in search.shown:
                 self._satisfied.setdefault(e.query_id, set()).add(e.object_id)
             yield e
 
@@ -97,16 +96,16 @@ class ChainLog:
         `chain_window_s` is 0 (chains off)."""
         if not self.config.chain_window_s:
             return {}
-        by_client: dict[str, list[tuple[str, _Search]]] = {}
-        for query_id, s in self._searches.items():
-            by_client.setdefault(s.client, []).append((query_id, s))
+        by_client: dict[str, list[_Search]] = {}
+        for s in self._searches.values():
+            by_client.setdefault(s.client, []).append(s)
         reformulated: dict[str, int] = {}
         chains: dict[tuple[str, str], int] = {}
         for rows in by_client.values():
-            rows.sort(key=lambda r: (r[1].at, r[1].query_id))  # ties as the store reads them
+            rows.sort(key=lambda r: (r.at, r.query_id))  # ties as the store reads them
             run: list[str] = []  # the key of each reformulated search since the last satisfied one
-            for (query_id, s), nxt in zip(rows, [*rows[1:], None], strict=True):
-                satisfied = self._satisfied.get(query_id)
+            for s, nxt in zip(rows, [*rows[1:], None], strict=True):
+                satisfied = self._satisfied.get(s.query_id)
                 if run and satisfied:
                     for key in run:  # each reformulated search chains once (as `reformulated` counts them)
                         if key != s.key:
@@ -115,8 +114,8 @@ class ChainLog:
                 if satisfied:
                     run = []
                     continue
-                follows = nxt is not None and (nxt[1].at - s.at).total_seconds() <= self.config.chain_window_s
-                if follows and not typing_on(s.key, nxt[1].key):
+                follows = nxt is not None and (nxt.at - s.at).total_seconds() <= self.config.chain_window_s
+                if follows and not typing_on(s.key, nxt.key):
                     reformulated[s.key] = reformulated.get(s.key, 0) + 1
                     run.append(s.key)
                 elif not follows:  # the same query again, or still typing it, keeps the run going

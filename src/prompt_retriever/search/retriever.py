@@ -278,22 +278,21 @@ class PromptRetriever(RetrieverFiles):
         unless `tell_engine` is off (the caller upserts those ids at once)."""
         if not any(i in self._by_id for i in drop):  # nothing to take out: no pass over every prompt
             return 0
-        keep = [i for i, p in enumerate(self.prompts) if p.id not in drop]
-        removed = len(self.prompts) - len(keep)
-        if removed:
-            self.store.delete([p.id for p in self.prompts if p.id in drop])
-            if self.engine is not None and tell_engine:
-                self.engine.delete([p.id for p in self.prompts if p.id in drop])
-            old, self.prompts = self.prompts, [self.prompts[i] for i in keep]
-            if len(keep):
-                self.embeddings, self._spare = take_rows(self.embeddings, keep)
-            else:
-                self.embeddings, self._spare = self.embeddings[:0], None
-            self._by_id = {p.id: p for p in self.prompts}
-            self.__dict__.pop("_order", None)
-            if self._bm25 is not None:
-                self._bm25.remove([i for i, p in enumerate(old) if p.id in drop])
-        return removed
+        keep: list[int] = []
+        gone: list[int] = []
+        for i, p in enumerate(self.prompts):  # one pass: the positions kept and those taken out
+            (gone if p.id in drop else keep).append(i)
+        gone_ids = [self.prompts[i].id for i in gone]
+        self.store.delete(gone_ids)
+        if self.engine is not None and tell_engine:
+            self.engine.delete(gone_ids)
+        self.prompts = [self.prompts[i] for i in keep]
+        self.embeddings, self._spare = take_rows(self.embeddings, keep)
+        self._by_id = {p.id: p for p in self.prompts}
+        self.__dict__.pop("_order", None)
+        if self._bm25 is not None:
+            self._bm25.remove(gone)
+        return len(gone)
 
     def get(self, prompt_id: str) -> Prompt | None:
         return self._by_id.get(prompt_id)

@@ -49,6 +49,11 @@ class Spare:
         )
 
 
+def _buffer(rows: int, like: np.ndarray) -> np.ndarray:
+    """An empty buffer for `rows` rows shaped like `like`'s, with spare rows after them."""
+    return np.empty((max(int(rows * GROWTH), rows + MIN_SPARE), *like.shape[1:]), dtype=like.dtype)
+
+
 def append_rows(matrix: np.ndarray, new: np.ndarray, spare: Spare | None) -> tuple[np.ndarray, Spare]:
     """`matrix` with the rows of `new` after it, and the `Spare` to pass to the next call: written into
     the spare rows after `matrix` when it is `spare`'s newest view and they suffice, else copied (with both)
@@ -64,7 +69,7 @@ def append_rows(matrix: np.ndarray, new: np.ndarray, spare: Spare | None) -> tup
                 spare.filled = n + k
                 return spare.buffer[: n + k], spare
     rows = n + k
-    buffer = np.empty((max(int(rows * GROWTH), rows + MIN_SPARE), *matrix.shape[1:]), dtype=matrix.dtype)
+    buffer = _buffer(rows, matrix)
     buffer[:n] = matrix
     buffer[n:rows] = new
     return buffer[:rows], Spare(buffer, rows)
@@ -80,7 +85,7 @@ def take_rows(matrix: np.ndarray, keep: np.ndarray | list[int]) -> tuple[np.ndar
     breaks = np.flatnonzero(np.diff(keep) != 1) + 1
     if rows == 0 or len(breaks) >= MAX_RUNS:
         return matrix[keep], None
-    buffer = np.empty((max(int(rows * GROWTH), rows + MIN_SPARE), *matrix.shape[1:]), dtype=matrix.dtype)
+    buffer = _buffer(rows, matrix)
     for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), rows], strict=True):
         buffer[lo:hi] = matrix[keep[lo] : keep[lo] + (hi - lo)]
     return buffer[:rows], Spare(buffer, rows)

@@ -165,7 +165,7 @@ def add_health_routes(app: FastAPI, live: LiveState) -> None:
 
     @app.get("/api/info", response_model=InfoOut, response_model_by_alias=True)
     async def info() -> InfoOut:
-        feedback = True if getattr(app.state, "feedback", None) is not None else None
+        feedback = True if app.state.feedback is not None else None  # as a search answer says it
         return live.state.info.model_copy(update={"current_run": current_run(live), "feedback": feedback})
 
     @app.get("/healthz", response_model=HealthOut)
